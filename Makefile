@@ -1,0 +1,37 @@
+# Setup, demo, test and run targets. Every target creates the venv if it is missing.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export TF_USE_LEGACY_KERAS := 1
+export PYTHONHASHSEED := 0
+# TFX 1.16 needs Python 3.10: use python3.10 from PATH, else the pyenv install.
+PYTHON310 ?= $(shell (python3.10 --version >/dev/null 2>&1 && echo python3.10) || ls $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.10*/bin/python3.10 2>/dev/null | tail -1)
+DATA ?= ../shared/data/amazon-cdsr/cloth_sport
+OUT ?= runs
+CONFIG ?=
+
+.PHONY: venv demo test run tensorboard clean bench
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@test -n "$(PYTHON310)" || { echo "Python 3.10 not found (TFX 1.16 needs it)"; exit 1; }
+	@test -x $(PY) || $(PYTHON310) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip<25"
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+demo: venv
+	$(PY) -m pipeline.cli demo --out $(OUT)/demo $(if $(CONFIG),--config $(CONFIG))
+
+run: venv
+	$(PY) -m pipeline.cli run --data $(DATA) --out $(OUT)/$(notdir $(DATA)) $(if $(CONFIG),--config $(CONFIG))
+
+test: venv
+	$(PY) -m pytest -q
+
+tensorboard: venv
+	$(VENV)/bin/tensorboard --logdir $(OUT) --bind_all
+
+clean:
+	rm -rf $(OUT)

@@ -1,0 +1,161 @@
+"""Beam graph of InteractionExampleGen: files -> validated rows -> split TFRecords + vocabularies.
+
+The DoFns are module-level functions so Beam's multi-processing DirectRunner (and
+Dataflow, Flink, Spark) can import them.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Dict, List, Tuple
+
+import apache_beam as beam
+
+from components.ingest import logic
+from models import features as F
+
+
+def detect_format(data_path: str) -> str:
+    """'paper' for a folder with train.csv and test.csv, 'long' for one CSV/Parquet file."""
+    if os.path.isdir(data_path):
+        if all(os.path.exists(os.path.join(data_path, f)) for f in ("train.csv", "test.csv")):
+            return "paper"
+        raise logic.IngestError(f"{data_path}: a folder must hold the paper's train.csv and test.csv")
+    if os.path.isfile(data_path) and data_path.endswith((".csv", ".parquet")):
+        return "long"
+    raise logic.IngestError(f"{data_path}: not found, or not a folder / .csv / .parquet file")
+
+
+def _paper_lines(file_and_kind: Tuple[str, str]):
+    path, kind = file_and_kind
+    for path, lineno, line in logic.read_paper_file(path):
+        yield path, lineno, line, kind
+
+
+def _parse_paper(element) -> Dict:
+    path, lineno, line, kind = element
+    row = logic.parse_paper_line(line, path, lineno)
+    row["file_kind"] = kind
+    return row
+
+
+def _long_events(path: str):
+    yield from logic.read_long_table(path)
+
+
+def _long_rows(user_events) -> List[Dict]:
+    user_id, events = user_events
+    rows = logic.rows_from_user_events(user_id, events)
+    for row in rows:
+        row["file_kind"] = "long"
+    return rows
+
+
+def _with_split(row: Dict, cfg) -> Dict:
+    if row["file_kind"] == "long":
+        split = logic.split_of_long_user(row["user_id"], cfg)
+    else:
+        split = logic.split_of_paper_row(row["user_id"], row["file_kind"], cfg)
+    row = logic.maybe_make_cold_start(row, split, cfg)
+    row["split"] = split
+    return row
+
+
+class _ToExample(beam.DoFn):
+    """Builds the example; the vocab index maps are built once per worker, not per row."""
+
+    def process(self, row, vocab_x, vocab_y, threshold):
+        if getattr(self, "_key", None) != (len(vocab_x), len(vocab_y)):
+            self._index_x = {item: i + 1 for i, item in enumerate(vocab_x)}
+            self._index_y = {item: i + 1 for i, item in enumerate(vocab_y)}
+            self._key = (len(vocab_x), len(vocab_y))
+        feats = logic.build_example_features(row, self._index_x, self._index_y, threshold)
+        yield row["split"], feats
+
+
+def _write_vocabs(vocabs, output_dir: str):
+    vocab_x, vocab_y = vocabs
+    os.makedirs(os.path.join(output_dir, F.VOCAB_DIR), exist_ok=True)
+    for name, vocab in zip(F.VOCAB_FILES, (vocab_x, vocab_y)):
+        F.write_lines(os.path.join(output_dir, F.VOCAB_DIR, name), vocab)
+
+
+def _count_key(split_feats) -> Tuple[str, str]:
+    split, feats = split_feats
+    group = "cold_start" if feats[F.IS_COLD_START] else ("long_tailed" if feats[F.IS_LONG_TAILED] else "other")
+    return f"{split}/{'xy'[feats[F.TARGET_DOMAIN]]}/{group}"
+
+
+def _write_report(counts, vocabs, threshold, output_dir: str, data_path: str, data_format: str):
+    report = {
+        "data_path": data_path,
+        "data_format": data_format,
+        "rows": dict(sorted(counts)),
+        "rows_by_split": {},
+        "num_items_x": len(vocabs[0]),
+        "num_items_y": len(vocabs[1]),
+        # The paper's id space is shared; an id in both lists is kept once per domain vocabulary.
+        "item_ids_in_both_domains": len(set(vocabs[0]) & set(vocabs[1])),
+        "long_tail_threshold": threshold,
+    }
+    for key, n in counts:
+        split = key.split("/")[0]
+        report["rows_by_split"][split] = report["rows_by_split"].get(split, 0) + n
+    with open(os.path.join(output_dir, "ingest_report.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    print(f"[ingest] {data_path} ({data_format}): rows {report['rows_by_split']}, "
+          f"items X={report['num_items_x']} Y={report['num_items_y']}, long-tail threshold {threshold:.2f}", flush=True)
+
+
+def build_ingest(p: beam.Pipeline, data_path: str, data_format: str, cfg, output_dir: str) -> None:
+    """Adds the ingest graph to `p`; outputs go under `output_dir` in TFX Examples layout."""
+    if data_format == "auto":
+        data_format = detect_format(data_path)
+    if data_format == "paper":
+        files = [(os.path.join(data_path, "train.csv"), "train"), (os.path.join(data_path, "test.csv"), "test")]
+        rows = (p | "Files" >> beam.Create(files)
+                  | "ReadLines" >> beam.FlatMap(_paper_lines)
+                  | "Spread" >> beam.Reshuffle()
+                  | "Parse" >> beam.Map(_parse_paper))
+    elif data_format == "long":
+        rows = (p | "Files" >> beam.Create([data_path])
+                  | "ReadEvents" >> beam.FlatMap(_long_events)
+                  | "ByUser" >> beam.GroupByKey()
+                  | "Rows" >> beam.FlatMap(_long_rows))
+    else:
+        raise logic.IngestError(f"data_format must be 'paper', 'long' or 'auto', found {data_format!r}")
+
+    rows = rows | "Split" >> beam.Map(_with_split, cfg=cfg)
+
+    def vocab(index):
+        return (rows | f"Items{index}" >> beam.FlatMap(lambda r, i=index: logic.domain_items(r)[i])
+                     | f"Distinct{index}" >> beam.Distinct()
+                     | f"Collect{index}" >> beam.combiners.ToList()
+                     | f"Sort{index}" >> beam.Map(logic.build_vocab))
+
+    vocab_x, vocab_y = vocab(0), vocab(1)
+    threshold = (rows | "TrainOnly" >> beam.Filter(lambda r: r["split"] == "train")
+                      | "HistLen" >> beam.Map(logic.row_history_length)
+                      | "AllLens" >> beam.combiners.ToList()
+                      | "Threshold" >> beam.Map(logic.long_tail_threshold, share=cfg.long_tail_share))
+
+    examples = rows | "ToExample" >> beam.ParDo(
+        _ToExample(), beam.pvalue.AsSingleton(vocab_x), beam.pvalue.AsSingleton(vocab_y),
+        beam.pvalue.AsSingleton(threshold))
+    for split in logic.SPLITS:
+        (examples | f"Only-{split}" >> beam.Filter(lambda kv, s=split: kv[0] == s)
+                  | f"Serialize-{split}" >> beam.Map(lambda kv: F.to_example(kv[1]))
+                  | f"Write-{split}" >> beam.io.WriteToTFRecord(
+                      os.path.join(output_dir, F.SPLIT_DIR.format(split), "data"),
+                      file_name_suffix=F.RECORD_SUFFIX))
+
+    pair = (p | "One" >> beam.Create([None])
+              | "Pair" >> beam.Map(lambda _, vx, vy: (vx, vy), vx=beam.pvalue.AsSingleton(vocab_x),
+                                   vy=beam.pvalue.AsSingleton(vocab_y)))
+    pair | "WriteVocab" >> beam.Map(_write_vocabs, output_dir=output_dir)
+    counts = (examples | "CountKey" >> beam.Map(_count_key)
+                       | "Count" >> beam.combiners.Count.PerElement()
+                       | "AllCounts" >> beam.combiners.ToList())
+    counts | "Report" >> beam.Map(_write_report, vocabs=beam.pvalue.AsSingleton(pair),
+                                  threshold=beam.pvalue.AsSingleton(threshold), output_dir=output_dir,
+                                  data_path=data_path, data_format=data_format)

@@ -1,0 +1,52 @@
+"""PseudoSequenceGen: trains a Keras LightGCN on the train graph, then adds pseudo-sequences.
+
+Output: an Examples artifact with every split of the input plus `pseudo_x` / `pseudo_y`.
+It also carries `vocab/` (copied from the input) and `pseudo_sequence_generator/`
+(item and user embeddings, TensorBoard logs, training.json), because the Trainer
+embeds the generator in the serving graph and standard Trainer takes only Examples.
+"""
+
+import os
+import shutil
+
+import apache_beam as beam
+from tfx import v1 as tfx
+from tfx.types import artifact_utils, standard_artifacts
+
+from components.pseudo_sequences import psg
+from models import features as F
+from models.data import read_rows
+from pipeline import config as C
+
+
+def run_pseudo_sequence_gen(in_uri: str, out_uri: str, splits, data_cfg, lightgcn_cfg, beam_pipeline) -> dict:
+    """Trains the generator (in this process) and runs the Beam transform on `beam_pipeline`."""
+    vocab_x, vocab_y = (F.read_vocab(os.path.join(in_uri, F.VOCAB_DIR, f)) for f in F.VOCAB_FILES)
+    shutil.copytree(os.path.join(in_uri, F.VOCAB_DIR), os.path.join(out_uri, F.VOCAB_DIR), dirs_exist_ok=True)
+    train_rows = read_rows(psg.split_files(in_uri, "train"))
+    eval_rows = read_rows(psg.split_files(in_uri, "eval")) if "eval" in splits else []
+    generator_dir = os.path.join(out_uri, psg.GENERATOR_DIR)
+    history = psg.train_generator(train_rows, eval_rows, len(vocab_x), len(vocab_y), data_cfg, lightgcn_cfg,
+                                  generator_dir)
+    with beam_pipeline as p:
+        psg.build_transform(p, in_uri, out_uri, splits, generator_dir, data_cfg,
+                            use_graph=lightgcn_cfg.user_embedding == "graph")
+    print(f"[psg] pseudo-sequences written for splits {list(splits)}", flush=True)
+    return history
+
+
+@tfx.dsl.components.component(use_beam=True)
+def PseudoSequenceGen(
+    examples: tfx.dsl.components.InputArtifact[standard_artifacts.Examples],
+    augmented_examples: tfx.dsl.components.OutputArtifact[standard_artifacts.Examples],
+    data_config: tfx.dsl.components.Parameter[str],
+    lightgcn_config: tfx.dsl.components.Parameter[str],
+    beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
+) -> None:
+    """`data_config` / `lightgcn_config` are the JSON of DataConfig / LightGCNConfig."""
+    splits = artifact_utils.decode_split_names(examples.split_names)
+    augmented_examples.split_names = examples.split_names
+    augmented_examples.set_string_custom_property("payload_format", "FORMAT_TF_EXAMPLE")
+    run_pseudo_sequence_gen(examples.uri, augmented_examples.uri, splits,
+                            C.section_from_json(data_config, C.DataConfig),
+                            C.section_from_json(lightgcn_config, C.LightGCNConfig), beam_pipeline)

@@ -1,0 +1,200 @@
+"""PseudoSequenceGen logic: build the train graph, train LightGCN, and add pseudo_x / pseudo_y.
+
+The Beam DoFn `AddPseudoSequences` is module-level so multi-processing and distributed
+runners can import it. It loads the generator's arrays once per worker in `setup`.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+from typing import Dict, List
+
+import apache_beam as beam
+import numpy as np
+import tensorflow as tf
+
+from models import features as F
+from models import psg as P
+from models.lightgcn import LightGCN, normalized_adjacency, train_lightgcn
+
+GENERATOR_DIR = "pseudo_sequence_generator"
+
+
+def split_files(examples_uri: str, split: str) -> List[str]:
+    files = sorted(glob.glob(os.path.join(examples_uri, F.SPLIT_DIR.format(split), "*")))
+    if not files:
+        raise FileNotFoundError(f"no TFRecords under {os.path.join(examples_uri, F.SPLIT_DIR.format(split))}")
+    return files
+
+
+class Graph:
+    """The train split's user-item graph: user index, item nodes (X first, then Y), edges."""
+
+    def __init__(self, rows: List[Dict], num_items_x: int, num_items_y: int):
+        self.num_items_x, self.num_items_y = num_items_x, num_items_y
+        self.user_index: Dict[str, int] = {}
+        users, items = [], []
+        for row in rows:
+            u = self.user_index.setdefault(row[F.USER_ID], len(self.user_index))
+            xs = list(row[F.HISTORY_X]) + ([row[F.TARGET_ITEM]] if row[F.TARGET_DOMAIN] == 0 else [])
+            ys = list(row[F.HISTORY_Y]) + ([row[F.TARGET_ITEM]] if row[F.TARGET_DOMAIN] == 1 else [])
+            for i in xs:
+                users.append(u)
+                items.append(i - 1)
+            for j in ys:
+                users.append(u)
+                items.append(num_items_x + j - 1)
+        pairs = np.unique(np.stack([np.asarray(users, np.int64), np.asarray(items, np.int64)], 1).reshape(-1, 2), axis=0)
+        self.users, self.items = pairs[:, 0], pairs[:, 1]
+
+    @property
+    def num_users(self) -> int:
+        return len(self.user_index)
+
+    @property
+    def item_ranges(self):
+        return [(0, self.num_items_x), (self.num_items_x, self.num_items_x + self.num_items_y)]
+
+    def neighbours(self):
+        """Per user: (X item indices, Y item indices), 1-based per domain."""
+        out = [([], []) for _ in range(self.num_users)]
+        for u, i in zip(self.users, self.items):
+            if i < self.num_items_x:
+                out[u][0].append(int(i) + 1)
+            else:
+                out[u][1].append(int(i - self.num_items_x) + 1)
+        return out
+
+
+def padded_item_embeddings(item_emb: np.ndarray, num_items_x: int):
+    """Splits LightGCN item embeddings into per-domain matrices with a zero padding row 0."""
+    zero = np.zeros((1, item_emb.shape[1]), np.float32)
+    return (np.concatenate([zero, item_emb[:num_items_x]]).astype(np.float32),
+            np.concatenate([zero, item_emb[num_items_x:]]).astype(np.float32))
+
+
+def validation_recall(rows: List[Dict], emb_x: np.ndarray, emb_y: np.ndarray, max_len: int, k: int,
+                      batch_size: int = 1024) -> float:
+    """Recall@k of eval targets for fold-in users, seen items excluded (LightGCN's stopping signal)."""
+    if not rows:
+        return 0.0
+    hits = 0
+    for lo in range(0, len(rows), batch_size):
+        batch = rows[lo: lo + batch_size]
+        hx = P.left_pad([r[F.HISTORY_X] for r in batch], max_len)
+        hy = P.left_pad([r[F.HISTORY_Y] for r in batch], max_len)
+        user = P.fold_in(emb_x, emb_y, hx, hy)
+        for d, emb in ((0, emb_x), (1, emb_y)):
+            sel = [i for i, r in enumerate(batch) if r[F.TARGET_DOMAIN] == d]
+            if not sel:
+                continue
+            seen = P.left_pad([batch[i][F.HISTORY_X if d == 0 else F.HISTORY_Y] for i in sel], max(1, max(
+                len(batch[i][F.HISTORY_X if d == 0 else F.HISTORY_Y]) for i in sel)))
+            top = P.recall_unseen(tf.gather(user, sel), emb, seen, min(k, emb.shape[0])).numpy()
+            targets = np.asarray([batch[i][F.TARGET_ITEM] for i in sel])[:, None]
+            hits += int((top == targets).any(axis=1).sum())
+    return hits / len(rows)
+
+
+def train_generator(train_rows, eval_rows, num_items_x, num_items_y, data_cfg, cfg, out_dir: str) -> Dict:
+    """Trains LightGCN on the train graph and saves the generator's arrays under out_dir."""
+    graph = Graph(train_rows, num_items_x, num_items_y)
+    print(f"[psg] graph: {graph.num_users} users, {num_items_x}+{num_items_y} items, {len(graph.users)} edges", flush=True)
+    tf.random.set_seed(cfg.seed)
+    adjacency = normalized_adjacency(graph.num_users, num_items_x + num_items_y, graph.users, graph.items)
+    model = LightGCN(graph.num_users, num_items_x + num_items_y, adjacency, cfg.embedding_dim, cfg.num_layers,
+                     cfg.l2_reg, cfg.seed)
+
+    def validate(m):
+        _, item_emb = m.propagate()
+        ex, ey = padded_item_embeddings(item_emb.numpy(), num_items_x)
+        return validation_recall(eval_rows, ex, ey, data_cfg.max_len, cfg.recall_k)
+
+    history = train_lightgcn(model, graph.users, graph.items, graph.item_ranges, cfg, validate,
+                             log_dir=os.path.join(out_dir, "logs"))
+    user_emb, item_emb = (t.numpy() for t in model.propagate())
+    emb_x, emb_y = padded_item_embeddings(item_emb, num_items_x)
+    save_generator(out_dir, emb_x, emb_y, graph, user_emb)
+    with open(os.path.join(out_dir, "training.json"), "w") as f:
+        json.dump(history, f, indent=2)
+    return history
+
+
+def save_generator(out_dir, emb_x, emb_y, graph: Graph, user_emb):
+    """Saves item/user embeddings and each graph user's items (as values + offsets)."""
+    os.makedirs(out_dir, exist_ok=True)
+    neighbours = graph.neighbours()
+    arrays = {"item_emb_x": emb_x, "item_emb_y": emb_y, "user_emb": user_emb,
+              "user_ids": np.asarray(list(graph.user_index), dtype=str)}
+    for d, name in enumerate(("seen_x", "seen_y")):
+        lists = [n[d] for n in neighbours]
+        arrays[name + "_values"] = np.asarray([i for items in lists for i in items], np.int64)
+        arrays[name + "_offsets"] = np.cumsum([0] + [len(items) for items in lists]).astype(np.int64)
+    np.savez(os.path.join(out_dir, "generator.npz"), **arrays)
+
+
+def load_generator(out_dir) -> Dict:
+    with np.load(os.path.join(out_dir, "generator.npz")) as z:
+        g = {k: z[k] for k in z.files}
+    for name in ("seen_x", "seen_y"):
+        values, offsets = g.pop(name + "_values"), g.pop(name + "_offsets")
+        g[name] = [values[offsets[i]: offsets[i + 1]] for i in range(len(offsets) - 1)]
+    return g
+
+
+class AddPseudoSequences(beam.DoFn):
+    """Adds pseudo_x / pseudo_y to a batch of serialized examples.
+
+    Users in the train graph use their learned embedding (unless `use_graph` is off) and
+    exclude all their graph items; others get a fold-in embedding from their history.
+    """
+
+    def __init__(self, generator_dir: str, max_len: int, pseudo_len: int, use_graph: bool = True):
+        self.generator_dir, self.max_len, self.pseudo_len, self.use_graph = generator_dir, max_len, pseudo_len, use_graph
+
+    def setup(self):
+        g = load_generator(self.generator_dir)
+        self.emb_x, self.emb_y, self.user_emb = g["item_emb_x"], g["item_emb_y"], g["user_emb"]
+        self.seen_x, self.seen_y = g["seen_x"], g["seen_y"]
+        self.user_index = {u: i for i, u in enumerate(g["user_ids"])} if self.use_graph else {}
+
+    def process(self, batch: List[bytes]):
+        rows = [F.from_example(b) for b in batch]
+        yield from (F.to_example(r) for r in add_pseudo(rows, self))
+
+
+def add_pseudo(rows: List[Dict], gen) -> List[Dict]:
+    """The batch computation behind AddPseudoSequences (`gen` holds the loaded arrays)."""
+    hx = P.left_pad([r[F.HISTORY_X] for r in rows], gen.max_len)
+    hy = P.left_pad([r[F.HISTORY_Y] for r in rows], gen.max_len)
+    user = P.fold_in(gen.emb_x, gen.emb_y, hx, hy).numpy()
+    seen = ([list(r[F.HISTORY_X]) for r in rows], [list(r[F.HISTORY_Y]) for r in rows])
+    for i, r in enumerate(rows):
+        g = gen.user_index.get(r[F.USER_ID])
+        if g is not None:
+            user[i] = gen.user_emb[g]
+            seen[0][i] += list(gen.seen_x[g])
+            seen[1][i] += list(gen.seen_y[g])
+    out = [dict(r) for r in rows]
+    for d, (hist, emb, name) in enumerate(((hx, gen.emb_x, F.PSEUDO_X), (hy, gen.emb_y, F.PSEUDO_Y))):
+        width = max(1, max(len(s) for s in seen[d]))
+        k = min(gen.pseudo_len, emb.shape[0])
+        recalled = P.recall_unseen(user, emb, P.left_pad(seen[d], width), k)
+        if k < gen.pseudo_len:
+            recalled = tf.pad(recalled, [[0, 0], [0, gen.pseudo_len - k]])
+        pseudo = P.compose_pseudo(hist, recalled, gen.pseudo_len).numpy()
+        for i in range(len(out)):
+            out[i][name] = [int(v) for v in pseudo[i] if v > 0]
+    return out
+
+
+def build_transform(p: beam.Pipeline, in_uri: str, out_uri: str, splits, generator_dir: str, data_cfg, use_graph: bool):
+    """Beam graph: for every split, read examples, add pseudo-sequences in batches, write."""
+    for split in splits:
+        (p | f"Read-{split}" >> beam.io.ReadFromTFRecord(os.path.join(in_uri, F.SPLIT_DIR.format(split), "*"))
+           | f"Batch-{split}" >> beam.BatchElements(min_batch_size=64, max_batch_size=1024)
+           | f"Pseudo-{split}" >> beam.ParDo(AddPseudoSequences(generator_dir, data_cfg.max_len,
+                                                                data_cfg.pseudo_len, use_graph))
+           | f"Write-{split}" >> beam.io.WriteToTFRecord(os.path.join(out_uri, F.SPLIT_DIR.format(split), "data"),
+                                                         file_name_suffix=F.RECORD_SUFFIX))

@@ -1,0 +1,57 @@
+"""tf.data input pipeline: gzip TFRecords -> dicts of left-padded item-index tensors."""
+from __future__ import annotations
+
+import glob
+from typing import Dict, List
+
+import tensorflow as tf
+
+from models import features as F
+
+
+def left_pad_ragged(values: tf.RaggedTensor, length: int) -> tf.Tensor:
+    """Keeps the last `length` items of each row and left-pads with 0 to [B, length]."""
+    tail = values[:, -length:]
+    lengths = tail.row_lengths()
+    right_padded = tail.to_tensor(default_value=0, shape=[None, length])
+    reversed_rows = tf.reverse_sequence(right_padded, lengths, seq_axis=1, batch_axis=0)
+    return tf.reverse(reversed_rows, axis=[1])
+
+
+def make_parser(max_len: int, pseudo_len: int):
+    spec = F.parsing_spec(with_pseudo=True)
+
+    def parse(serialized: tf.Tensor) -> Dict[str, tf.Tensor]:
+        parsed = tf.io.parse_example(serialized, spec)
+        out = {name: parsed[name] for name in (F.USER_ID,) + F.SCALAR_INT_FEATURES}
+        for name, length in ((F.HISTORY_X, max_len), (F.HISTORY_Y, max_len),
+                             (F.PSEUDO_X, pseudo_len), (F.PSEUDO_Y, pseudo_len)):
+            out[name] = left_pad_ragged(tf.RaggedTensor.from_sparse(parsed[name]), length)
+        return out
+
+    return parse
+
+
+def expand(patterns: List[str]) -> List[str]:
+    files = sorted(f for p in patterns for f in (glob.glob(p) if any(c in p for c in "*?[") else [p]))
+    if not files:
+        raise FileNotFoundError(f"no TFRecord files match {patterns}")
+    return files
+
+
+def make_dataset(patterns: List[str], batch_size: int, max_len: int, pseudo_len: int, shuffle: bool = False,
+                 seed: int = 42, cache: bool = True) -> tf.data.Dataset:
+    """Batched, parsed examples; shuffled per epoch when training. Parsing runs in parallel."""
+    ds = tf.data.TFRecordDataset(expand(patterns), compression_type="GZIP")
+    if cache:
+        ds = ds.cache()
+    if shuffle:
+        ds = ds.shuffle(100_000, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size).map(make_parser(max_len, pseudo_len), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def read_rows(files: List[str]) -> List[Dict]:
+    """Reads gzip TFRecords of examples into Python dicts (driver-side: graph building, evaluation)."""
+    ds = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    return [F.from_example(record) for record in ds.as_numpy_iterator()]

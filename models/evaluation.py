@@ -1,0 +1,92 @@
+"""Scoring rows with any scorer (Keras model, SavedModel signature, popularity) and ranking them.
+
+A scorer is `fn(features) -> (scores_x [B, Nx+1], scores_y [B, Ny+1])` on a dict of
+left-padded numpy arrays, so the validation callback and the evaluator component share
+one code path.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Sequence
+
+import numpy as np
+
+from models import features as F
+from models import metrics as M
+from models.psg import left_pad
+
+Scorer = Callable[[Dict[str, np.ndarray]], tuple]
+
+
+def features_from_rows(rows: Sequence[Dict], max_len: int, pseudo_len: int) -> Dict[str, np.ndarray]:
+    return {
+        F.HISTORY_X: left_pad([r[F.HISTORY_X] for r in rows], max_len),
+        F.HISTORY_Y: left_pad([r[F.HISTORY_Y] for r in rows], max_len),
+        F.PSEUDO_X: left_pad([r.get(F.PSEUDO_X, []) for r in rows], pseudo_len),
+        F.PSEUDO_Y: left_pad([r.get(F.PSEUDO_Y, []) for r in rows], pseudo_len),
+    }
+
+
+def compute_ranks(scorer: Scorer, rows: Sequence[Dict], negatives: np.ndarray, max_len: int, pseudo_len: int,
+                  batch_size: int = 1024):
+    """Sampled ranks (against `negatives`) and full ranks (against every unseen domain item)."""
+    sampled, full = np.zeros(len(rows), np.int64), np.zeros(len(rows), np.int64)
+    for lo in range(0, len(rows), batch_size):
+        batch = rows[lo: lo + batch_size]
+        scores = [np.asarray(s) for s in scorer(features_from_rows(batch, max_len, pseudo_len))]
+        domains = np.asarray([r[F.TARGET_DOMAIN] for r in batch])
+        targets = np.asarray([r[F.TARGET_ITEM] for r in batch])
+        for d in (0, 1):
+            sel = np.nonzero(domains == d)[0]
+            if len(sel) == 0:
+                continue
+            s = scores[d][sel].astype(np.float64)
+            sampled[lo + sel] = M.sampled_ranks(s, targets[sel], negatives[lo + sel])
+            full[lo + sel] = _full_ranks(s, targets[sel], [batch[i][F.HISTORY_X if d == 0 else F.HISTORY_Y]
+                                                          for i in sel])
+    return sampled, full
+
+
+def _full_ranks(scores: np.ndarray, targets: np.ndarray, own: List[List[int]]) -> np.ndarray:
+    """Rank among all items of the domain except padding and the user's own history items."""
+    pos = np.take_along_axis(scores, targets[:, None], axis=1)
+    above = scores >= pos
+    above[:, 0] = False
+    above[np.arange(len(targets)), targets] = False
+    for r, items in enumerate(own):
+        if len(items):
+            above[r, np.asarray(items)] = False
+    return above.sum(axis=1)
+
+
+def evaluate_rows(scorer: Scorer, rows: Sequence[Dict], negatives: np.ndarray, max_len: int, pseudo_len: int,
+                  k: int) -> Dict:
+    """{'sampled': grouped metrics, 'full': grouped metrics} plus the per-row ranks."""
+    sampled, full = compute_ranks(scorer, rows, negatives, max_len, pseudo_len)
+    domains = np.asarray([r[F.TARGET_DOMAIN] for r in rows])
+    cold = np.asarray([r[F.IS_COLD_START] for r in rows])
+    tail = np.asarray([r[F.IS_LONG_TAILED] for r in rows])
+    return {
+        "sampled": M.grouped_metrics(sampled, domains, cold, tail, k),
+        "full": M.grouped_metrics(full, domains, cold, tail, k),
+        "ranks": {"sampled": sampled, "full": full},
+    }
+
+
+def item_popularity(rows: Sequence[Dict], num_items: Sequence[int]):
+    """Interaction counts per item and domain over train rows (histories and targets)."""
+    counts = [np.zeros(n + 1, np.float64) for n in num_items]
+    for r in rows:
+        for d, name in ((0, F.HISTORY_X), (1, F.HISTORY_Y)):
+            np.add.at(counts[d], np.asarray(r[name], np.int64), 1.0)
+        counts[r[F.TARGET_DOMAIN]][r[F.TARGET_ITEM]] += 1.0
+    return counts
+
+
+def popularity_scorer(counts) -> Scorer:
+    """The popularity baseline: every user gets the train interaction counts as scores."""
+
+    def score(features):
+        b = len(features[F.HISTORY_X])
+        return tuple(np.broadcast_to(c, (b, len(c))) for c in counts)
+
+    return score

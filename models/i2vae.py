@@ -1,0 +1,331 @@
+"""i2VAE: interest information augmentation with variational regularizers (arXiv 2405.20710).
+
+A Keras subclassed model. Inputs are dicts of left-padded item-index tensors
+(`history_x` [B, T], `history_y` [B, T], `pseudo_x` [B, T'], `pseudo_y` [B, T']; 0 is
+padding). Six Gaussian latents are TFP distributions; `losses` computes every term of
+the paper's objective (section 3.4.5, DESIGN.md step 6) so each one can be logged.
+
+Choices that differ from the authors' code, following the paper instead: sequences
+keep their order; scoring is a dot product h_u . e_i; scales are softplus + min_scale
+without clamps. A cold-start row (no history in a domain) takes its transferred latent
+from the auxiliary encoder r and has its domain-specific latent z masked to zero; its
+augmented latent z_a (from the pseudo-sequence) stays, since that is what the PSG adds.
+"""
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from models import features as F
+
+tfd = tfp.distributions
+
+
+def masked_mean(x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """Mean over real positions; an all-padding row pools to zeros (never NaN)."""
+    m = tf.cast(mask, x.dtype)[..., None]
+    return tf.reduce_sum(x * m, axis=1) / tf.maximum(tf.reduce_sum(m, axis=1), 1.0)
+
+
+def noise_adaptive_weight(length: tf.Tensor, max_len: int, a: float = 0.8, b: float = 0.8) -> tf.Tensor:
+    """w = exp(a * L / T) - b with L the real history length capped at T (paper eq. for DN-R)."""
+    capped = tf.minimum(tf.cast(length, tf.float32), float(max_len))
+    return tf.exp(a * capped / float(max_len)) - b
+
+
+class SASRecEncoder(tf.keras.layers.Layer):
+    """Self-attention encoder over a left-padded sequence with learnable positions.
+
+    Position embeddings are aligned to the right end of the sequence, so left padding of
+    any amount leaves the output unchanged (padding invariance). Attention is
+    bidirectional and padding-masked: the output is pooled, not used for next-step
+    prediction, so no causal mask is needed.
+
+    Args:
+      item_embedding: the domain's shared item Embedding layer.
+      max_len: maximum sequence length (T or T').
+      dim: model width d.
+      num_heads: attention heads (default 4).
+      num_blocks: self-attention blocks.
+      dropout: dropout rate on embeddings, attention and feed-forward outputs.
+    """
+
+    def __init__(self, item_embedding, max_len, dim, num_heads=4, num_blocks=2, dropout=0.2, **kwargs):
+        super().__init__(**kwargs)
+        self.item_embedding, self.max_len, self.dim = item_embedding, max_len, dim
+        self.positions = self.add_weight(name="positions", shape=(max_len, dim),
+                                         initializer=tf.keras.initializers.TruncatedNormal(stddev=0.02))
+        self.dropout = tf.keras.layers.Dropout(dropout)
+        self.blocks = []
+        for i in range(num_blocks):
+            self.blocks.append(dict(
+                norm1=tf.keras.layers.LayerNormalization(epsilon=1e-6, name=f"norm1_{i}"),
+                attention=tf.keras.layers.MultiHeadAttention(num_heads, dim // num_heads, dropout=dropout,
+                                                             name=f"attention_{i}"),
+                norm2=tf.keras.layers.LayerNormalization(epsilon=1e-6, name=f"norm2_{i}"),
+                ffn1=tf.keras.layers.Dense(dim, activation="relu", name=f"ffn1_{i}"),
+                ffn2=tf.keras.layers.Dense(dim, name=f"ffn2_{i}"),
+            ))
+        self.final_norm = tf.keras.layers.LayerNormalization(epsilon=1e-6)
+
+    def call(self, sequence, training=False):
+        """Returns (unpooled [B, L, d], mask [B, L])."""
+        mask = sequence > 0
+        length = tf.shape(sequence)[1]
+        m = tf.cast(mask, tf.float32)[..., None]
+        x = self.item_embedding(sequence) * math.sqrt(self.dim) + self.positions[self.max_len - length:][None]
+        x = self.dropout(x, training=training) * m
+        attention_mask = tf.logical_and(mask[:, :, None], mask[:, None, :])
+        for block in self.blocks:
+            q = block["norm1"](x)
+            x = x + block["attention"](q, x, x, attention_mask=attention_mask, training=training)
+            h = block["ffn2"](block["ffn1"](block["norm2"](x)))
+            x = (x + self.dropout(h, training=training)) * m
+        return self.final_norm(x) * m, mask
+
+
+class GaussianHead(tf.keras.layers.Layer):
+    """Maps features to a diagonal Gaussian posterior (a TFP MultivariateNormalDiag)."""
+
+    def __init__(self, latent_dim, hidden=None, min_scale=1e-4, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = [tf.keras.layers.Dense(h, activation="relu") for h in (hidden or [])]
+        self.params = tf.keras.layers.Dense(2 * latent_dim)
+        self.min_scale = min_scale
+
+    def call(self, x):
+        for layer in self.hidden:
+            x = layer(x)
+        loc, raw = tf.split(self.params(x), 2, axis=-1)
+        return tfd.MultivariateNormalDiag(loc=loc, scale_diag=tf.nn.softplus(raw) + self.min_scale)
+
+
+class LearnablePrior(tf.keras.layers.Layer):
+    """A learnable per-domain Normal prior p(z) = N(mu, diag(sigma^2)), starting at N(0, I)."""
+
+    def __init__(self, latent_dim, min_scale=1e-4, **kwargs):
+        super().__init__(**kwargs)
+        self.loc = self.add_weight(name="loc", shape=(latent_dim,), initializer="zeros")
+        self.raw_scale = self.add_weight(name="raw_scale", shape=(latent_dim,),
+                                         initializer=tf.keras.initializers.Constant(math.log(math.e - 1.0)))
+        self.min_scale = min_scale
+
+    def distribution(self):
+        return tfd.MultivariateNormalDiag(loc=self.loc, scale_diag=tf.nn.softplus(self.raw_scale) + self.min_scale)
+
+
+class CrossDomainAttention(tf.keras.layers.Layer):
+    """q(z_t|x, y): query one domain's unpooled sequence, key/value the other's, mean, MLP."""
+
+    def __init__(self, dim, latent_dim, num_heads, min_scale, **kwargs):
+        super().__init__(**kwargs)
+        self.attention = tf.keras.layers.MultiHeadAttention(num_heads, dim // num_heads)
+        self.head = GaussianHead(latent_dim, hidden=[dim], min_scale=min_scale)
+
+    def call(self, query_seq, query_mask, kv_seq, kv_mask, training=False):
+        mask = tf.logical_and(query_mask[:, :, None], kv_mask[:, None, :])
+        attended = self.attention(query_seq, kv_seq, kv_seq, attention_mask=mask, training=training)
+        return self.head(masked_mean(attended, query_mask))
+
+
+class CrossDomainMLP(tf.keras.layers.Layer):
+    """The MLP variant of q(z_t|x, y) on the pooled [X; Y]."""
+
+    def __init__(self, dim, latent_dim, min_scale, **kwargs):
+        super().__init__(**kwargs)
+        self.head = GaussianHead(latent_dim, hidden=[dim], min_scale=min_scale)
+
+    def call(self, pooled_query, pooled_kv):
+        return self.head(tf.concat([pooled_query, pooled_kv], axis=-1))
+
+
+def _kl(q, p):
+    return tfd.kl_divergence(q, p)
+
+
+def _sample(dist, training):
+    return dist.sample() if training else dist.mean()
+
+
+class I2VAE(tf.keras.Model):
+    """The i2VAE model.
+
+    Args:
+      num_items_x / num_items_y: vocabulary sizes (item indices 1..N; 0 is padding).
+      model_cfg: `pipeline.config.ModelConfig` (d, latent size, heads, blocks, dropout,
+        cross-domain encoder variant, decoder hidden sizes).
+      train_cfg: `pipeline.config.TrainConfig` (lambda_t, lambda_a, a, b, negatives).
+      max_len / pseudo_len: T and T'.
+    """
+
+    LOSS_TERMS = ("rec_x", "rec_y", "kl_z_x", "kl_z_y", "kl_zt_x", "kl_zt_y", "kl_za_x", "kl_za_y",
+                  "informative_x", "informative_y", "denoising_x", "denoising_y")
+
+    def __init__(self, num_items_x, num_items_y, model_cfg, train_cfg, max_len=20, pseudo_len=40, **kwargs):
+        super().__init__(**kwargs)
+        d, k, s = model_cfg.embedding_dim, model_cfg.latent_dim, model_cfg.min_scale
+        self.num_items = (num_items_x, num_items_y)
+        self.model_cfg, self.train_cfg = model_cfg, train_cfg
+        self.max_len, self.pseudo_len = max_len, pseudo_len
+        init = tf.keras.initializers.TruncatedNormal(stddev=0.02)
+        self.item_emb_x = tf.keras.layers.Embedding(num_items_x + 1, d, embeddings_initializer=init, name="item_emb_x")
+        self.item_emb_y = tf.keras.layers.Embedding(num_items_y + 1, d, embeddings_initializer=init, name="item_emb_y")
+        enc = dict(dim=d, num_heads=model_cfg.num_heads, num_blocks=model_cfg.num_blocks, dropout=model_cfg.dropout)
+        self.enc_x = SASRecEncoder(self.item_emb_x, max_len, name="encoder_x", **enc)
+        self.enc_y = SASRecEncoder(self.item_emb_y, max_len, name="encoder_y", **enc)
+        self.enc_ax = SASRecEncoder(self.item_emb_x, pseudo_len, name="encoder_pseudo_x", **enc)
+        self.enc_ay = SASRecEncoder(self.item_emb_y, pseudo_len, name="encoder_pseudo_y", **enc)
+        self.q_z_x = GaussianHead(k, min_scale=s, name="q_z_x")
+        self.q_z_y = GaussianHead(k, min_scale=s, name="q_z_y")
+        self.q_za_x = GaussianHead(k, min_scale=s, name="q_za_x")
+        self.q_za_y = GaussianHead(k, min_scale=s, name="q_za_y")
+        if model_cfg.cross_encoder == "attention":
+            self.q_zt_y = CrossDomainAttention(d, k, model_cfg.num_heads, s, name="q_zt_y")
+            self.q_zt_x = CrossDomainAttention(d, k, model_cfg.num_heads, s, name="q_zt_x")
+        elif model_cfg.cross_encoder == "mlp":
+            self.q_zt_y = CrossDomainMLP(d, k, s, name="q_zt_y")
+            self.q_zt_x = CrossDomainMLP(d, k, s, name="q_zt_x")
+        else:
+            raise ValueError(f"model.cross_encoder must be 'attention' or 'mlp', found {model_cfg.cross_encoder!r}")
+        self.r_y = GaussianHead(k, hidden=[d], min_scale=s, name="r_zt_y")  # r^y(z_t^y | y)
+        self.r_x = GaussianHead(k, hidden=[d], min_scale=s, name="r_zt_x")  # r^x(z_t^x | x)
+        self.prior_z_x = LearnablePrior(k, s, name="prior_z_x")
+        self.prior_z_y = LearnablePrior(k, s, name="prior_z_y")
+        self.prior_za_x = LearnablePrior(k, s, name="prior_za_x")
+        self.prior_za_y = LearnablePrior(k, s, name="prior_za_y")
+        self.dec_x = self._decoder(model_cfg.decoder_hidden, d, "decoder_x")
+        self.dec_y = self._decoder(model_cfg.decoder_hidden, d, "decoder_y")
+        self.trackers = {name: tf.keras.metrics.Mean(name=name) for name in ("loss",) + self.LOSS_TERMS}
+        self.trackers["noise_weight_x"] = tf.keras.metrics.Mean(name="noise_weight_x")
+        self.trackers["noise_weight_y"] = tf.keras.metrics.Mean(name="noise_weight_y")
+
+    @staticmethod
+    def _decoder(hidden, dim, name):
+        layers = [tf.keras.layers.Dense(h, activation="relu") for h in hidden] + [tf.keras.layers.Dense(dim)]
+        return tf.keras.Sequential(layers, name=name)
+
+    # ----- encoding -----
+    def encode(self, features, training=False):
+        """All posteriors, priors-independent masks and the sampled latents of a batch."""
+        xs, mx = self.enc_x(features[F.HISTORY_X], training=training)
+        ys, my = self.enc_y(features[F.HISTORY_Y], training=training)
+        axs, max_ = self.enc_ax(features[F.PSEUDO_X], training=training)
+        ays, may = self.enc_ay(features[F.PSEUDO_Y], training=training)
+        X, Y = masked_mean(xs, mx), masked_mean(ys, my)
+        Xa, Ya = masked_mean(axs, max_), masked_mean(ays, may)
+        has_x = tf.reduce_any(mx, axis=1)
+        has_y = tf.reduce_any(my, axis=1)
+        out = dict(has_x=has_x, has_y=has_y, has_ax=tf.reduce_any(max_, axis=1), has_ay=tf.reduce_any(may, axis=1),
+                   len_x=tf.reduce_sum(tf.cast(mx, tf.int32), 1), len_y=tf.reduce_sum(tf.cast(my, tf.int32), 1))
+        out["q_z_x"], out["q_z_y"] = self.q_z_x(X), self.q_z_y(Y)
+        out["q_za_x"], out["q_za_y"] = self.q_za_x(Xa), self.q_za_y(Ya)
+        if isinstance(self.q_zt_y, CrossDomainAttention):
+            out["q_zt_y"] = self.q_zt_y(xs, mx, ys, my, training=training)  # Y's interest transferred to X
+            out["q_zt_x"] = self.q_zt_x(ys, my, xs, mx, training=training)
+        else:
+            out["q_zt_y"] = self.q_zt_y(X, Y)
+            out["q_zt_x"] = self.q_zt_x(Y, X)
+        out["r_zt_y"], out["r_zt_x"] = self.r_y(Y), self.r_x(X)
+        return out
+
+    def latents(self, enc, training=False):
+        """Samples (training) or means (inference), with cold-start routing and masks."""
+        both = tf.logical_and(enc["has_x"], enc["has_y"])[:, None]
+
+        def mask(z, keep):
+            return z * tf.cast(keep, z.dtype)[:, None]
+
+        z_x = mask(_sample(enc["q_z_x"], training), enc["has_x"])
+        z_y = mask(_sample(enc["q_z_y"], training), enc["has_y"])
+        # cold-start in X (no X history): the transferred interest comes from r^y(z_t^y | y)
+        z_ty = mask(tf.where(both, _sample(enc["q_zt_y"], training), _sample(enc["r_zt_y"], training)), enc["has_y"])
+        z_tx = mask(tf.where(both, _sample(enc["q_zt_x"], training), _sample(enc["r_zt_x"], training)), enc["has_x"])
+        z_ax = mask(_sample(enc["q_za_x"], training), enc["has_ax"])
+        z_ay = mask(_sample(enc["q_za_y"], training), enc["has_ay"])
+        return z_x, z_y, z_tx, z_ty, z_ax, z_ay
+
+    def call(self, features, training=False):
+        """User representations (h_u^X, h_u^Y), each [B, d]; score items with `score_all`."""
+        enc = self.encode(features, training=training)
+        z_x, z_y, z_tx, z_ty, z_ax, z_ay = self.latents(enc, training=training)
+        h_x = self.dec_x(tf.concat([z_x, z_ty, z_ax], axis=-1))
+        h_y = self.dec_y(tf.concat([z_y, z_tx, z_ay], axis=-1))
+        return h_x, h_y, enc
+
+    def score_all(self, features):
+        """Scores of every item of each domain (column 0 is padding), at inference (means)."""
+        h_x, h_y, _ = self(features, training=False)
+        return (tf.matmul(h_x, self.item_emb_x.embeddings, transpose_b=True),
+                tf.matmul(h_y, self.item_emb_y.embeddings, transpose_b=True))
+
+    # ----- objective -----
+    def _reconstruction(self, h, emb, targets, in_domain, num_items):
+        """BCE of the target against `num_train_negatives` uniform negatives, rows of this domain only."""
+        n = self.train_cfg.num_train_negatives
+        negatives = tf.random.uniform([tf.shape(h)[0], n], 1, num_items + 1, dtype=tf.int64)
+        pos = tf.reduce_sum(h * emb(tf.where(in_domain, targets, tf.zeros_like(targets))), axis=-1)
+        neg = tf.einsum("bd,bnd->bn", h, emb(negatives))
+        bce = tf.nn.softplus(-pos) + tf.reduce_sum(tf.nn.softplus(neg), axis=-1)
+        return tf.reduce_mean(bce * tf.cast(in_domain, tf.float32))
+
+    def losses_and_terms(self, features, training=True):
+        """Returns (total loss, dict of every term) for a batch with targets."""
+        h_x, h_y, enc = self(features, training=training)
+        cfg = self.train_cfg
+        targets, domain = features[F.TARGET_ITEM], features[F.TARGET_DOMAIN]
+        fx, fy = tf.cast(enc["has_x"], tf.float32), tf.cast(enc["has_y"], tf.float32)
+        both = fx * fy
+        std = tfd.MultivariateNormalDiag(loc=tf.zeros_like(enc["q_z_x"].mean()))  # N(0, I)
+        both_b = tf.logical_and(enc["has_x"], enc["has_y"])
+        kl_used_ty = tf.where(both_b, _kl(enc["q_zt_y"], std), _kl(enc["r_zt_y"], std))
+        kl_used_tx = tf.where(both_b, _kl(enc["q_zt_x"], std), _kl(enc["r_zt_x"], std))
+        w_x = noise_adaptive_weight(enc["len_x"], self.max_len, cfg.noise_a, cfg.noise_b)
+        w_y = noise_adaptive_weight(enc["len_y"], self.max_len, cfg.noise_a, cfg.noise_b)
+        mean = tf.reduce_mean
+        terms = {
+            "rec_x": self._reconstruction(h_x, self.item_emb_x, targets, tf.equal(domain, 0), self.num_items[0]),
+            "rec_y": self._reconstruction(h_y, self.item_emb_y, targets, tf.equal(domain, 1), self.num_items[1]),
+            "kl_z_x": mean(fx * _kl(enc["q_z_x"], self.prior_z_x.distribution())),
+            "kl_z_y": mean(fy * _kl(enc["q_z_y"], self.prior_z_y.distribution())),
+            "kl_zt_x": mean(fx * kl_used_tx),
+            "kl_zt_y": mean(fy * kl_used_ty),
+            "kl_za_x": mean(tf.cast(enc["has_ax"], tf.float32) * _kl(enc["q_za_x"], self.prior_za_x.distribution())),
+            "kl_za_y": mean(tf.cast(enc["has_ay"], tf.float32) * _kl(enc["q_za_y"], self.prior_za_y.distribution())),
+            # informative + disentangle: the full posterior of the transferred latent vs its one-domain r
+            "informative_x": mean(both * _kl(enc["q_zt_x"], enc["r_zt_x"])),
+            "informative_y": mean(both * _kl(enc["q_zt_y"], enc["r_zt_y"])),
+            # denoising: the domain-specific posterior vs the augmented one, weighted by history length
+            "denoising_x": mean(fx * w_x * _kl(enc["q_z_x"], enc["q_za_x"])),
+            "denoising_y": mean(fy * w_y * _kl(enc["q_z_y"], enc["q_za_y"])),
+        }
+        lt, la = cfg.lambda_t, cfg.lambda_a
+        total = ((1.0 + lt) * (terms["rec_x"] + terms["rec_y"] + terms["kl_z_x"] + terms["kl_z_y"])
+                 + terms["kl_zt_x"] + terms["kl_zt_y"] + terms["kl_za_x"] + terms["kl_za_y"]
+                 + lt * (terms["informative_x"] + terms["informative_y"])
+                 + la * (terms["denoising_x"] + terms["denoising_y"]))
+        terms["noise_weight_x"] = tf.reduce_sum(fx * w_x) / tf.maximum(tf.reduce_sum(fx), 1.0)
+        terms["noise_weight_y"] = tf.reduce_sum(fy * w_y) / tf.maximum(tf.reduce_sum(fy), 1.0)
+        return total, terms
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def _update(self, total, terms):
+        self.trackers["loss"].update_state(total)
+        for name, value in terms.items():
+            self.trackers[name].update_state(value)
+        return {name: t.result() for name, t in self.trackers.items()}
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            total, terms = self.losses_and_terms(data, training=True)
+        grads = tape.gradient(total, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        return self._update(total, terms)
+
+    def test_step(self, data):
+        total, terms = self.losses_and_terms(data, training=False)
+        return self._update(total, terms)

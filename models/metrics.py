@@ -1,0 +1,107 @@
+"""Ranking evaluation: fixed sampled candidates, ranks, HR@K / NDCG@K / MRR per domain and group.
+
+Ties are broken against the positive: a negative scoring equal to the target counts as
+ranked above it, so a model that scores everything equal gets no credit.
+"""
+from __future__ import annotations
+
+import hashlib
+from typing import Dict, Iterable, List, Sequence
+
+import numpy as np
+
+DOMAINS = ("x", "y")
+GROUPS = ("all", "cold_start", "long_tailed")
+
+
+def row_seed(seed: int, user_id: str, domain: int) -> int:
+    digest = hashlib.sha256(f"{seed}\x1f{user_id}\x1f{domain}".encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def sample_candidates(num_items: int, target: int, exclude: Iterable[int], num_negatives: int, seed: int) -> np.ndarray:
+    """Negatives drawn uniformly from items 1..num_items that are not the target nor in `exclude`.
+
+    Deterministic in `seed`, so every model is ranked against the same candidates. When
+    fewer items are available, all of them are returned.
+    """
+    banned = set(int(i) for i in exclude) | {int(target)}
+    available = num_items - len({i for i in banned if 1 <= i <= num_items})
+    n = min(num_negatives, available)
+    rng = np.random.default_rng(seed)
+    if n >= available or n * 4 > num_items:
+        pool = np.setdiff1d(np.arange(1, num_items + 1), np.fromiter(banned, np.int64))
+        return rng.choice(pool, size=n, replace=False) if n < len(pool) else pool
+    picked: List[int] = []
+    seen = set(banned)
+    while len(picked) < n:
+        for i in rng.integers(1, num_items + 1, size=2 * (n - len(picked))):
+            i = int(i)
+            if i not in seen:
+                seen.add(i)
+                picked.append(i)
+                if len(picked) == n:
+                    break
+    return np.asarray(picked, np.int64)
+
+
+def candidate_matrix(rows: Sequence[Dict], num_items: Sequence[int], num_negatives: int, seed: int) -> np.ndarray:
+    """[R, num_negatives] negatives per row (padded with -1), excluding the user's own items."""
+    out = np.full((len(rows), num_negatives), -1, np.int64)
+    for r, row in enumerate(rows):
+        d = row["target_domain"]
+        own = row["history_x"] if d == 0 else row["history_y"]
+        negs = sample_candidates(num_items[d], row["target_item"], own, num_negatives,
+                                 row_seed(seed, row["user_id"], d))
+        out[r, : len(negs)] = negs
+    return out
+
+
+def sampled_ranks(scores: np.ndarray, targets: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    """0-based rank of each target among its negatives (-1 entries are ignored); ties count against it."""
+    pos = np.take_along_axis(scores, targets[:, None], axis=1)[:, 0]
+    neg = np.take_along_axis(scores, np.maximum(negatives, 0), axis=1)
+    return ((neg >= pos[:, None]) & (negatives > 0)).sum(axis=1)
+
+
+def metric_values(ranks: np.ndarray, k: int) -> Dict[str, float]:
+    ranks = np.asarray(ranks)
+    if len(ranks) == 0:
+        return {f"HR@{k}": float("nan"), f"NDCG@{k}": float("nan"), "MRR": float("nan"), "rows": 0}
+    hit = ranks < k
+    return {
+        f"HR@{k}": float(hit.mean()),
+        f"NDCG@{k}": float(np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0).mean()),
+        "MRR": float((1.0 / (ranks + 1.0)).mean()),
+        "rows": int(len(ranks)),
+    }
+
+
+def grouped_metrics(ranks: np.ndarray, domains: np.ndarray, cold: np.ndarray, long_tail: np.ndarray,
+                    k: int) -> Dict[str, Dict[str, Dict[str, float]]]:
+    """{domain: {group: metrics}} for groups all, cold_start, long_tailed."""
+    out = {}
+    for d, name in enumerate(DOMAINS):
+        in_d = domains == d
+        out[name] = {
+            "all": metric_values(ranks[in_d], k),
+            "cold_start": metric_values(ranks[in_d & (cold > 0)], k),
+            "long_tailed": metric_values(ranks[in_d & (long_tail > 0)], k),
+        }
+    return out
+
+
+def format_table(results: Dict[str, Dict], k: int, title: str = "") -> str:
+    """A markdown table: one row per (domain, group), one column pair per model."""
+    models = list(results)
+    header = "| domain | group | rows | " + " | ".join(f"{m} HR@{k} | {m} NDCG@{k}" for m in models) + " |"
+    lines = ([f"### {title}", ""] if title else []) + [header, "|" + "---|" * (3 + 2 * len(models))]
+    first = results[models[0]]
+    for domain in DOMAINS:
+        for group in GROUPS:
+            cells = [domain.upper(), group, str(first[domain][group]["rows"])]
+            for m in models:
+                v = results[m][domain][group]
+                cells += [f"{100 * v[f'HR@{k}']:.2f}", f"{100 * v[f'NDCG@{k}']:.2f}"]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,69 @@
+"""Pseudo-sequence recall: fold-in, top-K unseen items, and the augmented sequence.
+
+These TF functions are used both by the Beam transform of PseudoSequenceGen and inside
+the exported serving graph, so a request gets exactly the pseudo-sequences the model
+was trained with (DESIGN.md step 1). Item matrices carry a zero padding row 0, so item
+index i (1-based) is row i.
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+NEG_INF = -1e30
+
+
+def fold_in(item_emb_x: tf.Tensor, item_emb_y: tf.Tensor, history_x: tf.Tensor, history_y: tf.Tensor) -> tf.Tensor:
+    """A user embedding for a user outside the graph: the mean embedding of their history items.
+
+    history_* are [B, L] item indices with 0 as padding; a user with no items gets zeros.
+    """
+    sx = tf.reduce_sum(tf.gather(item_emb_x, history_x), axis=1)
+    sy = tf.reduce_sum(tf.gather(item_emb_y, history_y), axis=1)
+    count = tf.reduce_sum(tf.cast(history_x > 0, tf.float32), 1) + tf.reduce_sum(tf.cast(history_y > 0, tf.float32), 1)
+    return (sx + sy) / tf.maximum(count, 1.0)[:, None]
+
+
+def recall_unseen(user_emb: tf.Tensor, item_emb: tf.Tensor, seen: tf.Tensor, k: int) -> tf.Tensor:
+    """Top-k item indices of one domain by dot product, excluding padding and `seen` items.
+
+    user_emb [B, D], item_emb [N+1, D], seen [B, S] indices (0 = padding). Returns [B, k]
+    indices, 0 where fewer than k unseen items exist. Memory is B x (N+1): callers bound B.
+    """
+    scores = tf.matmul(user_emb, item_emb, transpose_b=True)
+    seen = tf.cast(seen, tf.int32)
+    seen = tf.concat([tf.zeros_like(seen[:, :1]), seen], axis=1)  # column 0 is padding
+    rows = tf.broadcast_to(tf.range(tf.shape(seen)[0])[:, None], tf.shape(seen))
+    where = tf.reshape(tf.stack([rows, seen], axis=-1), [-1, 2])
+    scores = tf.tensor_scatter_nd_update(scores, where, tf.fill([tf.shape(where)[0]], NEG_INF))
+    values, indices = tf.math.top_k(scores, k=k)
+    return tf.cast(tf.where(values > NEG_INF / 2, indices, tf.zeros_like(indices)), tf.int64)
+
+
+def compose_pseudo(history: tf.Tensor, recalled: tf.Tensor, pseudo_len: int) -> tf.Tensor:
+    """S~ = the real history (left-padded [B, T], T <= T') followed by recalled items, length T'.
+
+    Position j < n (n = real history length) holds history item j, the rest hold recalled
+    items in score order. `recalled` must have at least T' columns.
+    """
+    history = tf.cast(history, tf.int64)
+    recalled = tf.cast(recalled, tf.int64)
+    t = tf.shape(history)[1]
+    n = tf.reduce_sum(tf.cast(history > 0, tf.int32), axis=1, keepdims=True)
+    j = tf.range(pseudo_len)[None, :]
+    hist_idx = tf.clip_by_value(t - n + j, 0, t - 1)
+    rec_idx = tf.clip_by_value(j - n, 0, tf.shape(recalled)[1] - 1)
+    from_hist = tf.gather(history, hist_idx, batch_dims=1)
+    from_rec = tf.gather(recalled, rec_idx, batch_dims=1)
+    return tf.where(j < n, from_hist, from_rec)
+
+
+def left_pad(sequences, length: int):
+    """Python lists -> [B, length] int64 array, keeping the last `length` items, left-padded."""
+    import numpy as np
+
+    out = np.zeros((len(sequences), length), dtype=np.int64)
+    for row, seq in enumerate(sequences):
+        tail = list(seq)[-length:] if length > 0 else []
+        if tail:
+            out[row, length - len(tail):] = tail
+    return out

@@ -1,0 +1,119 @@
+"""Training of i2VAE: `train_i2vae` (plain Python, no TFX) and the Trainer's `run_fn`.
+
+The run_fn is the only place TFX touches the model code: it turns FnArgs into paths and
+the pipeline config, then calls `train_i2vae` and the exporter.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from typing import Dict, List
+
+import numpy as np
+import tensorflow as tf
+
+from models import data as D
+from models import evaluation as E
+from models import features as F
+from models import metrics as M
+from models.i2vae import I2VAE
+
+
+class RankingValidation(tf.keras.callbacks.Callback):
+    """Per-epoch validation HR/NDCG@K (sampled protocol), early stopping on the mean NDCG@K
+    of both domains, best weights restored at the end. Logs every figure to TensorBoard."""
+
+    def __init__(self, rows, num_items, data_cfg, eval_cfg, patience, log_dir=None, total_epochs=None):
+        super().__init__()
+        self.rows, self.data_cfg, self.eval_cfg, self.patience = rows, data_cfg, eval_cfg, patience
+        self.negatives = M.candidate_matrix(rows, num_items, eval_cfg.num_negatives, eval_cfg.seed)
+        self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "validation")) if log_dir else None
+        self.best, self.best_epoch, self.best_weights, self.wait = -1.0, 0, None, 0
+        self.history: List[Dict] = []
+        self.total_epochs, self.start = total_epochs, time.time()
+
+    def scorer(self, features):
+        return [s.numpy() for s in self.model.score_all({k: tf.constant(v) for k, v in features.items()})]
+
+    def on_epoch_end(self, epoch, logs=None):
+        k = self.eval_cfg.k
+        result = E.evaluate_rows(self.scorer, self.rows, self.negatives, self.data_cfg.max_len,
+                                 self.data_cfg.pseudo_len, k)["sampled"]
+        ndcg = float(np.nanmean([result[d]["all"][f"NDCG@{k}"] for d in M.DOMAINS]))
+        self.history.append({"epoch": epoch + 1, "loss": float((logs or {}).get("loss", math.nan)),
+                             "val_ndcg": ndcg, "metrics": result})
+        if self.writer:
+            with self.writer.as_default():
+                for d in M.DOMAINS:
+                    for g in M.GROUPS:
+                        for m in (f"HR@{k}", f"NDCG@{k}"):
+                            tf.summary.scalar(f"val/{m}/{d}/{g}", result[d][g][m], step=epoch + 1)
+            self.writer.flush()
+        improved = ndcg > self.best
+        if improved:
+            self.best, self.best_epoch, self.wait = ndcg, epoch + 1, 0
+            self.best_weights = self.model.get_weights()
+        else:
+            self.wait += 1
+        elapsed = time.time() - self.start
+        eta = ""
+        if self.total_epochs:
+            eta = f", at most {elapsed / (epoch + 1) * (self.total_epochs - epoch - 1):.0f}s left"
+        print(f"[train] epoch {epoch + 1}: loss {self.history[-1]['loss']:.4f} val NDCG@{k} "
+              f"X {100 * result['x']['all'][f'NDCG@{k}']:.2f} Y {100 * result['y']['all'][f'NDCG@{k}']:.2f}"
+              f"{' (best)' if improved else ''} [{elapsed:.0f}s{eta}]", flush=True)
+        if self.wait >= self.patience:
+            print(f"[train] early stop: no gain for {self.patience} epochs; best epoch {self.best_epoch}", flush=True)
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+def vocab_sizes(examples_root: str):
+    return tuple(len(F.read_vocab(os.path.join(examples_root, F.VOCAB_DIR, f))) for f in F.VOCAB_FILES)
+
+
+def build_model(num_items, cfg) -> I2VAE:
+    tf.keras.utils.set_random_seed(cfg.train.seed)
+    model = I2VAE(num_items[0], num_items[1], cfg.model, cfg.train, cfg.data.max_len, cfg.data.pseudo_len)
+    model.compile(optimizer=tf.keras.optimizers.Adam(cfg.train.learning_rate), jit_compile=cfg.train.jit_compile)
+    return model
+
+
+def train_i2vae(train_files: List[str], eval_files: List[str], examples_root: str, cfg, log_dir: str):
+    """Trains with early stopping on validation NDCG; returns (model, validation history)."""
+    num_items = vocab_sizes(examples_root)
+    train_ds = D.make_dataset(train_files, cfg.train.batch_size, cfg.data.max_len, cfg.data.pseudo_len,
+                              shuffle=True, seed=cfg.train.seed)
+    eval_rows = D.read_rows(D.expand(eval_files))
+    model = build_model(num_items, cfg)
+    validation = RankingValidation(eval_rows, num_items, cfg.data, cfg.eval, cfg.train.early_stopping_patience,
+                                   log_dir, cfg.train.epochs)
+    callbacks = [tf.keras.callbacks.TensorBoard(log_dir=log_dir, histogram_freq=0), validation]
+    print(f"[train] i2VAE on {num_items[0]}+{num_items[1]} items, up to {cfg.train.epochs} epochs, "
+          f"batch {cfg.train.batch_size}, d={cfg.model.embedding_dim}, T={cfg.data.max_len}, T'={cfg.data.pseudo_len}",
+          flush=True)
+    model.fit(train_ds, epochs=cfg.train.epochs, callbacks=callbacks, verbose=0)
+    return model, {"best_epoch": validation.best_epoch, "best_val_ndcg": validation.best,
+                   "epochs_run": len(validation.history), "history": validation.history}
+
+
+def run_fn(fn_args) -> None:
+    """TFX Trainer entry point: `custom_config['config']` holds the PipelineConfig JSON."""
+    from pipeline import config as C
+    from serving import export
+
+    cfg = C.from_dict(json.loads(fn_args.custom_config["config"]))
+    examples_root = os.path.dirname(os.path.dirname(D.expand(fn_args.train_files)[0]))
+    C.write_config(cfg, fn_args.model_run_dir)
+    model, history = train_i2vae(fn_args.train_files, fn_args.eval_files, examples_root, cfg, fn_args.model_run_dir)
+    with open(os.path.join(fn_args.model_run_dir, "training_history.json"), "w") as f:
+        json.dump(history, f, indent=2, default=float)
+    train_rows = D.read_rows(D.expand(fn_args.train_files))
+    popularity = E.item_popularity(train_rows, vocab_sizes(examples_root))
+    export.export_saved_model(model, examples_root, popularity, cfg, fn_args.serving_model_dir)
+    print(f"[train] SavedModel written to {fn_args.serving_model_dir}", flush=True)

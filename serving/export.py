@@ -1,0 +1,103 @@
+"""SavedModel export with the serving contract of DESIGN.md.
+
+Signatures:
+- `serving_default` (recommend): `history_x`, `history_y` — [B, L] string tensors of raw
+  item ids, padded with "" — -> top-K item ids and scores per domain, plus the number of
+  unknown ids per row. Pseudo-sequences are computed in the graph with the LightGCN
+  fold-in (the same `models.psg` functions the batch pipeline uses). Unknown ids are
+  ignored. A row with no history in one domain takes the cold-start path; a row with no
+  known history at all gets the most popular train items (documented fallback).
+  Items already in the request's history are not recommended again.
+- `score_items`: left-padded item-index tensors (history and pseudo) -> scores of every
+  item of each domain; used by the evaluator.
+The graph uses only stock TF ops and loads with plain `tf.saved_model.load`.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from models import features as F
+from models import psg as P
+
+NEG_INF = -1e30
+
+
+class ServingModule(tf.Module):
+    def __init__(self, model, vocab_x, vocab_y, generator, popularity, max_len, pseudo_len, top_k):
+        super().__init__()
+        self.model = model
+        self.max_len, self.pseudo_len, self.top_k = max_len, pseudo_len, top_k
+        self.tables, self.ids, self.gen, self.popularity = [], [], [], []
+        for vocab, emb, pop in ((vocab_x, generator["item_emb_x"], popularity[0]),
+                                (vocab_y, generator["item_emb_y"], popularity[1])):
+            init = tf.lookup.KeyValueTensorInitializer(tf.constant(vocab, tf.string),
+                                                       tf.range(1, len(vocab) + 1, dtype=tf.int64))
+            self.tables.append(tf.lookup.StaticHashTable(init, default_value=0))
+            self.ids.append(tf.constant([""] + list(vocab), tf.string))
+            self.gen.append(tf.constant(emb, tf.float32))
+            self.popularity.append(tf.constant(np.asarray(pop, np.float32)))
+
+    def _lookup(self, history, domain):
+        """Raw ids -> left-padded [B, T] indices with unknown ids dropped; also the unknown count."""
+        idx = self.tables[domain].lookup(history)
+        unknown = tf.reduce_sum(tf.cast(tf.logical_and(tf.not_equal(history, ""), tf.equal(idx, 0)), tf.int32), 1)
+        width = tf.shape(idx)[1]
+        pos = tf.range(width)[None, :]
+        order = tf.argsort(tf.where(idx > 0, pos + width, pos), axis=1, stable=True)  # known ids last, in order
+        compact = tf.gather(idx, order, batch_dims=1)
+        padded = tf.concat([tf.zeros([tf.shape(idx)[0], self.max_len], tf.int64), compact], axis=1)
+        return padded[:, -self.max_len:], unknown
+
+    def _scores(self, history_x, history_y, pseudo_x, pseudo_y):
+        features = {F.HISTORY_X: history_x, F.HISTORY_Y: history_y, F.PSEUDO_X: pseudo_x, F.PSEUDO_Y: pseudo_y}
+        return self.model.score_all(features)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int64, name=F.HISTORY_X),
+                                  tf.TensorSpec([None, None], tf.int64, name=F.HISTORY_Y),
+                                  tf.TensorSpec([None, None], tf.int64, name=F.PSEUDO_X),
+                                  tf.TensorSpec([None, None], tf.int64, name=F.PSEUDO_Y)])
+    def score_items(self, history_x, history_y, pseudo_x, pseudo_y):
+        scores_x, scores_y = self._scores(history_x, history_y, pseudo_x, pseudo_y)
+        return {"scores_x": scores_x, "scores_y": scores_y}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.string, name=F.HISTORY_X),
+                                  tf.TensorSpec([None, None], tf.string, name=F.HISTORY_Y)])
+    def recommend(self, history_x, history_y):
+        hx, unknown_x = self._lookup(history_x, 0)
+        hy, unknown_y = self._lookup(history_y, 1)
+        user = P.fold_in(self.gen[0], self.gen[1], hx, hy)
+        pseudo = []
+        for d, hist in ((0, hx), (1, hy)):
+            k = min(self.pseudo_len, int(self.gen[d].shape[0]))
+            recalled = P.recall_unseen(user, self.gen[d], hist, k)
+            recalled = tf.pad(recalled, [[0, 0], [0, self.pseudo_len - k]])
+            pseudo.append(P.compose_pseudo(hist, recalled, self.pseudo_len))
+        scores = self._scores(hx, hy, pseudo[0], pseudo[1])
+        no_history = tf.logical_not(tf.reduce_any(tf.concat([hx, hy], axis=1) > 0, axis=1))[:, None]
+        out = {"unknown_ids_x": unknown_x, "unknown_ids_y": unknown_y}
+        for d, name, hist in ((0, "x", hx), (1, "y", hy)):
+            s = tf.where(no_history, tf.broadcast_to(self.popularity[d], tf.shape(scores[d])), scores[d])
+            rows = tf.broadcast_to(tf.range(tf.shape(hist)[0])[:, None], tf.shape(hist))
+            where = tf.reshape(tf.stack([rows, tf.cast(hist, tf.int32)], -1), [-1, 2])  # seen items and padding
+            s = tf.tensor_scatter_nd_update(s, where, tf.fill([tf.shape(where)[0]], NEG_INF))
+            k = min(self.top_k, int(self.ids[d].shape[0]) - 1)
+            values, indices = tf.math.top_k(s, k=k)
+            out[f"top_ids_{name}"] = tf.gather(self.ids[d], indices)
+            out[f"top_scores_{name}"] = values
+        return out
+
+
+def export_saved_model(model, examples_root: str, popularity, cfg, export_dir: str, top_k: int = 10) -> str:
+    """Writes the SavedModel (signatures above) to export_dir."""
+    from components.pseudo_sequences.psg import GENERATOR_DIR, load_generator
+
+    vocab_x, vocab_y = (F.read_vocab(os.path.join(examples_root, F.VOCAB_DIR, f)) for f in F.VOCAB_FILES)
+    generator = load_generator(os.path.join(examples_root, GENERATOR_DIR))
+    module = ServingModule(model, vocab_x, vocab_y, generator, popularity, cfg.data.max_len, cfg.data.pseudo_len,
+                           top_k)
+    signatures = {"serving_default": module.recommend, "score_items": module.score_items}
+    tf.saved_model.save(module, export_dir, signatures=signatures)
+    return export_dir
