@@ -149,6 +149,24 @@ def _sample(dist, training):
     return dist.sample() if training else dist.mean()
 
 
+class KLAnnealing(tf.keras.callbacks.Callback):
+    """Raises the KL weight beta linearly from 0 to `kl_weight` over `steps` training steps.
+
+    Why: with the paper's unit KL weights the posteriors collapse to their priors before
+    the encoders learn anything (measured: validation NDCG stays at popularity level);
+    warming the KL terms up lets the encoders learn first (as in Mult-VAE, ContrastVAE).
+    """
+
+    def __init__(self, kl_weight: float, steps: int):
+        super().__init__()
+        self.kl_weight, self.steps = kl_weight, max(0, steps)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        step = float(self.model.optimizer.iterations.numpy())
+        frac = 1.0 if self.steps == 0 else min(1.0, step / self.steps)
+        self.model.kl_beta.assign(self.kl_weight * frac)
+
+
 class I2VAE(tf.keras.Model):
     """The i2VAE model.
 
@@ -197,8 +215,11 @@ class I2VAE(tf.keras.Model):
         self.prior_za_y = LearnablePrior(k, s, name="prior_za_y")
         self.dec_x = self._decoder(model_cfg.decoder_hidden, d, "decoder_x")
         self.dec_y = self._decoder(model_cfg.decoder_hidden, d, "decoder_y")
+        # beta multiplies the six prior KL terms; KLAnnealing can raise it from 0 to train_cfg.kl_weight
+        self.kl_beta = tf.Variable(float(train_cfg.kl_weight), trainable=False, dtype=tf.float32, name="kl_beta")
         self.trackers = {name: tf.keras.metrics.Mean(name=name) for name in ("loss",) + self.LOSS_TERMS}
         self.trackers["noise_weight_x"] = tf.keras.metrics.Mean(name="noise_weight_x")
+        self.trackers["kl_beta"] = tf.keras.metrics.Mean(name="kl_beta")
         self.trackers["noise_weight_y"] = tf.keras.metrics.Mean(name="noise_weight_y")
 
     @staticmethod
@@ -262,13 +283,23 @@ class I2VAE(tf.keras.Model):
 
     # ----- objective -----
     def _reconstruction(self, h, emb, targets, in_domain, num_items):
-        """BCE of the target against `num_train_negatives` uniform negatives, rows of this domain only."""
-        n = self.train_cfg.num_train_negatives
-        negatives = tf.random.uniform([tf.shape(h)[0], n], 1, num_items + 1, dtype=tf.int64)
-        pos = tf.reduce_sum(h * emb(tf.where(in_domain, targets, tf.zeros_like(targets))), axis=-1)
-        neg = tf.einsum("bd,bnd->bn", h, emb(negatives))
-        bce = tf.nn.softplus(-pos) + tf.reduce_sum(tf.nn.softplus(neg), axis=-1)
-        return tf.reduce_mean(bce * tf.cast(in_domain, tf.float32))
+        """-log p(target | z) for the rows of this domain (others contribute 0).
+
+        "bce": BCE of the target against `num_train_negatives` uniform negatives (DESIGN.md).
+        "softmax": cross-entropy over every item of the domain (padding excluded).
+        """
+        targets = tf.where(in_domain, targets, tf.ones_like(targets))
+        if self.train_cfg.reconstruction == "softmax":
+            logits = tf.matmul(h, emb.embeddings, transpose_b=True)
+            logits = tf.concat([tf.fill([tf.shape(h)[0], 1], -1e9), logits[:, 1:]], axis=1)
+            nll = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits)
+        else:
+            n = self.train_cfg.num_train_negatives
+            negatives = tf.random.uniform([tf.shape(h)[0], n], 1, num_items + 1, dtype=tf.int64)
+            pos = tf.reduce_sum(h * emb(targets), axis=-1)
+            neg = tf.einsum("bd,bnd->bn", h, emb(negatives))
+            nll = tf.nn.softplus(-pos) + tf.reduce_sum(tf.nn.softplus(neg), axis=-1)
+        return tf.reduce_mean(nll * tf.cast(in_domain, tf.float32))
 
     def losses_and_terms(self, features, training=True):
         """Returns (total loss, dict of every term) for a batch with targets."""
@@ -300,11 +331,12 @@ class I2VAE(tf.keras.Model):
             "denoising_x": mean(fx * w_x * _kl(enc["q_z_x"], enc["q_za_x"])),
             "denoising_y": mean(fy * w_y * _kl(enc["q_z_y"], enc["q_za_y"])),
         }
-        lt, la = cfg.lambda_t, cfg.lambda_a
-        total = ((1.0 + lt) * (terms["rec_x"] + terms["rec_y"] + terms["kl_z_x"] + terms["kl_z_y"])
-                 + terms["kl_zt_x"] + terms["kl_zt_y"] + terms["kl_za_x"] + terms["kl_za_y"]
+        lt, la, beta = cfg.lambda_t, cfg.lambda_a, self.kl_beta
+        total = ((1.0 + lt) * (terms["rec_x"] + terms["rec_y"] + beta * (terms["kl_z_x"] + terms["kl_z_y"]))
+                 + beta * (terms["kl_zt_x"] + terms["kl_zt_y"] + terms["kl_za_x"] + terms["kl_za_y"])
                  + lt * (terms["informative_x"] + terms["informative_y"])
                  + la * (terms["denoising_x"] + terms["denoising_y"]))
+        terms["kl_beta"] = tf.identity(beta)
         terms["noise_weight_x"] = tf.reduce_sum(fx * w_x) / tf.maximum(tf.reduce_sum(fx), 1.0)
         terms["noise_weight_y"] = tf.reduce_sum(fy * w_y) / tf.maximum(tf.reduce_sum(fy), 1.0)
         return total, terms

@@ -18,7 +18,7 @@ from models import data as D
 from models import evaluation as E
 from models import features as F
 from models import metrics as M
-from models.i2vae import I2VAE
+from models.i2vae import I2VAE, KLAnnealing
 
 
 class RankingValidation(tf.keras.callbacks.Callback):
@@ -93,7 +93,10 @@ def train_i2vae(train_files: List[str], eval_files: List[str], examples_root: st
     model = build_model(num_items, cfg)
     validation = RankingValidation(eval_rows, num_items, cfg.data, cfg.eval, cfg.train.early_stopping_patience,
                                    log_dir, cfg.train.epochs)
-    callbacks = [tf.keras.callbacks.TensorBoard(log_dir=log_dir, histogram_freq=0), validation]
+    steps_per_epoch = math.ceil(sum(1 for _ in tf.data.TFRecordDataset(D.expand(train_files), "GZIP"))
+                                / cfg.train.batch_size)
+    annealing = KLAnnealing(cfg.train.kl_weight, int(cfg.train.kl_anneal_epochs * steps_per_epoch))
+    callbacks = [annealing, tf.keras.callbacks.TensorBoard(log_dir=log_dir, histogram_freq=0), validation]
     print(f"[train] i2VAE on {num_items[0]}+{num_items[1]} items, up to {cfg.train.epochs} epochs, "
           f"batch {cfg.train.batch_size}, d={cfg.model.embedding_dim}, T={cfg.data.max_len}, T'={cfg.data.pseudo_len}",
           flush=True)

@@ -56,8 +56,8 @@ def _domain_sequence(rng, interest, items_by_interest, num_items, cfg, length):
         if rng.random() < cfg.on_interest:
             if prev_rank is not None and rng.random() < cfg.follow_order:
                 prev_rank = (prev_rank + 1) % len(own)
-            else:  # popular items of the interest first: Zipf-like rank choice
-                prev_rank = min(int(rng.zipf(1.6)) - 1, len(own) - 1)
+            else:  # mildly skewed choice within the interest: rank = floor(n * u^2)
+                prev_rank = int(len(own) * rng.random() ** 2)
             seq.append(int(own[prev_rank]))
         else:
             prev_rank = None

@@ -1,0 +1,106 @@
+"""RankingEvaluator: HR@K / NDCG@K / MRR of the exported model and of the popularity baseline.
+
+It scores the eval and test splits through the SavedModel's `score_items` signature
+(what is served is what is measured), ranks each target against 999 sampled negatives
+drawn from a fixed seed (the paper's protocol) and against all unseen items (full
+ranking), per domain and user group. It blesses the model when its validation NDCG@K
+(mean of both domains, all users) beats the configured baseline; test figures are
+reported, never used for the decision.
+"""
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+from tfx import v1 as tfx
+from tfx.types import artifact_utils, standard_artifacts
+from tfx.utils import path_utils
+
+from models import data as D
+from models import evaluation as E
+from models import features as F
+from models import metrics as M
+from pipeline import config as C
+
+
+def savedmodel_scorer(model_dir: str):
+    signature = tf.saved_model.load(model_dir).signatures["score_items"]
+
+    def score(features):
+        out = signature(**{k: tf.constant(v, tf.int64) for k, v in features.items()})
+        return out["scores_x"].numpy(), out["scores_y"].numpy()
+
+    return score
+
+
+def _mean_ndcg(result, k):
+    return float(np.nanmean([result["sampled"][d]["all"][f"NDCG@{k}"] for d in M.DOMAINS]))
+
+
+def evaluate_model(examples_uri: str, model_dir: str, splits, cfg, out_dir: str) -> dict:
+    """Evaluates the SavedModel and popularity on `splits`; writes metrics.json, metrics.md, ranks."""
+    num_items = tuple(len(F.read_vocab(os.path.join(examples_uri, F.VOCAB_DIR, f))) for f in F.VOCAB_FILES)
+    train_rows = D.read_rows(D.expand([os.path.join(examples_uri, F.SPLIT_DIR.format("train"), "*")]))
+    scorers = {"i2vae": savedmodel_scorer(model_dir),
+               "popularity": E.popularity_scorer(E.item_popularity(train_rows, num_items))}
+    k = cfg.eval.k
+    report = {"k": k, "num_negatives": cfg.eval.num_negatives, "seed": cfg.eval.seed, "splits": {}}
+    tables = []
+    os.makedirs(out_dir, exist_ok=True)
+    for split in splits:
+        rows = D.read_rows(D.expand([os.path.join(examples_uri, F.SPLIT_DIR.format(split), "*")]))
+        negatives = M.candidate_matrix(rows, num_items, cfg.eval.num_negatives, cfg.eval.seed)
+        report["splits"][split] = {}
+        per_row = {}
+        for name, scorer in scorers.items():
+            result = E.evaluate_rows(scorer, rows, negatives, cfg.data.max_len, cfg.data.pseudo_len, k)
+            per_row[name] = result.pop("ranks")
+            report["splits"][split][name] = result
+            print(f"[evaluate] {split}: {name} mean NDCG@{k} {100 * _mean_ndcg(result, k):.2f}", flush=True)
+        for protocol in ("sampled", "full"):
+            label = f"{cfg.eval.num_negatives} sampled negatives" if protocol == "sampled" else "full ranking"
+            tables.append(M.format_table({m: report["splits"][split][m][protocol] for m in scorers}, k,
+                                         f"{split} split, {label}"))
+        with open(os.path.join(out_dir, f"ranks_{split}.csv"), "w") as f:
+            f.write("user_id,target_domain,target_item,is_cold_start,is_long_tailed,"
+                    + ",".join(f"{m}_{p}_rank" for m in scorers for p in ("sampled", "full")) + "\n")
+            for i, r in enumerate(rows):
+                ranks = [str(per_row[m][p][i]) for m in scorers for p in ("sampled", "full")]
+                f.write(f"{r[F.USER_ID]},{r[F.TARGET_DOMAIN]},{r[F.TARGET_ITEM]},{r[F.IS_COLD_START]},"
+                        f"{r[F.IS_LONG_TAILED]}," + ",".join(ranks) + "\n")
+    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    with open(os.path.join(out_dir, "metrics.md"), "w") as f:
+        f.write("\n\n".join(tables) + "\n")
+    return report
+
+
+def is_blessed(report: dict, cfg) -> bool:
+    """Blessed when validation NDCG@K beats the baseline (or, with no baseline, is finite and > 0)."""
+    val = report["splits"].get("eval") or next(iter(report["splits"].values()))
+    ours = _mean_ndcg(val["i2vae"], cfg.eval.k)
+    if cfg.eval.bless_against == "none":
+        return bool(np.isfinite(ours) and ours > 0)
+    if cfg.eval.bless_against not in val:
+        raise ValueError(f"eval.bless_against={cfg.eval.bless_against!r} is not an evaluated model")
+    return bool(ours > _mean_ndcg(val[cfg.eval.bless_against], cfg.eval.k))
+
+
+@tfx.dsl.components.component
+def RankingEvaluator(
+    examples: tfx.dsl.components.InputArtifact[standard_artifacts.Examples],
+    model: tfx.dsl.components.InputArtifact[standard_artifacts.Model],
+    evaluation: tfx.dsl.components.OutputArtifact[standard_artifacts.ModelEvaluation],
+    blessing: tfx.dsl.components.OutputArtifact[standard_artifacts.ModelBlessing],
+    config: tfx.dsl.components.Parameter[str],
+) -> None:
+    """`config` is the PipelineConfig JSON."""
+    cfg = C.from_dict(json.loads(config))
+    splits = [s for s in artifact_utils.decode_split_names(examples.split_names) if s != "train"]
+    report = evaluate_model(examples.uri, path_utils.serving_model_path(model.uri), splits, cfg, evaluation.uri)
+    blessed = is_blessed(report, cfg)
+    blessing.set_int_custom_property("blessed", int(blessed))
+    with open(os.path.join(evaluation.uri, "metrics.md")) as f:
+        print(f.read(), flush=True)
+    print(f"[evaluate] model {'BLESSED' if blessed else 'NOT blessed'} "
+          f"(validation NDCG@{cfg.eval.k} vs {cfg.eval.bless_against})", flush=True)

@@ -1,0 +1,60 @@
+"""Local runner: LocalDagRunner, SQLite ML Metadata, Beam DirectRunner (multi-processing).
+
+Layout of a run directory `<out>/`:
+  config.json          the resolved PipelineConfig
+  pipeline_root/       every component's artifacts (TensorBoard: `tensorboard --logdir <out>`)
+  metadata.db          ML Metadata (SQLite)
+  serving_model/<model_name>/<version>/   the pushed SavedModel, TF Serving layout
+"""
+import glob
+import os
+import time
+from typing import Dict, Optional
+
+from tfx import v1 as tfx
+
+from pipeline import config as C
+from pipeline.pipeline import create_pipeline
+
+
+def run_paths(out_dir: str, cfg: C.PipelineConfig) -> Dict[str, str]:
+    out_dir = os.path.abspath(out_dir)
+    return {
+        "out": out_dir,
+        "pipeline_root": os.path.join(out_dir, "pipeline_root"),
+        "metadata": os.path.join(out_dir, "metadata.db"),
+        "serving_model_dir": os.path.join(out_dir, "serving_model", cfg.model_name),
+    }
+
+
+def run_local(cfg: C.PipelineConfig, out_dir: str, enable_cache: bool = True) -> Dict[str, Optional[str]]:
+    """Runs the whole pipeline locally and returns the paths of its key outputs."""
+    paths = run_paths(out_dir, cfg)
+    cfg.data_path = os.path.abspath(cfg.data_path)
+    C.write_config(cfg, paths["out"])
+    pipeline = create_pipeline(
+        pipeline_root=paths["pipeline_root"],
+        serving_model_dir=paths["serving_model_dir"],
+        cfg=cfg,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(paths["metadata"]),
+        enable_cache=enable_cache,
+    )
+    start = time.time()
+    tfx.orchestration.LocalDagRunner().run(pipeline)
+    paths["seconds"] = f"{time.time() - start:.0f}"
+    paths["metrics"] = latest_output(paths["pipeline_root"], "RankingEvaluator", "evaluation", "metrics.md")
+    paths["pushed_model"] = latest_version(paths["serving_model_dir"])
+    return paths
+
+
+def latest_output(pipeline_root: str, component: str, output: str, filename: str) -> Optional[str]:
+    """The file from the newest execution of a component's output (execution ids increase)."""
+    found = glob.glob(os.path.join(pipeline_root, component, output, "*", filename))
+    if not found:
+        return None
+    return max(found, key=lambda p: int(p.split(os.sep)[-2]))
+
+
+def latest_version(serving_model_dir: str) -> Optional[str]:
+    versions = [d for d in glob.glob(os.path.join(serving_model_dir, "*")) if os.path.basename(d).isdigit()]
+    return max(versions, key=lambda d: int(os.path.basename(d))) if versions else None

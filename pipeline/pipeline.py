@@ -1,0 +1,55 @@
+"""The one i2VAE pipeline definition; every runner (local, Kubeflow) calls `create_pipeline`."""
+import json
+from typing import List, Optional
+
+from tfx import v1 as tfx
+
+from components.evaluator.component import RankingEvaluator
+from components.ingest.component import InteractionExampleGen
+from components.pseudo_sequences.component import PseudoSequenceGen
+from pipeline import config as C
+
+RUN_FN = "models.trainer.run_fn"
+
+
+def create_pipeline(
+    pipeline_root: str,
+    serving_model_dir: str,
+    cfg: C.PipelineConfig,
+    metadata_connection_config=None,
+    beam_pipeline_args: Optional[List[str]] = None,
+    enable_cache: bool = True,
+) -> tfx.dsl.Pipeline:
+    """Ingest -> statistics/schema/validation -> pseudo-sequences -> Trainer -> RankingEvaluator -> Pusher."""
+    config_json = json.dumps(C.to_dict(cfg), sort_keys=True)
+    data_json = json.dumps(C.to_dict(cfg)["data"], sort_keys=True)
+    ingest = InteractionExampleGen(data_path=cfg.data_path, data_format=cfg.data_format, data_config=data_json)
+    statistics = tfx.components.StatisticsGen(examples=ingest.outputs["examples"])
+    schema = tfx.components.SchemaGen(statistics=statistics.outputs["statistics"], infer_feature_shape=False)
+    validator = tfx.components.ExampleValidator(statistics=statistics.outputs["statistics"],
+                                                schema=schema.outputs["schema"])
+    pseudo = PseudoSequenceGen(examples=ingest.outputs["examples"], data_config=data_json,
+                               lightgcn_config=json.dumps(C.to_dict(cfg)["lightgcn"], sort_keys=True))
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=pseudo.outputs["augmented_examples"],
+        train_args=tfx.proto.TrainArgs(splits=["train"]),
+        eval_args=tfx.proto.EvalArgs(splits=["eval"]),
+        custom_config={"config": config_json},
+    )
+    evaluator = RankingEvaluator(examples=pseudo.outputs["augmented_examples"], model=trainer.outputs["model"],
+                                 config=config_json)
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)),
+    )
+    return tfx.dsl.Pipeline(
+        pipeline_name=cfg.pipeline_name,
+        pipeline_root=pipeline_root,
+        components=[ingest, statistics, schema, validator, pseudo, trainer, evaluator, pusher],
+        enable_cache=enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=beam_pipeline_args if beam_pipeline_args is not None else cfg.beam_args,
+    )
