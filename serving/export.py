@@ -28,7 +28,11 @@ NEG_INF = -1e30
 class ServingModule(tf.Module):
     def __init__(self, model, vocab_x, vocab_y, generator, popularity, max_len, pseudo_len, top_k):
         super().__init__()
-        self.model = model
+        # The Keras model is kept out of object tracking so the SavedModel holds only these
+        # signatures and the variables they read, not Keras/TFP-typed functions that would
+        # need project code (and TFP's type specs) to load.
+        self.__dict__["_model"] = model
+        self.model_variables = list(model.variables)
         self.max_len, self.pseudo_len, self.top_k = max_len, pseudo_len, top_k
         self.tables, self.ids, self.gen, self.popularity = [], [], [], []
         for vocab, emb, pop in ((vocab_x, generator["item_emb_x"], popularity[0]),
@@ -53,7 +57,7 @@ class ServingModule(tf.Module):
 
     def _scores(self, history_x, history_y, pseudo_x, pseudo_y):
         features = {F.HISTORY_X: history_x, F.HISTORY_Y: history_y, F.PSEUDO_X: pseudo_x, F.PSEUDO_Y: pseudo_y}
-        return self.model.score_all(features)
+        return self._model.score_all(features)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int64, name=F.HISTORY_X),
                                   tf.TensorSpec([None, None], tf.int64, name=F.HISTORY_Y),

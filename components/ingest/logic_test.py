@@ -1,0 +1,114 @@
+"""Unit tests of ingest rules: parsing, splitting, cold-start marking, long-tail threshold."""
+import pytest
+
+from components.ingest import logic
+from pipeline.config import DataConfig
+
+
+def test_parse_paper_line_target_and_histories():
+    row = logic.parse_paper_line('7,"[1, 2, 3]","[10, 11]",0\n', "train.csv", 2)
+    assert row["user_id"] == "7" and row["target_domain"] == 0
+    target, hx, hy = logic.target_and_histories(row)
+    assert (target, hx, hy) == ("3", ["1", "2"], ["10", "11"])
+    row = logic.parse_paper_line('7,"[1, 2, 3]","[10, 11]",1', "train.csv", 3)
+    assert logic.target_and_histories(row) == ("11", ["1", "2", "3"], ["10"])
+
+
+@pytest.mark.parametrize("line,field", [
+    ('7,"[1, 2",[],0', "seq_d1"),            # bad JSON
+    ('7,"[1, ""a""]",[],0', "seq_d1"),        # non-integer id
+    ('7,[1],"{}",0', "seq_d2"),               # not a list
+    ('7,[1],[2],2', "domain_id"),             # unknown domain
+    (',[1],[2],0', "user_id"),                # empty id
+    ('7,[],[2],0', "seq_d1"),                 # target domain empty
+])
+def test_parse_paper_line_errors_name_file_line_and_field(line, field):
+    with pytest.raises(logic.IngestError) as err:
+        logic.parse_paper_line(line, "data/train.csv", 12)
+    assert "data/train.csv:12" in str(err.value) and field in str(err.value)
+
+
+def test_parse_paper_line_wrong_column_count():
+    with pytest.raises(logic.IngestError, match="train.csv:5: expected 4 columns"):
+        logic.parse_paper_line("7,[1],0", "train.csv", 5)
+
+
+def test_paper_header_checked(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_text("user,seq_d1,seq_d2,domain_id\n1,[1],[2],0\n")
+    with pytest.raises(logic.IngestError, match="header must be"):
+        list(logic.read_paper_file(str(path)))
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(logic.IngestError, match="empty"):
+        list(logic.read_paper_file(str(empty)))
+
+
+def test_long_table_rows_ordered_by_timestamp_then_file_order():
+    events = [(5.0, "f.csv:4", "b", 0), (1.0, "f.csv:9", "a", 0), (5.0, "f.csv:2", "c", 0), (3.0, "f.csv:3", "y1", 1)]
+    rows = logic.rows_from_user_events("u", events)
+    assert [r["target_domain"] for r in rows] == [0, 1]
+    assert rows[0]["seq_x"] == ["a", "c", "b"] and rows[0]["seq_y"] == ["y1"]
+
+
+def test_long_record_validation():
+    with pytest.raises(logic.IngestError, match="f.csv:3: field 'domain'"):
+        logic.parse_long_record({"user_id": "u", "item_id": "i", "domain": "z"}, "f.csv:3", False)
+    with pytest.raises(logic.IngestError, match="field 'item_id' is empty"):
+        logic.parse_long_record({"user_id": "u", "item_id": " ", "domain": "x"}, "f.csv:3", False)
+    with pytest.raises(logic.IngestError, match="timestamp"):
+        logic.parse_long_record({"user_id": "u", "item_id": "i", "domain": "y", "timestamp": "soon"}, "f.csv:3", True)
+
+
+def test_splits_are_deterministic_by_user_and_near_configured_shares():
+    cfg = DataConfig()
+    splits = [logic.split_of_long_user(f"u{i}", cfg) for i in range(20000)]
+    assert splits == [logic.split_of_long_user(f"u{i}", cfg) for i in range(20000)]
+    share = {s: splits.count(s) / len(splits) for s in logic.SPLITS}
+    assert abs(share["train"] - 0.8) < 0.02 and abs(share["eval"] - 0.1) < 0.01 and abs(share["test"] - 0.1) < 0.01
+    assert logic.split_of_paper_row("u1", "test", cfg) == "test"
+    carved = [logic.split_of_paper_row(f"u{i}", "train", cfg) for i in range(20000)]
+    assert abs(carved.count("eval") / len(carved) - cfg.val_fraction) < 0.01
+
+
+def test_cold_start_marking_hides_target_history_of_overlapping_eval_rows_only():
+    cfg = DataConfig(cold_start_fraction=0.2)
+    rows = [{"user_id": f"u{i}", "seq_x": ["1", "2", "3"], "seq_y": ["7", "8"], "target_domain": i % 2,
+             "file_kind": "long"} for i in range(5000)]
+    made = [logic.maybe_make_cold_start(r, "test", cfg) for r in rows]
+    cold = [m for m, r in zip(made, rows) if m is not r]
+    assert abs(len(cold) / len(rows) - 0.2) < 0.02
+    for m in cold:
+        target, hx, hy = logic.target_and_histories(m)
+        history_target, history_other = (hx, hy) if m["target_domain"] == 0 else (hy, hx)
+        assert history_target == [] and history_other and logic.is_cold_start(history_target, history_other)
+    assert all(logic.maybe_make_cold_start(r, "train", cfg) is r for r in rows)
+    single = {"user_id": "s", "seq_x": ["1", "2"], "seq_y": [], "target_domain": 0, "file_kind": "long"}
+    assert logic.maybe_make_cold_start(single, "test", DataConfig(cold_start_fraction=1.0)) is single
+    paper_test = dict(rows[0], file_kind="test")
+    assert logic.maybe_make_cold_start(paper_test, "test", DataConfig(cold_start_fraction=1.0)) is paper_test
+
+
+def test_long_tail_threshold_is_mean_of_shortest_share():
+    lengths = [1, 1, 2, 2, 3, 3, 4, 10, 20, 50]
+    assert logic.long_tail_threshold(lengths, 0.8) == pytest.approx((1 + 1 + 2 + 2 + 3 + 3 + 4 + 10) / 8)
+    assert logic.long_tail_threshold([], 0.8) == 0.0
+    assert logic.is_long_tailed(3, 3.25, cold_start=False)
+    assert not logic.is_long_tailed(4, 3.25, cold_start=False)
+    assert not logic.is_long_tailed(0, 3.25, cold_start=True)
+
+
+def test_build_example_features_maps_ids_and_flags():
+    vx = {"1": 1, "2": 2, "3": 3}
+    vy = {"7": 1, "8": 2}
+    row = {"user_id": "u", "seq_x": ["3"], "seq_y": ["7", "8"], "target_domain": 0}
+    f = logic.build_example_features(row, vx, vy, threshold=2.0)
+    assert f == {"user_id": "u", "history_x": [], "history_y": [1, 2], "target_item": 3, "target_domain": 0,
+                 "is_cold_start": 1, "is_long_tailed": 0}
+    row = {"user_id": "u", "seq_x": ["1", "3"], "seq_y": [], "target_domain": 0}
+    f = logic.build_example_features(row, vx, vy, threshold=2.0)
+    assert f["is_cold_start"] == 0 and f["is_long_tailed"] == 1 and f["history_x"] == [1]
+
+
+def test_vocab_order_is_deterministic():
+    assert logic.build_vocab(["10", "9", "x2", "x10", "9"]) == ["9", "10", "x10", "x2"]

@@ -1,0 +1,112 @@
+"""i2VAE: KL closed forms, the noise-adaptive weight, padding invariance, cold-start routing."""
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models import features as F
+from models.i2vae import I2VAE, masked_mean, noise_adaptive_weight, tfd
+from pipeline.config import ModelConfig, TrainConfig
+
+T, TP = 5, 8
+
+
+def small_model(**train):
+    tf.keras.utils.set_random_seed(0)
+    return I2VAE(30, 20, ModelConfig(embedding_dim=16, latent_dim=8, num_heads=2, num_blocks=1, dropout=0.0),
+                 TrainConfig(**train), max_len=T, pseudo_len=TP)
+
+
+def batch():
+    hx = np.array([[0, 0, 1, 2, 3], [0, 0, 0, 0, 0], [0, 0, 0, 4, 5], [0, 0, 0, 0, 6]])
+    hy = np.array([[0, 0, 0, 1, 2], [0, 0, 3, 4, 5], [0, 0, 0, 0, 0], [0, 0, 0, 7, 8]])
+    px = np.array([[1, 2, 3, 9, 10, 11, 12, 13], [14, 15, 16, 17, 18, 19, 20, 21], [4, 5, 9, 8, 7, 6, 1, 2],
+                   [6, 1, 2, 3, 4, 5, 7, 8]])
+    py = np.array([[1, 2, 3, 4, 5, 6, 7, 8], [3, 4, 5, 6, 7, 8, 9, 10], [11, 12, 13, 14, 15, 16, 17, 18],
+                   [7, 8, 1, 2, 3, 4, 5, 6]])
+    return {F.HISTORY_X: tf.constant(hx, tf.int64), F.HISTORY_Y: tf.constant(hy, tf.int64),
+            F.PSEUDO_X: tf.constant(px, tf.int64), F.PSEUDO_Y: tf.constant(py, tf.int64),
+            F.TARGET_ITEM: tf.constant([4, 7, 6, 9], tf.int64), F.TARGET_DOMAIN: tf.constant([0, 0, 1, 1], tf.int64)}
+
+
+def gaussian_kl(mu1, s1, mu2, s2):
+    return np.sum(np.log(s2 / s1) + (s1 ** 2 + (mu1 - mu2) ** 2) / (2 * s2 ** 2) - 0.5, axis=-1)
+
+
+def test_kl_terms_match_closed_form():
+    m = small_model()
+    enc = m.encode(batch())
+    m.prior_z_x.loc.assign(np.linspace(-1, 1, 8).astype(np.float32))
+    for q, p in [(enc["q_z_x"], m.prior_z_x.distribution()), (enc["q_zt_y"], enc["r_zt_y"]),
+                 (enc["q_z_y"], enc["q_za_y"])]:
+        ours = tfd.kl_divergence(q, p).numpy()
+        ref = gaussian_kl(q.mean().numpy(), q.stddev().numpy(), p.mean().numpy(), p.stddev().numpy())
+        np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-5)
+    std = tfd.MultivariateNormalDiag(loc=tf.zeros([1, 3]))
+    q = tfd.MultivariateNormalDiag(loc=[[1.0, 0.0, -2.0]], scale_diag=[[0.5, 1.0, 2.0]])
+    expected = sum(-math.log(s) + (s * s + m_ * m_) / 2 - 0.5 for m_, s in [(1, 0.5), (0, 1), (-2, 2)])
+    assert tfd.kl_divergence(q, std).numpy()[0] == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("length,expected", [(0, 1 - 0.8), (1, math.exp(0.8 / 20) - 0.8),
+                                             (20, math.exp(0.8) - 0.8), (35, math.exp(0.8) - 0.8)])
+def test_noise_adaptive_weight(length, expected):
+    assert float(noise_adaptive_weight(tf.constant([length]), 20, 0.8, 0.8)[0]) == pytest.approx(expected, rel=1e-6)
+
+
+def test_masked_mean_of_empty_row_is_zero():
+    x = tf.ones([2, 3, 4])
+    out = masked_mean(x, tf.constant([[False] * 3, [True, False, False]])).numpy()
+    assert np.all(out[0] == 0) and np.all(out[1] == 1)
+
+
+def test_padding_invariance():
+    m = small_model()
+    b = batch()
+    sx, sy = m.score_all(b)
+    # less left padding: drop the two leading columns, which are padding in every row
+    trimmed = {k: (v[:, 2:] if k in (F.HISTORY_X, F.HISTORY_Y) else v) for k, v in b.items()}
+    tx, ty = m.score_all(trimmed)
+    np.testing.assert_allclose(sx.numpy(), tx.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(sy.numpy(), ty.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_losses_finite_on_mixed_batch_and_every_term_present():
+    m = small_model(kl_weight=1.0)
+    total, terms = m.losses_and_terms(batch(), training=True)
+    assert np.isfinite(total.numpy())
+    for name in I2VAE.LOSS_TERMS:
+        assert np.isfinite(terms[name].numpy()), name
+    assert terms["kl_z_x"].numpy() > 0 and terms["informative_y"].numpy() > 0
+
+
+def test_cold_start_row_ignores_empty_domain_input_and_uses_r():
+    m = small_model()
+    b = batch()  # row 1 has no X history: cold-start in X
+    enc = m.encode(b)
+    z_x, _, _, z_ty, _, _ = m.latents(enc)
+    assert np.allclose(z_x.numpy()[1], 0)  # domain-specific latent masked
+    np.testing.assert_allclose(z_ty.numpy()[1], enc["r_zt_y"].mean().numpy()[1], rtol=1e-6)  # r^y used
+    with tf.GradientTape(persistent=True) as tape:
+        h_x, _, _ = m(b, training=False)
+        out = tf.reduce_sum(h_x[1])
+    grads = tape.gradient(out, m.r_y.trainable_variables)
+    # the X history's q(z_t^y | x, y) is not used for the cold-start row
+    assert all(g is None or float(tf.norm(g)) == 0 for g in tape.gradient(out, m.q_zt_y.trainable_variables))
+    assert all(g is not None and float(tf.norm(g)) > 0 for g in grads)
+    # what the empty X history holds (any item ids would be padding-masked) cannot change the row
+    other = dict(b)
+    other[F.HISTORY_Y] = tf.constant([[0, 0, 0, 1, 2], [0, 0, 3, 4, 5], [0, 0, 0, 0, 0], [0, 0, 0, 7, 8]], tf.int64)
+    other[F.HISTORY_X] = tf.concat([b[F.HISTORY_X][:1], tf.zeros([1, T], tf.int64), b[F.HISTORY_X][2:]], 0)
+    np.testing.assert_allclose(m(other)[0].numpy()[1], h_x.numpy()[1], rtol=1e-5)
+
+
+def test_train_step_reduces_loss():
+    m = small_model(learning_rate=0.01)
+    m.compile(optimizer=tf.keras.optimizers.Adam(0.01))
+    b = batch()
+    first = float(m.losses_and_terms(b, training=False)[0])
+    for _ in range(30):
+        m.train_step(b)
+    assert float(m.losses_and_terms(b, training=False)[0]) < first

@@ -1,0 +1,67 @@
+"""Pseudo-sequence recall: fold-in, seen-item exclusion and the augmented sequence layout."""
+import numpy as np
+import pytest
+
+from components.pseudo_sequences import psg as component_psg
+from models import psg as P
+
+EMB_X = np.array([[0, 0], [1, 0], [0.9, 0.1], [0, 1], [0.5, 0.5], [-1, 0]], np.float32)  # row 0 = padding
+EMB_Y = np.array([[0, 0], [1, 0], [0, 1], [0.7, 0.7]], np.float32)
+
+
+def test_fold_in_is_mean_of_history_embeddings():
+    hx = np.array([[0, 1, 3], [0, 0, 0]])
+    hy = np.array([[0, 0, 2], [0, 0, 0]])
+    u = P.fold_in(EMB_X, EMB_Y, hx, hy).numpy()
+    np.testing.assert_allclose(u[0], (EMB_X[1] + EMB_X[3] + EMB_Y[2]) / 3, rtol=1e-6)
+    np.testing.assert_allclose(u[1], [0, 0])
+
+
+def test_recall_excludes_seen_and_padding():
+    user = np.array([[1.0, 0.0]], np.float32)
+    top = P.recall_unseen(user, EMB_X, np.array([[0, 1]]), k=3).numpy()
+    assert top.tolist() == [[2, 4, 3]]  # item 1 is seen, padding row 0 never returned
+    top = P.recall_unseen(user, EMB_X, np.array([[1, 2, 3, 4]]), k=3).numpy()
+    assert top.tolist() == [[5, 0, 0]]  # fewer unseen items than k: zeros
+
+
+def test_compose_pseudo_history_then_recalled():
+    history = np.array([[0, 0, 4, 7], [0, 0, 0, 0]])
+    recalled = np.array([[11, 12, 13, 14, 15, 16], [21, 22, 23, 24, 25, 26]])
+    out = P.compose_pseudo(history, recalled, 6).numpy()
+    assert out.tolist() == [[4, 7, 11, 12, 13, 14], [21, 22, 23, 24, 25, 26]]
+
+
+def test_left_pad_keeps_tail():
+    assert P.left_pad([[1, 2, 3], [], [4]], 2).tolist() == [[2, 3], [0, 0], [0, 4]]
+
+
+class _Gen:
+    max_len, pseudo_len = 3, 4
+    emb_x, emb_y = EMB_X, EMB_Y
+    user_emb = np.array([[1.0, 0.0]], np.float32)
+    seen_x = [np.array([2])]
+    seen_y = [np.array([1])]
+    user_index = {"graph_user": 0}
+
+
+def test_add_pseudo_excludes_history_and_graph_items():
+    rows = [
+        {"user_id": "graph_user", "history_x": [1], "history_y": [], "target_item": 2, "target_domain": 0},
+        {"user_id": "new_user", "history_x": [], "history_y": [2], "target_item": 1, "target_domain": 0},
+    ]
+    out = component_psg.add_pseudo(rows, _Gen())
+    graph, new = out
+    assert graph["pseudo_x"][0] == 1  # real history first
+    assert 2 not in graph["pseudo_x"] and 1 not in graph["pseudo_x"][1:]  # graph item 2 (the target) is excluded
+    assert 1 not in graph["pseudo_y"]
+    assert len(graph["pseudo_x"]) == 4
+    # the fold-in user (Y history item 2 = [0, 1]) gets X items closest to [0, 1] first
+    assert new["pseudo_x"][0] == 3 and 2 not in new["pseudo_y"][1:] and new["pseudo_y"][0] == 2
+
+
+@pytest.mark.parametrize("split_items", [[1, 2, 3]])
+def test_validation_recall_counts_hits(split_items):
+    rows = [{"history_x": [1], "history_y": [], "target_item": 2, "target_domain": 0},
+            {"history_x": [1], "history_y": [], "target_item": 5, "target_domain": 0}]
+    assert component_psg.validation_recall(rows, EMB_X, EMB_Y, max_len=3, k=1) == 0.5
