@@ -93,10 +93,11 @@ def train_i2vae(train_files: List[str], eval_files: List[str], examples_root: st
     model = build_model(num_items, cfg)
     validation = RankingValidation(eval_rows, num_items, cfg.data, cfg.eval, cfg.train.early_stopping_patience,
                                    log_dir, cfg.train.epochs)
-    steps_per_epoch = math.ceil(sum(1 for _ in tf.data.TFRecordDataset(D.expand(train_files), "GZIP"))
-                                / cfg.train.batch_size)
-    annealing = KLAnnealing(cfg.train.kl_weight, int(cfg.train.kl_anneal_epochs * steps_per_epoch))
-    callbacks = [annealing, tf.keras.callbacks.TensorBoard(log_dir=log_dir, histogram_freq=0), validation]
+    callbacks = [tf.keras.callbacks.TensorBoard(log_dir=log_dir, histogram_freq=0), validation]
+    if cfg.train.kl_anneal_epochs > 0:  # the warm-up is set in steps, so count the training rows once
+        rows = sum(1 for _ in tf.data.TFRecordDataset(D.expand(train_files), "GZIP"))
+        steps = int(cfg.train.kl_anneal_epochs * math.ceil(rows / cfg.train.batch_size))
+        callbacks.insert(0, KLAnnealing(cfg.train.kl_weight, steps))
     print(f"[train] i2VAE on {num_items[0]}+{num_items[1]} items, up to {cfg.train.epochs} epochs, "
           f"batch {cfg.train.batch_size}, d={cfg.model.embedding_dim}, T={cfg.data.max_len}, T'={cfg.data.pseudo_len}",
           flush=True)

@@ -4,7 +4,6 @@ Config comes from defaults, then `--config FILE.json`, then `--set section.field
 the resolved config is written to `<out>/config.json` and printed with the results.
 """
 import argparse
-import json
 import os
 import sys
 import time
@@ -25,8 +24,6 @@ def _add_config_args(parser):
 
 
 def _summary(paths, cfg, wall):
-    from models import metrics as M  # noqa: F401  (keeps the import cost out of --help)
-
     print("\n================ i2VAE pipeline finished ================")
     print(f"settings: T={cfg.data.max_len} T'={cfg.data.pseudo_len} d={cfg.model.embedding_dim} "
           f"batch={cfg.train.batch_size} lr={cfg.train.learning_rate} epochs<={cfg.train.epochs} "
@@ -102,7 +99,9 @@ def main(argv=None):
     try:
         return handlers[args.command](args)
     except ValueError as e:  # config and input errors: one clear line, no traceback
-        if type(e).__name__ in ("IngestError",) or str(e).startswith("unknown config"):
+        from components.ingest.logic import IngestError
+
+        if isinstance(e, IngestError) or str(e).startswith("unknown config"):
             sys.exit(f"error: {e}")
         raise
 
