@@ -9,7 +9,6 @@ import sys
 import textwrap
 
 import pytest
-import tensorflow as tf
 from ml_metadata.metadata_store import metadata_store
 from tfx import v1 as tfx
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Sequence, Tuple
 
 import numpy as np
 
