@@ -23,7 +23,8 @@ def make_parser(max_len: int, pseudo_len: int):
 
     def parse(serialized: tf.Tensor) -> Dict[str, tf.Tensor]:
         parsed = tf.io.parse_example(serialized, spec)
-        out = {name: parsed[name] for name in (F.USER_ID,) + F.SCALAR_INT_FEATURES}
+        # numeric features only: the model needs no user id, and string tensors keep XLA out
+        out = {name: parsed[name] for name in F.SCALAR_INT_FEATURES}
         for name, length in ((F.HISTORY_X, max_len), (F.HISTORY_Y, max_len),
                              (F.PSEUDO_X, pseudo_len), (F.PSEUDO_Y, pseudo_len)):
             out[name] = left_pad_ragged(tf.RaggedTensor.from_sparse(parsed[name]), length)
