@@ -110,3 +110,18 @@ def test_train_step_reduces_loss():
     for _ in range(30):
         m.train_step(b)
     assert float(m.losses_and_terms(b, training=False)[0]) < first
+
+
+def test_kl_annealing_ramps_beta_linearly():
+    from types import SimpleNamespace
+
+    from models.i2vae import KLAnnealing
+
+    holder = SimpleNamespace(optimizer=SimpleNamespace(iterations=tf.Variable(0, dtype=tf.int64)),
+                             kl_beta=tf.Variable(0.0))
+    callback = KLAnnealing(kl_weight=0.5, steps=10)
+    callback.set_model(holder)
+    for step, expected in [(0, 0.0), (5, 0.25), (10, 0.5), (40, 0.5)]:
+        holder.optimizer.iterations.assign(step)
+        callback.on_train_batch_begin(0)
+        assert float(holder.kl_beta.numpy()) == pytest.approx(expected)
