@@ -23,18 +23,22 @@ def fold_in(item_emb_x: tf.Tensor, item_emb_y: tf.Tensor, history_x: tf.Tensor, 
     return (sx + sy) / tf.maximum(count, 1.0)[:, None]
 
 
+def mask_seen(scores: tf.Tensor, seen: tf.Tensor) -> tf.Tensor:
+    """Sets the padding column 0 and each row's `seen` items ([B, S] indices, 0 = padding) to NEG_INF."""
+    seen = tf.cast(seen, tf.int32)
+    seen = tf.concat([tf.zeros_like(seen[:, :1]), seen], axis=1)
+    rows = tf.broadcast_to(tf.range(tf.shape(seen)[0])[:, None], tf.shape(seen))
+    where = tf.reshape(tf.stack([rows, seen], axis=-1), [-1, 2])
+    return tf.tensor_scatter_nd_update(scores, where, tf.fill([tf.shape(where)[0]], tf.cast(NEG_INF, scores.dtype)))
+
+
 def recall_unseen(user_emb: tf.Tensor, item_emb: tf.Tensor, seen: tf.Tensor, k: int) -> tf.Tensor:
     """Top-k item indices of one domain by dot product, excluding padding and `seen` items.
 
     user_emb [B, D], item_emb [N+1, D], seen [B, S] indices (0 = padding). Returns [B, k]
     indices, 0 where fewer than k unseen items exist. Memory is B x (N+1): callers bound B.
     """
-    scores = tf.matmul(user_emb, item_emb, transpose_b=True)
-    seen = tf.cast(seen, tf.int32)
-    seen = tf.concat([tf.zeros_like(seen[:, :1]), seen], axis=1)  # column 0 is padding
-    rows = tf.broadcast_to(tf.range(tf.shape(seen)[0])[:, None], tf.shape(seen))
-    where = tf.reshape(tf.stack([rows, seen], axis=-1), [-1, 2])
-    scores = tf.tensor_scatter_nd_update(scores, where, tf.fill([tf.shape(where)[0]], NEG_INF))
+    scores = mask_seen(tf.matmul(user_emb, item_emb, transpose_b=True), seen)
     values, indices = tf.math.top_k(scores, k=k)
     return tf.cast(tf.where(values > NEG_INF / 2, indices, tf.zeros_like(indices)), tf.int64)
 

@@ -22,9 +22,6 @@ import tensorflow as tf
 from models import features as F
 from models import psg as P
 
-NEG_INF = -1e30
-
-
 class ServingModule(tf.Module):
     def __init__(self, model, vocab_x, vocab_y, generator, popularity, max_len, pseudo_len, top_k):
         super().__init__()
@@ -84,9 +81,7 @@ class ServingModule(tf.Module):
         out = {"unknown_ids_x": unknown_x, "unknown_ids_y": unknown_y}
         for d, name, hist in ((0, "x", hx), (1, "y", hy)):
             s = tf.where(no_history, tf.broadcast_to(self.popularity[d], tf.shape(scores[d])), scores[d])
-            rows = tf.broadcast_to(tf.range(tf.shape(hist)[0])[:, None], tf.shape(hist))
-            where = tf.reshape(tf.stack([rows, tf.cast(hist, tf.int32)], -1), [-1, 2])  # seen items and padding
-            s = tf.tensor_scatter_nd_update(s, where, tf.fill([tf.shape(where)[0]], NEG_INF))
+            s = P.mask_seen(s, hist)  # no padding, nothing already in the history
             k = min(self.top_k, int(self.ids[d].shape[0]) - 1)
             values, indices = tf.math.top_k(s, k=k)
             out[f"top_ids_{name}"] = tf.gather(self.ids[d], indices)
