@@ -52,6 +52,11 @@ def make_dataset(patterns: List[str], batch_size: int, max_len: int, pseudo_len:
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def read_split(examples_root: str, split: str) -> List[Dict]:
+    """All examples of one split as Python dicts."""
+    return read_rows(expand([F.split_pattern(examples_root, split)]))
+
+
 def read_rows(files: List[str]) -> List[Dict]:
     """Reads gzip TFRecords of examples into Python dicts (driver-side: graph building, evaluation)."""
     ds = tf.data.TFRecordDataset(files, compression_type="GZIP")

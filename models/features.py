@@ -5,6 +5,7 @@ vocabulary (0 is padding); the serving signature takes the same names as raw id 
 """
 from __future__ import annotations
 
+import os
 from typing import Dict, List
 
 import tensorflow as tf
@@ -67,6 +68,20 @@ def parsing_spec(with_pseudo: bool = True) -> Dict:
     for name in SCALAR_INT_FEATURES:
         spec[name] = tf.io.FixedLenFeature([], tf.int64)
     return spec
+
+
+def split_pattern(examples_root: str, split: str) -> str:
+    """The file pattern of one split's TFRecords in an Examples artifact."""
+    return os.path.join(examples_root, SPLIT_DIR.format(split), "*")
+
+
+def read_vocabs(examples_root: str):
+    """(vocab_x, vocab_y): each domain's raw item ids; item index i is line i (1-based)."""
+    return tuple(read_vocab(os.path.join(examples_root, VOCAB_DIR, f)) for f in VOCAB_FILES)
+
+
+def vocab_sizes(examples_root: str):
+    return tuple(len(v) for v in read_vocabs(examples_root))
 
 
 def read_vocab(path: str) -> List[str]:

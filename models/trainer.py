@@ -73,10 +73,6 @@ class RankingValidation(tf.keras.callbacks.Callback):
             self.model.set_weights(self.best_weights)
 
 
-def vocab_sizes(examples_root: str):
-    return tuple(len(F.read_vocab(os.path.join(examples_root, F.VOCAB_DIR, f))) for f in F.VOCAB_FILES)
-
-
 def build_model(num_items, cfg) -> I2VAE:
     tf.keras.utils.set_random_seed(cfg.train.seed)
     model = I2VAE(num_items[0], num_items[1], cfg.model, cfg.train, cfg.data.max_len, cfg.data.pseudo_len)
@@ -86,7 +82,7 @@ def build_model(num_items, cfg) -> I2VAE:
 
 def train_i2vae(train_files: List[str], eval_files: List[str], examples_root: str, cfg, log_dir: str):
     """Trains with early stopping on validation NDCG; returns (model, validation history)."""
-    num_items = vocab_sizes(examples_root)
+    num_items = F.vocab_sizes(examples_root)
     train_ds = D.make_dataset(train_files, cfg.train.batch_size, cfg.data.max_len, cfg.data.pseudo_len,
                               shuffle=True, seed=cfg.train.seed)
     eval_rows = D.read_rows(D.expand(eval_files))
@@ -118,6 +114,6 @@ def run_fn(fn_args) -> None:
     with open(os.path.join(fn_args.model_run_dir, "training_history.json"), "w") as f:
         json.dump(history, f, indent=2, default=float)
     train_rows = D.read_rows(D.expand(fn_args.train_files))
-    popularity = E.item_popularity(train_rows, vocab_sizes(examples_root))
+    popularity = E.item_popularity(train_rows, F.vocab_sizes(examples_root))
     export.export_saved_model(model, examples_root, popularity, cfg, fn_args.serving_model_dir)
     print(f"[train] SavedModel written to {fn_args.serving_model_dir}", flush=True)

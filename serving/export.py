@@ -93,7 +93,7 @@ def export_saved_model(model, examples_root: str, popularity, cfg, export_dir: s
     """Writes the SavedModel (signatures above) to export_dir."""
     from components.pseudo_sequences.psg import GENERATOR_DIR, load_generator
 
-    vocab_x, vocab_y = (F.read_vocab(os.path.join(examples_root, F.VOCAB_DIR, f)) for f in F.VOCAB_FILES)
+    vocab_x, vocab_y = F.read_vocabs(examples_root)
     generator = load_generator(os.path.join(examples_root, GENERATOR_DIR))
     module = ServingModule(model, vocab_x, vocab_y, generator, popularity, cfg.data.max_len, cfg.data.pseudo_len,
                            top_k)

@@ -55,7 +55,7 @@ def test_tfrecords_parse_with_expected_features(run):
     examples = glob.glob(os.path.join(paths["pipeline_root"], "PseudoSequenceGen", "augmented_examples", "*"))
     assert examples
     for split in ("train", "eval", "test"):
-        rows = D.read_rows(D.expand([os.path.join(examples[0], F.SPLIT_DIR.format(split), "*")]))
+        rows = D.read_split(examples[0], split)
         assert rows, split
         assert set(rows[0]) == set(F.ALL_FEATURES)
         assert all(len(r[F.PSEUDO_X]) == cfg.data.pseudo_len for r in rows)

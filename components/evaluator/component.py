@@ -39,8 +39,8 @@ def _mean_ndcg(result, k):
 
 def evaluate_model(examples_uri: str, model_dir: str, splits, cfg, out_dir: str) -> dict:
     """Evaluates the SavedModel and popularity on `splits`; writes metrics.json, metrics.md, ranks."""
-    num_items = tuple(len(F.read_vocab(os.path.join(examples_uri, F.VOCAB_DIR, f))) for f in F.VOCAB_FILES)
-    train_rows = D.read_rows(D.expand([os.path.join(examples_uri, F.SPLIT_DIR.format("train"), "*")]))
+    num_items = F.vocab_sizes(examples_uri)
+    train_rows = D.read_split(examples_uri, "train")
     scorers = {"i2vae": savedmodel_scorer(model_dir),
                "popularity": E.popularity_scorer(E.item_popularity(train_rows, num_items))}
     k = cfg.eval.k
@@ -48,7 +48,7 @@ def evaluate_model(examples_uri: str, model_dir: str, splits, cfg, out_dir: str)
     tables = []
     os.makedirs(out_dir, exist_ok=True)
     for split in splits:
-        rows = D.read_rows(D.expand([os.path.join(examples_uri, F.SPLIT_DIR.format(split), "*")]))
+        rows = D.read_split(examples_uri, split)
         negatives = M.candidate_matrix(rows, num_items, cfg.eval.num_negatives, cfg.eval.seed)
         report["splits"][split] = {}
         per_row = {}

@@ -19,8 +19,7 @@ def run_ingest(data_path, out_dir, data_format="auto", cfg=DataConfig()):
 
 
 def split_rows(out_dir, split):
-    pattern = os.path.join(out_dir, F.SPLIT_DIR.format(split), "*")
-    return D.read_rows(D.expand([pattern]))
+    return D.read_split(out_dir, split)
 
 
 def test_paper_format_rows_splits_and_vocab(tmp_path):

@@ -15,16 +15,16 @@ from tfx.types import artifact_utils, standard_artifacts
 
 from components.pseudo_sequences import psg
 from models import features as F
-from models.data import read_rows
+from models.data import read_split
 from pipeline import config as C
 
 
 def run_pseudo_sequence_gen(in_uri: str, out_uri: str, splits, data_cfg, lightgcn_cfg, beam_pipeline) -> dict:
     """Trains the generator (in this process) and runs the Beam transform on `beam_pipeline`."""
-    vocab_x, vocab_y = (F.read_vocab(os.path.join(in_uri, F.VOCAB_DIR, f)) for f in F.VOCAB_FILES)
+    vocab_x, vocab_y = F.read_vocabs(in_uri)
     shutil.copytree(os.path.join(in_uri, F.VOCAB_DIR), os.path.join(out_uri, F.VOCAB_DIR), dirs_exist_ok=True)
-    train_rows = read_rows(psg.split_files(in_uri, "train"))
-    eval_rows = read_rows(psg.split_files(in_uri, "eval")) if "eval" in splits else []
+    train_rows = read_split(in_uri, "train")
+    eval_rows = read_split(in_uri, "eval") if "eval" in splits else []
     generator_dir = os.path.join(out_uri, psg.GENERATOR_DIR)
     history = psg.train_generator(train_rows, eval_rows, len(vocab_x), len(vocab_y), data_cfg, lightgcn_cfg,
                                   generator_dir)

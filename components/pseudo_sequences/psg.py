@@ -5,7 +5,6 @@ runners can import it. It loads the generator's arrays once per worker in `setup
 """
 from __future__ import annotations
 
-import glob
 import json
 import os
 from typing import Dict, List
@@ -19,13 +18,6 @@ from models import psg as P
 from models.lightgcn import LightGCN, normalized_adjacency, train_lightgcn
 
 GENERATOR_DIR = "pseudo_sequence_generator"
-
-
-def split_files(examples_uri: str, split: str) -> List[str]:
-    files = sorted(glob.glob(os.path.join(examples_uri, F.SPLIT_DIR.format(split), "*")))
-    if not files:
-        raise FileNotFoundError(f"no TFRecords under {os.path.join(examples_uri, F.SPLIT_DIR.format(split))}")
-    return files
 
 
 class Graph:
@@ -192,7 +184,7 @@ def add_pseudo(rows: List[Dict], gen) -> List[Dict]:
 def build_transform(p: beam.Pipeline, in_uri: str, out_uri: str, splits, generator_dir: str, data_cfg, use_graph: bool):
     """Beam graph: for every split, read examples, add pseudo-sequences in batches, write."""
     for split in splits:
-        (p | f"Read-{split}" >> beam.io.ReadFromTFRecord(os.path.join(in_uri, F.SPLIT_DIR.format(split), "*"))
+        (p | f"Read-{split}" >> beam.io.ReadFromTFRecord(F.split_pattern(in_uri, split))
            | f"Batch-{split}" >> beam.BatchElements(min_batch_size=64, max_batch_size=1024)
            | f"Pseudo-{split}" >> beam.ParDo(AddPseudoSequences(generator_dir, data_cfg.max_len,
                                                                 data_cfg.pseudo_len, use_graph))
