@@ -39,9 +39,10 @@ class SASRecEncoder(tf.keras.layers.Layer):
     """Self-attention encoder over a left-padded sequence with learnable positions.
 
     Position embeddings are aligned to the right end of the sequence, so left padding of
-    any amount leaves the output unchanged (padding invariance). Attention is
+    any amount leaves the output unchanged (padding invariance). In i2VAE attention is
     bidirectional and padding-masked: the output is pooled, not used for next-step
-    prediction, so no causal mask is needed.
+    prediction, so no causal mask is needed. The SASRec baseline sets `causal`, so each
+    position sees only itself and earlier items, as next-item training requires.
 
     Args:
       item_embedding: the domain's shared item Embedding layer.
@@ -50,11 +51,13 @@ class SASRecEncoder(tf.keras.layers.Layer):
       num_heads: attention heads (default 4).
       num_blocks: self-attention blocks.
       dropout: dropout rate on embeddings, attention and feed-forward outputs.
+      causal: mask attention to later positions.
     """
 
-    def __init__(self, item_embedding, max_len, dim, num_heads=4, num_blocks=2, dropout=0.2, **kwargs):
+    def __init__(self, item_embedding, max_len, dim, num_heads=4, num_blocks=2, dropout=0.2, causal=False,
+                 **kwargs):
         super().__init__(**kwargs)
-        self.item_embedding, self.max_len, self.dim = item_embedding, max_len, dim
+        self.item_embedding, self.max_len, self.dim, self.causal = item_embedding, max_len, dim, causal
         self.positions = self.add_weight(name="positions", shape=(max_len, dim),
                                          initializer=tf.keras.initializers.TruncatedNormal(stddev=0.02))
         self.dropout = tf.keras.layers.Dropout(dropout)
@@ -78,6 +81,9 @@ class SASRecEncoder(tf.keras.layers.Layer):
         x = self.item_embedding(sequence) * math.sqrt(self.dim) + self.positions[self.max_len - length:][None]
         x = self.dropout(x, training=training) * m
         attention_mask = tf.logical_and(mask[:, :, None], mask[:, None, :])
+        if self.causal:
+            attention_mask = tf.logical_and(attention_mask, tf.linalg.band_part(tf.ones([length, length], tf.bool),
+                                                                                -1, 0)[None])
         for block in self.blocks:
             q = block["norm1"](x)
             x = x + block["attention"](q, x, x, attention_mask=attention_mask, training=training)
@@ -167,7 +173,38 @@ class KLAnnealing(tf.keras.callbacks.Callback):
         self.model.kl_beta.assign(self.kl_weight * frac)
 
 
-class I2VAE(tf.keras.Model):
+class LossTermsModel(tf.keras.Model):
+    """A Keras model whose `fit` logs every term of its objective as its own scalar.
+
+    Subclasses implement `losses_and_terms(batch, training) -> (total, {name: scalar})` and
+    list the names in `tracked`; Keras' TensorBoard callback then writes each one.
+    """
+
+    def _make_trackers(self, names):
+        self.trackers = {name: tf.keras.metrics.Mean(name=name) for name in ("loss",) + tuple(names)}
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def _update(self, total, terms):
+        self.trackers["loss"].update_state(total)
+        for name, value in terms.items():
+            self.trackers[name].update_state(value)
+        return {name: t.result() for name, t in self.trackers.items()}
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            total, terms = self.losses_and_terms(data, training=True)
+        grads = tape.gradient(total, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        return self._update(total, terms)
+
+    def test_step(self, data):
+        return self._update(*self.losses_and_terms(data, training=False))
+
+
+class I2VAE(LossTermsModel):
     """The i2VAE model.
 
     Args:
@@ -217,10 +254,7 @@ class I2VAE(tf.keras.Model):
         self.dec_y = self._decoder(model_cfg.decoder_hidden, d, "decoder_y")
         # beta multiplies the six prior KL terms; KLAnnealing can raise it from 0 to train_cfg.kl_weight
         self.kl_beta = tf.Variable(float(train_cfg.kl_weight), trainable=False, dtype=tf.float32, name="kl_beta")
-        self.trackers = {name: tf.keras.metrics.Mean(name=name) for name in ("loss",) + self.LOSS_TERMS}
-        self.trackers["noise_weight_x"] = tf.keras.metrics.Mean(name="noise_weight_x")
-        self.trackers["kl_beta"] = tf.keras.metrics.Mean(name="kl_beta")
-        self.trackers["noise_weight_y"] = tf.keras.metrics.Mean(name="noise_weight_y")
+        self._make_trackers(self.LOSS_TERMS + ("noise_weight_x", "noise_weight_y", "kl_beta"))
 
     @staticmethod
     def _decoder(hidden, dim, name):
@@ -340,24 +374,3 @@ class I2VAE(tf.keras.Model):
         terms["noise_weight_x"] = tf.reduce_sum(fx * w_x) / tf.maximum(tf.reduce_sum(fx), 1.0)
         terms["noise_weight_y"] = tf.reduce_sum(fy * w_y) / tf.maximum(tf.reduce_sum(fy), 1.0)
         return total, terms
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
-    def _update(self, total, terms):
-        self.trackers["loss"].update_state(total)
-        for name, value in terms.items():
-            self.trackers[name].update_state(value)
-        return {name: t.result() for name, t in self.trackers.items()}
-
-    def train_step(self, data):
-        with tf.GradientTape() as tape:
-            total, terms = self.losses_and_terms(data, training=True)
-        grads = tape.gradient(total, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
-        return self._update(total, terms)
-
-    def test_step(self, data):
-        total, terms = self.losses_and_terms(data, training=False)
-        return self._update(total, terms)

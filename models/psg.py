@@ -7,9 +7,14 @@ index i (1-based) is row i.
 """
 from __future__ import annotations
 
+import os
+from typing import Dict, List, Sequence
+
+import numpy as np
 import tensorflow as tf
 
 NEG_INF = -1e30
+GENERATOR_DIR = "pseudo_sequence_generator"  # inside the augmented Examples artifact
 
 
 def fold_in(item_emb_x: tf.Tensor, item_emb_y: tf.Tensor, history_x: tf.Tensor, history_y: tf.Tensor) -> tf.Tensor:
@@ -38,9 +43,19 @@ def recall_unseen(user_emb: tf.Tensor, item_emb: tf.Tensor, seen: tf.Tensor, k: 
     user_emb [B, D], item_emb [N+1, D], seen [B, S] indices (0 = padding). Returns [B, k]
     indices, 0 where fewer than k unseen items exist. Memory is B x (N+1): callers bound B.
     """
-    scores = mask_seen(tf.matmul(user_emb, item_emb, transpose_b=True), seen)
-    values, indices = tf.math.top_k(scores, k=k)
+    return top_unseen(tf.matmul(user_emb, item_emb, transpose_b=True), seen, k)
+
+
+def top_unseen(scores: tf.Tensor, seen: tf.Tensor, k: int) -> tf.Tensor:
+    """Top-k item indices of [B, N+1] scores, excluding padding and `seen`; 0 where none is left."""
+    values, indices = tf.math.top_k(mask_seen(scores, seen), k=k)
     return tf.cast(tf.where(values > NEG_INF / 2, indices, tf.zeros_like(indices)), tf.int64)
+
+
+def random_scores(batch_size, num_items_plus_pad: int) -> tf.Tensor:
+    """Uniform scores, so `top_unseen` draws random unseen items (the w/o PSG ablation, serving side;
+    the Beam transform draws per-user seeded scores instead, see `pseudo_sequences.psg`)."""
+    return tf.random.uniform(tf.stack([batch_size, num_items_plus_pad]))
 
 
 def compose_pseudo(history: tf.Tensor, recalled: tf.Tensor, pseudo_len: int) -> tf.Tensor:
@@ -63,11 +78,31 @@ def compose_pseudo(history: tf.Tensor, recalled: tf.Tensor, pseudo_len: int) -> 
 
 def left_pad(sequences, length: int):
     """Python lists -> [B, length] int64 array, keeping the last `length` items, left-padded."""
-    import numpy as np
-
     out = np.zeros((len(sequences), length), dtype=np.int64)
     for row, seq in enumerate(sequences):
         tail = list(seq)[-length:] if length > 0 else []
         if tail:
             out[row, length - len(tail):] = tail
     return out
+
+
+def save_generator(out_dir: str, emb_x, emb_y, user_ids: Sequence[str], neighbours: List, user_emb) -> None:
+    """Saves the generator: per-domain item embeddings (row 0 = padding), the graph users'
+    embeddings and ids, and each graph user's (X items, Y items) as values + offsets."""
+    os.makedirs(out_dir, exist_ok=True)
+    arrays = {"item_emb_x": emb_x, "item_emb_y": emb_y, "user_emb": user_emb,
+              "user_ids": np.asarray(list(user_ids), dtype=str)}
+    for d, name in enumerate(("seen_x", "seen_y")):
+        lists = [n[d] for n in neighbours]
+        arrays[name + "_values"] = np.asarray([i for items in lists for i in items], np.int64)
+        arrays[name + "_offsets"] = np.cumsum([0] + [len(items) for items in lists]).astype(np.int64)
+    np.savez(os.path.join(out_dir, "generator.npz"), **arrays)
+
+
+def load_generator(out_dir: str) -> Dict:
+    with np.load(os.path.join(out_dir, "generator.npz")) as z:
+        g = {k: z[k] for k in z.files}
+    for name in ("seen_x", "seen_y"):
+        values, offsets = g.pop(name + "_values"), g.pop(name + "_offsets")
+        g[name] = [values[offsets[i]: offsets[i + 1]] for i in range(len(offsets) - 1)]
+    return g

@@ -43,6 +43,7 @@ class _Gen:
     seen_x = [np.array([2])]
     seen_y = [np.array([1])]
     user_index = {"graph_user": 0}
+    source, seed = "lightgcn", 42
 
 
 def test_add_pseudo_excludes_history_and_graph_items():
@@ -58,6 +59,25 @@ def test_add_pseudo_excludes_history_and_graph_items():
     assert len(graph["pseudo_x"]) == 4
     # the fold-in user (Y history item 2 = [0, 1]) gets X items closest to [0, 1] first
     assert new["pseudo_x"][0] == 3 and 2 not in new["pseudo_y"][1:] and new["pseudo_y"][0] == 2
+
+
+def test_random_pseudo_items_are_unseen_and_repeatable_per_user():
+    """The w/o PSG ablation: history first, then random unseen items, the same in any batch."""
+    big_x = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32)
+    gen = _Gen()
+    gen.emb_x, gen.source, gen.user_index, gen.pseudo_len = big_x, "random", {}, 10
+    rows = [{"user_id": f"u{i}", "history_x": [1, 2], "history_y": [], "target_item": 3, "target_domain": 0}
+            for i in range(6)]
+    out = component_psg.add_pseudo(rows, gen)
+    for r in out:
+        assert r["pseudo_x"][:2] == [1, 2] and len(r["pseudo_x"]) == 10
+        assert len(set(r["pseudo_x"])) == 10 and all(0 < i < 50 for i in r["pseudo_x"])
+    assert len({tuple(r["pseudo_x"]) for r in out}) == 6  # different users, different draws
+    again = component_psg.add_pseudo(rows[3:4], gen)  # same user in another batch
+    assert again[0]["pseudo_x"] == out[3]["pseudo_x"]
+    # random items are not the LightGCN ranking
+    gen.source = "lightgcn"
+    assert component_psg.add_pseudo(rows, gen)[0]["pseudo_x"] != out[0]["pseudo_x"]
 
 
 @pytest.mark.parametrize("split_items", [[1, 2, 3]])

@@ -1,7 +1,8 @@
-"""Training of i2VAE: `train_i2vae` (plain Python, no TFX) and the Trainer's `run_fn`.
+"""Training: `train_model` (plain Python, no TFX) and the Trainer's `run_fn`.
 
+`model.kind` picks i2VAE or a baseline; all share the validation, export and evaluation.
 The run_fn is the only place TFX touches the model code: it turns FnArgs into paths and
-the pipeline config, then calls `train_i2vae` and the exporter.
+the pipeline config, then calls `train_model` and the exporter.
 """
 from __future__ import annotations
 
@@ -18,7 +19,10 @@ from models import data as D
 from models import evaluation as E
 from models import features as F
 from models import metrics as M
-from models.i2vae import I2VAE, KLAnnealing
+from models import baselines as B
+from models import psg as P
+from models.i2vae import I2VAE, KLAnnealing, LossTermsModel
+from pipeline import config as C
 
 
 class RankingValidation(tf.keras.callbacks.Callback):
@@ -30,27 +34,38 @@ class RankingValidation(tf.keras.callbacks.Callback):
         self.rows, self.data_cfg, self.eval_cfg, self.patience = rows, data_cfg, eval_cfg, patience
         self.negatives = M.candidate_matrix(rows, num_items, eval_cfg.num_negatives, eval_cfg.seed)
         self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "validation")) if log_dir else None
-        self.best, self.best_epoch, self.best_weights, self.wait = -1.0, 0, None, 0
+        self.best, self.best_epoch, self.best_weights, self.wait, self.untrained = -1.0, 0, None, 0, math.nan
         self.history: List[Dict] = []
         self.total_epochs, self.start = total_epochs, time.time()
 
     def scorer(self, features):
         return [s.numpy() for s in self.model.score_all({k: tf.constant(v) for k, v in features.items()})]
 
-    def on_epoch_end(self, epoch, logs=None):
+    def _validate(self, step, loss):
         k = self.eval_cfg.k
         result = E.evaluate_rows(self.scorer, self.rows, self.negatives, self.data_cfg.max_len,
                                  self.data_cfg.pseudo_len, k)["sampled"]
         ndcg = float(np.nanmean([result[d]["all"][f"NDCG@{k}"] for d in M.DOMAINS]))
-        self.history.append({"epoch": epoch + 1, "loss": float((logs or {}).get("loss", math.nan)),
-                             "val_ndcg": ndcg, "metrics": result})
+        self.history.append({"epoch": step, "loss": loss, "val_ndcg": ndcg, "metrics": result})
         if self.writer:
             with self.writer.as_default():
                 for d in M.DOMAINS:
                     for g in M.GROUPS:
                         for m in (f"HR@{k}", f"NDCG@{k}"):
-                            tf.summary.scalar(f"val/{m}/{d}/{g}", result[d][g][m], step=epoch + 1)
+                            tf.summary.scalar(f"val/{m}/{d}/{g}", result[d][g][m], step=step)
             self.writer.flush()
+        return result, ndcg
+
+    def on_train_begin(self, logs=None):
+        """Epoch 0: the untrained model, the reference every trained epoch must beat."""
+        result, self.untrained = self._validate(0, math.nan)
+        k = self.eval_cfg.k
+        print(f"[train] untrained: val NDCG@{k} X {100 * result['x']['all'][f'NDCG@{k}']:.2f} "
+              f"Y {100 * result['y']['all'][f'NDCG@{k}']:.2f}", flush=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        k = self.eval_cfg.k
+        result, ndcg = self._validate(epoch + 1, float((logs or {}).get("loss", math.nan)))
         improved = ndcg > self.best
         if improved:
             self.best, self.best_epoch, self.wait = ndcg, epoch + 1, 0
@@ -73,47 +88,67 @@ class RankingValidation(tf.keras.callbacks.Callback):
             self.model.set_weights(self.best_weights)
 
 
-def build_model(num_items, cfg) -> I2VAE:
+def build_model(num_items, cfg, popularity=None, generator=None):
+    """The model `cfg.model.kind` names: i2VAE or a baseline (`models.baselines`).
+
+    popularity (train counts per domain) is the SASRec no-history fallback and the
+    popularity baseline; generator (the PSG's arrays) holds LightGCN's item embeddings.
+    """
     tf.keras.utils.set_random_seed(cfg.train.seed)
-    model = I2VAE(num_items[0], num_items[1], cfg.model, cfg.train, cfg.data.max_len, cfg.data.pseudo_len)
+    kind = cfg.model.kind
+    if kind == "i2vae":
+        model = I2VAE(num_items[0], num_items[1], cfg.model, cfg.train, cfg.data.max_len, cfg.data.pseudo_len)
+    elif kind == "sasrec":
+        model = B.SASRec(num_items[0], num_items[1], cfg.model, popularity, cfg.data.max_len)
+    elif kind == "lightgcn":
+        model = B.LightGCNRanker(generator["item_emb_x"], generator["item_emb_y"])
+    elif kind == "popularity":
+        model = B.PopularityRanker(popularity)
+    else:
+        raise ValueError(f"model.kind must be one of {C.MODEL_KINDS}, found {kind!r}")
     model.compile(optimizer=tf.keras.optimizers.Adam(cfg.train.learning_rate), jit_compile=cfg.train.jit_compile)
     return model
 
 
-def train_i2vae(train_files: List[str], eval_files: List[str], examples_root: str, cfg, log_dir: str):
-    """Trains with early stopping on validation NDCG; returns (model, validation history)."""
+def train_model(train_files: List[str], eval_files: List[str], examples_root: str, cfg, log_dir: str):
+    """Builds `cfg.model.kind` and, for the trainable ones (i2VAE, SASRec), trains it with
+    early stopping on validation NDCG. Returns (model, validation history, popularity)."""
     num_items = F.vocab_sizes(examples_root)
+    popularity = E.item_popularity(D.read_rows(D.expand(train_files)), num_items)
+    generator = P.load_generator(os.path.join(examples_root, P.GENERATOR_DIR))
+    model = build_model(num_items, cfg, popularity, generator)
+    if not isinstance(model, LossTermsModel):
+        print(f"[train] {cfg.model.kind}: nothing to train (fixed scores)", flush=True)
+        return model, {"best_epoch": 0, "best_val_ndcg": None, "epochs_run": 0, "history": []}, popularity
     train_ds = D.make_dataset(train_files, cfg.train.batch_size, cfg.data.max_len, cfg.data.pseudo_len,
                               shuffle=True, seed=cfg.train.seed)
     eval_rows = D.read_rows(D.expand(eval_files))
-    model = build_model(num_items, cfg)
     validation = RankingValidation(eval_rows, num_items, cfg.data, cfg.eval, cfg.train.early_stopping_patience,
                                    log_dir, cfg.train.epochs)
     callbacks = [tf.keras.callbacks.TensorBoard(log_dir=log_dir, histogram_freq=0), validation]
-    if cfg.train.kl_anneal_epochs > 0:  # the warm-up is set in steps, so count the training rows once
+    if cfg.model.kind == "i2vae" and cfg.train.kl_anneal_epochs > 0:  # set in steps: count the rows once
         rows = sum(1 for _ in tf.data.TFRecordDataset(D.expand(train_files), "GZIP"))
         steps = int(cfg.train.kl_anneal_epochs * math.ceil(rows / cfg.train.batch_size))
         callbacks.insert(0, KLAnnealing(cfg.train.kl_weight, steps))
-    print(f"[train] i2VAE on {num_items[0]}+{num_items[1]} items, up to {cfg.train.epochs} epochs, "
+    print(f"[train] {cfg.model.kind} on {num_items[0]}+{num_items[1]} items, up to {cfg.train.epochs} epochs, "
           f"batch {cfg.train.batch_size}, d={cfg.model.embedding_dim}, T={cfg.data.max_len}, T'={cfg.data.pseudo_len}",
           flush=True)
     model.fit(train_ds, epochs=cfg.train.epochs, callbacks=callbacks, verbose=0)
     return model, {"best_epoch": validation.best_epoch, "best_val_ndcg": validation.best,
-                   "epochs_run": len(validation.history), "history": validation.history}
+                   "untrained_val_ndcg": validation.untrained, "epochs_run": len(validation.history) - 1,
+                   "history": validation.history}, popularity
 
 
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point: `custom_config['config']` holds the PipelineConfig JSON."""
-    from pipeline import config as C
     from serving import export
 
     cfg = C.from_dict(json.loads(fn_args.custom_config["config"]))
     examples_root = os.path.dirname(os.path.dirname(D.expand(fn_args.train_files)[0]))
     C.write_config(cfg, fn_args.model_run_dir)
-    model, history = train_i2vae(fn_args.train_files, fn_args.eval_files, examples_root, cfg, fn_args.model_run_dir)
+    model, history, popularity = train_model(fn_args.train_files, fn_args.eval_files, examples_root, cfg,
+                                             fn_args.model_run_dir)
     with open(os.path.join(fn_args.model_run_dir, "training_history.json"), "w") as f:
         json.dump(history, f, indent=2, default=float)
-    train_rows = D.read_rows(D.expand(fn_args.train_files))
-    popularity = E.item_popularity(train_rows, F.vocab_sizes(examples_root))
     export.export_saved_model(model, examples_root, popularity, cfg, fn_args.serving_model_dir)
     print(f"[train] SavedModel written to {fn_args.serving_model_dir}", flush=True)

@@ -56,13 +56,27 @@ class LightGCNConfig:
     patience: int = 3
     recall_k: int = 20
     user_embedding: str = "graph"  # "graph": learned embedding for train users; "fold_in": always fold in
+    pseudo_source: str = "lightgcn"  # "lightgcn" (the PSG) or "random" (the paper's w/o PSG ablation)
     seed: int = 42
+
+    def __post_init__(self):
+        if self.user_embedding not in ("graph", "fold_in"):
+            raise ValueError(f"lightgcn.user_embedding must be 'graph' or 'fold_in', found {self.user_embedding!r}")
+        if self.pseudo_source not in ("lightgcn", "random"):
+            raise ValueError(f"lightgcn.pseudo_source must be 'lightgcn' or 'random', found {self.pseudo_source!r}")
 
 
 @dataclasses.dataclass
 class ModelConfig:
-    """i2VAE architecture (paper section 3, DESIGN.md steps 2 to 5)."""
+    """Which model the Trainer builds, and the i2VAE architecture (paper section 3, DESIGN.md steps 2 to 5).
 
+    kind: "i2vae" (the method) or one of the baselines the paper compares against, run in
+      the same pipeline: "sasrec" (single-domain SASRec, one per domain, next-item),
+      "lightgcn" (ranking by the PSG's LightGCN with fold-in users), "popularity".
+    sasrec_negatives: uniform negatives shared by the batch in SASRec's sampled softmax.
+    """
+
+    kind: str = "i2vae"
     embedding_dim: int = 128
     latent_dim: int = 128
     num_heads: int = 4
@@ -71,6 +85,16 @@ class ModelConfig:
     cross_encoder: str = "attention"  # "attention" or "mlp"
     decoder_hidden: List[int] = dataclasses.field(default_factory=lambda: [32, 64, 32])
     min_scale: float = 1e-4
+    sasrec_negatives: int = 256
+
+    def __post_init__(self):
+        if self.kind not in MODEL_KINDS:
+            raise ValueError(f"model.kind must be one of {MODEL_KINDS}, found {self.kind!r}")
+        if self.cross_encoder not in ("attention", "mlp"):
+            raise ValueError(f"model.cross_encoder must be 'attention' or 'mlp', found {self.cross_encoder!r}")
+
+
+MODEL_KINDS = ("i2vae", "sasrec", "lightgcn", "popularity")
 
 
 @dataclasses.dataclass
@@ -114,7 +138,7 @@ class PipelineConfig:
     """Everything one pipeline run needs; written as `config.json` into the run root."""
 
     pipeline_name: str = "i2vae"
-    model_name: str = "i2vae"
+    model_name: str = ""  # the TF Serving model name; "" = model.kind, so baselines never overwrite i2vae
     data_path: str = ""
     data_format: str = "auto"  # "paper" (train.csv/test.csv), "long" (CSV/Parquet) or "auto"
     beam_args: List[str] = dataclasses.field(
@@ -125,6 +149,10 @@ class PipelineConfig:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+
+    @property
+    def serving_name(self) -> str:
+        return self.model_name or self.model.kind
 
 
 def to_dict(config: PipelineConfig) -> Dict[str, Any]:

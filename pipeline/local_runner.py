@@ -4,7 +4,7 @@ Layout of a run directory `<out>/`:
   config.json          the resolved PipelineConfig
   pipeline_root/       every component's artifacts (TensorBoard: `tensorboard --logdir <out>`)
   metadata.db          ML Metadata (SQLite)
-  serving_model/<model_name>/<version>/   the pushed SavedModel, TF Serving layout
+  serving_model/<model name>/<version>/   the pushed SavedModel, TF Serving layout
 """
 import glob
 import os
@@ -23,7 +23,7 @@ def run_paths(out_dir: str, cfg: C.PipelineConfig) -> Dict[str, str]:
         "out": out_dir,
         "pipeline_root": os.path.join(out_dir, "pipeline_root"),
         "metadata": os.path.join(out_dir, "metadata.db"),
-        "serving_model_dir": os.path.join(out_dir, "serving_model", cfg.model_name),
+        "serving_model_dir": os.path.join(out_dir, "serving_model", cfg.serving_name),
     }
 
 

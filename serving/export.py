@@ -4,7 +4,8 @@ Signatures:
 - `serving_default` (recommend): `history_x`, `history_y` — [B, L] string tensors of raw
   item ids, padded with "" — -> top-K item ids and scores per domain, plus the number of
   unknown ids per row. Pseudo-sequences are computed in the graph with the LightGCN
-  fold-in (the same `models.psg` functions the batch pipeline uses). Unknown ids are
+  fold-in (the same `models.psg` functions the batch pipeline uses; random unseen items
+  for a model trained with `lightgcn.pseudo_source="random"`). Unknown ids are
   ignored. A row with no history in one domain takes the cold-start path; a row with no
   known history at all gets the most popular train items (documented fallback).
   Items already in the request's history are not recommended again.
@@ -23,8 +24,10 @@ from models import features as F
 from models import psg as P
 
 class ServingModule(tf.Module):
-    def __init__(self, model, vocab_x, vocab_y, generator, popularity, max_len, pseudo_len, top_k):
+    def __init__(self, model, vocab_x, vocab_y, generator, popularity, max_len, pseudo_len, top_k,
+                 pseudo_source="lightgcn"):
         super().__init__()
+        self.pseudo_source = pseudo_source
         # The Keras model is kept out of object tracking so the SavedModel holds only these
         # signatures and the variables they read, not Keras/TFP-typed functions that would
         # need project code (and TFP's type specs) to load.
@@ -73,7 +76,10 @@ class ServingModule(tf.Module):
         pseudo = []
         for d, hist in ((0, hx), (1, hy)):
             k = min(self.pseudo_len, int(self.gen[d].shape[0]))
-            recalled = P.recall_unseen(user, self.gen[d], hist, k)
+            if self.pseudo_source == "random":  # the w/o PSG ablation: random unseen items
+                recalled = P.top_unseen(P.random_scores(tf.shape(hist)[0], tf.shape(self.gen[d])[0]), hist, k)
+            else:
+                recalled = P.recall_unseen(user, self.gen[d], hist, k)
             recalled = tf.pad(recalled, [[0, 0], [0, self.pseudo_len - k]])
             pseudo.append(P.compose_pseudo(hist, recalled, self.pseudo_len))
         scores = self._scores(hx, hy, pseudo[0], pseudo[1])
@@ -90,13 +96,12 @@ class ServingModule(tf.Module):
 
 
 def export_saved_model(model, examples_root: str, popularity, cfg, export_dir: str, top_k: int = 10) -> str:
-    """Writes the SavedModel (signatures above) to export_dir."""
-    from components.pseudo_sequences.psg import GENERATOR_DIR, load_generator
-
+    """Writes the SavedModel (signatures above) to export_dir; `model` is any model with
+    `score_all` (i2VAE or a baseline of `models.baselines`)."""
     vocab_x, vocab_y = F.read_vocabs(examples_root)
-    generator = load_generator(os.path.join(examples_root, GENERATOR_DIR))
+    generator = P.load_generator(os.path.join(examples_root, P.GENERATOR_DIR))
     module = ServingModule(model, vocab_x, vocab_y, generator, popularity, cfg.data.max_len, cfg.data.pseudo_len,
-                           top_k)
+                           top_k, cfg.lightgcn.pseudo_source)
     signatures = {"serving_default": module.recommend, "score_items": module.score_items}
     tf.saved_model.save(module, export_dir, signatures=signatures)
     return export_dir

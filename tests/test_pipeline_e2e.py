@@ -26,14 +26,24 @@ COMPONENTS = {"InteractionExampleGen", "StatisticsGen", "SchemaGen", "ExampleVal
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("e2e")
     data = synthetic.write_csv(str(out / "interactions.csv"),
-                               synthetic.SyntheticConfig(num_users=300, num_items_x=60, num_items_y=50, seed=5))
-    cfg = C.load_config(overrides=[
-        "train.epochs=2", "train.batch_size=64", "model.embedding_dim=16", "model.latent_dim=8",
-        "model.num_heads=2", "model.num_blocks=1", "lightgcn.max_epochs=4", "lightgcn.eval_every=2",
-        "eval.bless_against=\"none\"", "data.max_len=6", "data.pseudo_len=10"])
+                               synthetic.SyntheticConfig(num_users=1500, num_items_x=60, num_items_y=50, seed=5))
+    cfg = C.load_config(overrides=SMALL)
     cfg.data_path = data
     paths = run_local(cfg, str(out / "run"))
     return cfg, paths
+
+
+SMALL = ["train.epochs=8", "train.learning_rate=0.002", "train.batch_size=64", "model.embedding_dim=16", "model.latent_dim=8", "model.num_heads=2",
+         "model.num_blocks=1", "lightgcn.max_epochs=4", "lightgcn.eval_every=2", "data.max_len=6", "data.pseudo_len=10"]
+
+
+@pytest.fixture(scope="module", params=["sasrec", "lightgcn"])
+def baseline_run(request, run):
+    """The same pipeline (same run directory and MLMD) with a baseline chosen by config."""
+    cfg, paths = run
+    other = C.load_config(overrides=SMALL + [f"model.kind=\"{request.param}\"", "eval.bless_against=\"none\""])
+    other.data_path = cfg.data_path
+    return other, run_local(other, paths["out"])
 
 
 def test_every_component_executed(run):
@@ -88,6 +98,36 @@ def test_pushed_savedmodel_in_serving_layout_answers_signature(run):
     assert out["unknown_ids_x"] == [1, 0]
     assert len(out["top_ids_x"][0]) == 10 and vocab_x[0] not in out["top_ids_x"][0]  # seen item not recommended
     assert all(s == sorted(s, reverse=True) for s in out["top_scores_y"])
+
+
+def test_training_beats_untrained_model_and_popularity(run):
+    """Validation NDCG@10 of the selected epoch beats the untrained model (epoch 0) and popularity."""
+    _, paths = run
+    history = json.load(open(glob.glob(os.path.join(paths["pipeline_root"], "Trainer", "model_run", "*",
+                                                    "training_history.json"))[0]))
+    assert history["history"][0]["epoch"] == 0 and history["epochs_run"] >= 1
+    assert history["best_val_ndcg"] > 1.5 * history["untrained_val_ndcg"], history["best_val_ndcg"]
+    report = json.load(open(os.path.join(os.path.dirname(paths["metrics"]), "metrics.json")))
+    val = report["splits"]["eval"]
+
+    def mean_ndcg(model):
+        return sum(val[model]["sampled"][d]["all"]["NDCG@10"] for d in ("x", "y")) / 2
+
+    assert mean_ndcg("i2vae") > 1.2 * mean_ndcg("popularity")
+    assert paths["pushed_model"], "blessed against popularity, so pushed"
+
+
+def test_baseline_runs_in_the_same_pipeline(baseline_run):
+    cfg, paths = baseline_run
+    kind = cfg.model.kind
+    report = json.load(open(os.path.join(os.path.dirname(paths["metrics"]), "metrics.json")))
+    assert set(report["splits"]["test"]) == {kind, "popularity"}
+    assert 0 < report["splits"]["test"][kind]["sampled"]["x"]["all"]["NDCG@10"] <= 1
+    assert paths["pushed_model"] and os.path.basename(os.path.dirname(paths["pushed_model"])) == kind
+    if kind == "sasrec":  # no X history: SASRec falls back to popularity for X cold-start rows
+        cold = report["splits"]["test"]
+        assert cold["sasrec"]["full"]["x"]["cold_start"]["HR@10"] == cold["popularity"]["full"]["x"]["cold_start"][
+            "HR@10"]
 
 
 def test_metrics_written(run):

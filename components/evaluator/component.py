@@ -1,4 +1,5 @@
-"""RankingEvaluator: HR@K / NDCG@K / MRR of the exported model and of the popularity baseline.
+"""RankingEvaluator: HR@K / NDCG@K / MRR of the exported model (i2VAE or the baseline
+`model.kind` names) and of the popularity baseline.
 
 It scores the eval and test splits through the SavedModel's `score_items` signature
 (what is served is what is measured), ranks each target against 999 sampled negatives
@@ -41,8 +42,9 @@ def evaluate_model(examples_uri: str, model_dir: str, splits, cfg, out_dir: str)
     """Evaluates the SavedModel and popularity on `splits`; writes metrics.json, metrics.md, ranks."""
     num_items = F.vocab_sizes(examples_uri)
     train_rows = D.read_split(examples_uri, "train")
-    scorers = {"i2vae": savedmodel_scorer(model_dir),
-               "popularity": E.popularity_scorer(E.item_popularity(train_rows, num_items))}
+    scorers = {cfg.model.kind: savedmodel_scorer(model_dir)}
+    if cfg.model.kind != "popularity":  # the reference every model is shown beside
+        scorers["popularity"] = E.popularity_scorer(E.item_popularity(train_rows, num_items))
     k = cfg.eval.k
     report = {"k": k, "num_negatives": cfg.eval.num_negatives, "seed": cfg.eval.seed, "splits": {}}
     tables = []
@@ -78,7 +80,7 @@ def evaluate_model(examples_uri: str, model_dir: str, splits, cfg, out_dir: str)
 def is_blessed(report: dict, cfg) -> bool:
     """Blessed when validation NDCG@K beats the baseline (or, with no baseline, is finite and > 0)."""
     val = report["splits"].get("eval") or next(iter(report["splits"].values()))
-    ours = _mean_ndcg(val["i2vae"], cfg.eval.k)
+    ours = _mean_ndcg(val[cfg.model.kind], cfg.eval.k)
     if cfg.eval.bless_against == "none":
         return bool(np.isfinite(ours) and ours > 0)
     if cfg.eval.bless_against not in val:

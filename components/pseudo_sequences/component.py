@@ -29,9 +29,8 @@ def run_pseudo_sequence_gen(in_uri: str, out_uri: str, splits, data_cfg, lightgc
     history = psg.train_generator(train_rows, eval_rows, len(vocab_x), len(vocab_y), data_cfg, lightgcn_cfg,
                                   generator_dir)
     with beam_pipeline as p:
-        psg.build_transform(p, in_uri, out_uri, splits, generator_dir, data_cfg,
-                            use_graph=lightgcn_cfg.user_embedding == "graph")
-    print(f"[psg] pseudo-sequences written for splits {list(splits)}", flush=True)
+        psg.build_transform(p, in_uri, out_uri, splits, generator_dir, data_cfg, lightgcn_cfg)
+    print(f"[psg] pseudo-sequences ({lightgcn_cfg.pseudo_source}) written for splits {list(splits)}", flush=True)
     return history
 
 

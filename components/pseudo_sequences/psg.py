@@ -13,11 +13,12 @@ import apache_beam as beam
 import numpy as np
 import tensorflow as tf
 
+from components.ingest.logic import stable_fraction
 from models import features as F
 from models import psg as P
 from models.lightgcn import LightGCN, normalized_adjacency, train_lightgcn
 
-GENERATOR_DIR = "pseudo_sequence_generator"
+GENERATOR_DIR = P.GENERATOR_DIR
 
 
 class Graph:
@@ -107,32 +108,10 @@ def train_generator(train_rows, eval_rows, num_items_x, num_items_y, data_cfg, c
                              log_dir=os.path.join(out_dir, "logs"))
     user_emb, item_emb = (t.numpy() for t in model.propagate())
     emb_x, emb_y = padded_item_embeddings(item_emb, num_items_x)
-    save_generator(out_dir, emb_x, emb_y, graph, user_emb)
+    P.save_generator(out_dir, emb_x, emb_y, list(graph.user_index), graph.neighbours(), user_emb)
     with open(os.path.join(out_dir, "training.json"), "w") as f:
         json.dump(history, f, indent=2)
     return history
-
-
-def save_generator(out_dir, emb_x, emb_y, graph: Graph, user_emb):
-    """Saves item/user embeddings and each graph user's items (as values + offsets)."""
-    os.makedirs(out_dir, exist_ok=True)
-    neighbours = graph.neighbours()
-    arrays = {"item_emb_x": emb_x, "item_emb_y": emb_y, "user_emb": user_emb,
-              "user_ids": np.asarray(list(graph.user_index), dtype=str)}
-    for d, name in enumerate(("seen_x", "seen_y")):
-        lists = [n[d] for n in neighbours]
-        arrays[name + "_values"] = np.asarray([i for items in lists for i in items], np.int64)
-        arrays[name + "_offsets"] = np.cumsum([0] + [len(items) for items in lists]).astype(np.int64)
-    np.savez(os.path.join(out_dir, "generator.npz"), **arrays)
-
-
-def load_generator(out_dir) -> Dict:
-    with np.load(os.path.join(out_dir, "generator.npz")) as z:
-        g = {k: z[k] for k in z.files}
-    for name in ("seen_x", "seen_y"):
-        values, offsets = g.pop(name + "_values"), g.pop(name + "_offsets")
-        g[name] = [values[offsets[i]: offsets[i + 1]] for i in range(len(offsets) - 1)]
-    return g
 
 
 class AddPseudoSequences(beam.DoFn):
@@ -142,11 +121,13 @@ class AddPseudoSequences(beam.DoFn):
     exclude all their graph items; others get a fold-in embedding from their history.
     """
 
-    def __init__(self, generator_dir: str, max_len: int, pseudo_len: int, use_graph: bool = True):
+    def __init__(self, generator_dir: str, max_len: int, pseudo_len: int, use_graph: bool = True,
+                 source: str = "lightgcn", seed: int = 42):
         self.generator_dir, self.max_len, self.pseudo_len, self.use_graph = generator_dir, max_len, pseudo_len, use_graph
+        self.source, self.seed = source, seed
 
     def setup(self):
-        g = load_generator(self.generator_dir)
+        g = P.load_generator(self.generator_dir)
         self.emb_x, self.emb_y, self.user_emb = g["item_emb_x"], g["item_emb_y"], g["user_emb"]
         self.seen_x, self.seen_y = g["seen_x"], g["seen_y"]
         self.user_index = {u: i for i, u in enumerate(g["user_ids"])} if self.use_graph else {}
@@ -172,7 +153,11 @@ def add_pseudo(rows: List[Dict], gen) -> List[Dict]:
     for d, (hist, emb, name) in enumerate(((hx, gen.emb_x, F.PSEUDO_X), (hy, gen.emb_y, F.PSEUDO_Y))):
         width = max(1, max(len(s) for s in seen[d]))
         k = min(gen.pseudo_len, emb.shape[0])
-        recalled = P.recall_unseen(user, emb, P.left_pad(seen[d], width), k)
+        if gen.source == "random":
+            scores = random_row_scores(rows, d, emb.shape[0], gen.seed)
+            recalled = P.top_unseen(scores, P.left_pad(seen[d], width), k)
+        else:
+            recalled = P.recall_unseen(user, emb, P.left_pad(seen[d], width), k)
         if k < gen.pseudo_len:
             recalled = tf.pad(recalled, [[0, 0], [0, gen.pseudo_len - k]])
         pseudo = P.compose_pseudo(hist, recalled, gen.pseudo_len).numpy()
@@ -181,12 +166,24 @@ def add_pseudo(rows: List[Dict], gen) -> List[Dict]:
     return out
 
 
-def build_transform(p: beam.Pipeline, in_uri: str, out_uri: str, splits, generator_dir: str, data_cfg, use_graph: bool):
+def random_row_scores(rows: List[Dict], domain: int, width: int, seed: int) -> np.ndarray:
+    """Uniform scores per row from a seed of (seed, user, target domain, domain): the w/o PSG
+    ablation's random items, the same whatever batch a row lands in."""
+    out = np.empty((len(rows), width), np.float32)
+    for i, r in enumerate(rows):
+        key = int(stable_fraction(seed, r[F.USER_ID], r[F.TARGET_DOMAIN], domain) * 2 ** 53)
+        out[i] = np.random.default_rng(key).random(width, dtype=np.float32)
+    return out
+
+
+def build_transform(p: beam.Pipeline, in_uri: str, out_uri: str, splits, generator_dir: str, data_cfg,
+                    lightgcn_cfg):
     """Beam graph: for every split, read examples, add pseudo-sequences in batches, write."""
     for split in splits:
         (p | f"Read-{split}" >> beam.io.ReadFromTFRecord(F.split_pattern(in_uri, split))
            | f"Batch-{split}" >> beam.BatchElements(min_batch_size=64, max_batch_size=1024)
-           | f"Pseudo-{split}" >> beam.ParDo(AddPseudoSequences(generator_dir, data_cfg.max_len,
-                                                                data_cfg.pseudo_len, use_graph))
+           | f"Pseudo-{split}" >> beam.ParDo(AddPseudoSequences(
+               generator_dir, data_cfg.max_len, data_cfg.pseudo_len, lightgcn_cfg.user_embedding == "graph",
+               lightgcn_cfg.pseudo_source, lightgcn_cfg.seed))
            | f"Write-{split}" >> beam.io.WriteToTFRecord(os.path.join(out_uri, F.SPLIT_DIR.format(split), "data"),
                                                          file_name_suffix=F.RECORD_SUFFIX))
