@@ -59,15 +59,15 @@ def _full_ranks(scores: np.ndarray, targets: np.ndarray, own: List[List[int]]) -
 
 
 def evaluate_rows(scorer: Scorer, rows: Sequence[Dict], negatives: np.ndarray, max_len: int, pseudo_len: int,
-                  k: int) -> Dict:
+                  ks=(5, 10, 20)) -> Dict:
     """{'sampled': grouped metrics, 'full': grouped metrics} plus the per-row ranks."""
     sampled, full = compute_ranks(scorer, rows, negatives, max_len, pseudo_len)
     domains = np.asarray([r[F.TARGET_DOMAIN] for r in rows])
     cold = np.asarray([r[F.IS_COLD_START] for r in rows])
     tail = np.asarray([r[F.IS_LONG_TAILED] for r in rows])
     return {
-        "sampled": M.grouped_metrics(sampled, domains, cold, tail, k),
-        "full": M.grouped_metrics(full, domains, cold, tail, k),
+        "sampled": M.grouped_metrics(sampled, domains, cold, tail, ks),
+        "full": M.grouped_metrics(full, domains, cold, tail, ks),
         "ranks": {"sampled": sampled, "full": full},
     }
 

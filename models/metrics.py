@@ -6,7 +6,7 @@ ranked above it, so a model that scores everything equal gets no credit.
 from __future__ import annotations
 
 import hashlib
-from typing import Dict, Iterable, List, Sequence
+from typing import Dict, Iterable, List, Sequence, Union
 
 import numpy as np
 
@@ -64,29 +64,30 @@ def sampled_ranks(scores: np.ndarray, targets: np.ndarray, negatives: np.ndarray
     return ((neg >= pos[:, None]) & (negatives > 0)).sum(axis=1)
 
 
-def metric_values(ranks: np.ndarray, k: int) -> Dict[str, float]:
+def metric_values(ranks: np.ndarray, ks: Union[int, Sequence[int]] = (5, 10, 20)) -> Dict[str, float]:
+    """HR@K and NDCG@K for each K, and MRR, from 0-based ranks (NaN for an empty group)."""
     ranks = np.asarray(ranks)
-    if len(ranks) == 0:
-        return {f"HR@{k}": float("nan"), f"NDCG@{k}": float("nan"), "MRR": float("nan"), "rows": 0}
-    hit = ranks < k
-    return {
-        f"HR@{k}": float(hit.mean()),
-        f"NDCG@{k}": float(np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0).mean()),
-        "MRR": float((1.0 / (ranks + 1.0)).mean()),
-        "rows": int(len(ranks)),
-    }
+    ks = [ks] if isinstance(ks, int) else list(ks)
+    out: Dict[str, float] = {}
+    for k in ks:
+        hit = ranks < k
+        out[f"HR@{k}"] = float(hit.mean()) if len(ranks) else float("nan")
+        out[f"NDCG@{k}"] = float(np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0).mean()) if len(ranks) else float("nan")
+    out["MRR"] = float((1.0 / (ranks + 1.0)).mean()) if len(ranks) else float("nan")
+    out["rows"] = int(len(ranks))
+    return out
 
 
 def grouped_metrics(ranks: np.ndarray, domains: np.ndarray, cold: np.ndarray, long_tail: np.ndarray,
-                    k: int) -> Dict[str, Dict[str, Dict[str, float]]]:
+                    ks: Union[int, Sequence[int]] = (5, 10, 20)) -> Dict[str, Dict[str, Dict[str, float]]]:
     """{domain: {group: metrics}} for groups all, cold_start, long_tailed."""
     out = {}
     for d, name in enumerate(DOMAINS):
         in_d = domains == d
         out[name] = {
-            "all": metric_values(ranks[in_d], k),
-            "cold_start": metric_values(ranks[in_d & (cold > 0)], k),
-            "long_tailed": metric_values(ranks[in_d & (long_tail > 0)], k),
+            "all": metric_values(ranks[in_d], ks),
+            "cold_start": metric_values(ranks[in_d & (cold > 0)], ks),
+            "long_tailed": metric_values(ranks[in_d & (long_tail > 0)], ks),
         }
     return out
 

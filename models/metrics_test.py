@@ -17,6 +17,17 @@ def test_metric_values_by_hand():
     assert m["rows"] == 5
 
 
+def test_metric_values_at_every_cutoff():
+    ranks = np.array([0, 4, 5, 12, 19, 20])
+    m = M.metric_values(ranks, (5, 10, 20))
+    assert (m["HR@5"], m["HR@10"], m["HR@20"]) == pytest.approx((2 / 6, 3 / 6, 5 / 6))
+    assert m["NDCG@5"] == pytest.approx((1 + 1 / math.log2(6)) / 6)
+    assert m["NDCG@20"] == pytest.approx((1 + 1 / math.log2(6) + 1 / math.log2(7) + 1 / math.log2(14)
+                                          + 1 / math.log2(21)) / 6)
+    empty = M.metric_values(np.array([], np.int64), (5, 10))
+    assert empty["rows"] == 0 and math.isnan(empty["HR@5"]) and math.isnan(empty["MRR"])
+
+
 def test_sampled_ranks_break_ties_against_the_positive():
     scores = np.array([[0.0, 0.5, 0.5, 0.9, 0.1]])
     assert M.sampled_ranks(scores, np.array([1]), np.array([[2, 3, 4]])).tolist() == [2]

@@ -26,13 +26,24 @@ from pipeline import config as C
 
 
 class RankingValidation(tf.keras.callbacks.Callback):
-    """Per-epoch validation HR/NDCG@K (sampled protocol), early stopping on the mean NDCG@K
-    of both domains, best weights restored at the end. Logs every figure to TensorBoard."""
+    """Per-epoch validation HR/NDCG (sampled protocol), early stopping on the mean NDCG@K of
+    both domains, best weights restored at the end. Logs every figure to TensorBoard.
 
-    def __init__(self, rows, num_items, data_cfg, eval_cfg, patience, log_dir=None, total_epochs=None):
+    With `test_rows`, the test split is also scored every epoch and kept in the history
+    under `test_metrics`, only so the paper's protocol (best test value over epochs) can be
+    reported beside ours; it never influences selection or stopping.
+    """
+
+    def __init__(self, rows, num_items, data_cfg, eval_cfg, patience, log_dir=None, total_epochs=None,
+                 test_rows=None):
         super().__init__()
-        self.rows, self.data_cfg, self.eval_cfg, self.patience = rows, data_cfg, eval_cfg, patience
-        self.negatives = M.candidate_matrix(rows, num_items, eval_cfg.num_negatives, eval_cfg.seed)
+        self.data_cfg, self.eval_cfg, self.patience = data_cfg, eval_cfg, patience
+        self.ks = sorted(set(eval_cfg.ks) | {eval_cfg.k})
+        self.sets = {"val": rows}
+        if test_rows:
+            self.sets["test"] = test_rows
+        self.negatives = {name: M.candidate_matrix(r, num_items, eval_cfg.num_negatives, eval_cfg.seed)
+                          for name, r in self.sets.items()}
         self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "validation")) if log_dir else None
         self.best, self.best_epoch, self.best_weights, self.wait, self.untrained = -1.0, 0, None, 0, math.nan
         self.history: List[Dict] = []
@@ -43,16 +54,22 @@ class RankingValidation(tf.keras.callbacks.Callback):
 
     def _validate(self, step, loss):
         k = self.eval_cfg.k
-        result = E.evaluate_rows(self.scorer, self.rows, self.negatives, self.data_cfg.max_len,
-                                 self.data_cfg.pseudo_len, k)["sampled"]
+        results = {name: E.evaluate_rows(self.scorer, rows, self.negatives[name], self.data_cfg.max_len,
+                                         self.data_cfg.pseudo_len, self.ks)["sampled"]
+                   for name, rows in self.sets.items()}
+        result = results["val"]
         ndcg = float(np.nanmean([result[d]["all"][f"NDCG@{k}"] for d in M.DOMAINS]))
-        self.history.append({"epoch": step, "loss": loss, "val_ndcg": ndcg, "metrics": result})
+        entry = {"epoch": step, "loss": loss, "val_ndcg": ndcg, "metrics": result}
+        if "test" in results:
+            entry["test_metrics"] = results["test"]
+        self.history.append(entry)
         if self.writer:
             with self.writer.as_default():
-                for d in M.DOMAINS:
-                    for g in M.GROUPS:
-                        for m in (f"HR@{k}", f"NDCG@{k}"):
-                            tf.summary.scalar(f"val/{m}/{d}/{g}", result[d][g][m], step=step)
+                for name, res in results.items():
+                    for d in M.DOMAINS:
+                        for g in M.GROUPS:
+                            for m in (f"HR@{k}", f"NDCG@{k}"):
+                                tf.summary.scalar(f"{name}/{m}/{d}/{g}", res[d][g][m], step=step)
             self.writer.flush()
         return result, ndcg
 
@@ -123,8 +140,9 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
     train_ds = D.make_dataset(train_files, cfg.train.batch_size, cfg.data.max_len, cfg.data.pseudo_len,
                               shuffle=True, seed=cfg.train.seed)
     eval_rows = D.read_rows(D.expand(eval_files))
+    test_rows = D.read_split(examples_root, "test") if cfg.eval.track_test_per_epoch else None
     validation = RankingValidation(eval_rows, num_items, cfg.data, cfg.eval, cfg.train.early_stopping_patience,
-                                   log_dir, cfg.train.epochs)
+                                   log_dir, cfg.train.epochs, test_rows)
     callbacks = [tf.keras.callbacks.TensorBoard(log_dir=log_dir, histogram_freq=0), validation]
     if cfg.model.kind == "i2vae" and cfg.train.kl_anneal_epochs > 0:  # set in steps: count the rows once
         rows = sum(1 for _ in tf.data.TFRecordDataset(D.expand(train_files), "GZIP"))

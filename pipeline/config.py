@@ -25,6 +25,11 @@ class DataConfig:
         history is hidden (made cold-start), as the paper built its test set.
       long_tail_share: long-tailed rows have a history of at most the mean length of
         the shortest `long_tail_share` of train rows (DESIGN.md).
+      train_density: D_s, the share of train history items kept (Table 4's density sweep);
+        each row's target is always kept. 1.0 keeps everything.
+      train_overlap: K_o, the share of overlapping train users kept overlapping (Table 5's
+        overlap sweep); each other overlapping user loses one domain, chosen per user.
+        Validation and test rows are never thinned.
       seed: seed of every split and sampling decision in ingest.
     """
 
@@ -35,7 +40,15 @@ class DataConfig:
     test_fraction: float = 0.1
     cold_start_fraction: float = 0.2
     long_tail_share: float = 0.8
+    train_density: float = 1.0
+    train_overlap: float = 1.0
     seed: int = 42
+
+    def __post_init__(self):
+        for name in ("val_fraction", "eval_fraction", "test_fraction", "cold_start_fraction", "long_tail_share",
+                     "train_density", "train_overlap"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"data.{name} must be in [0, 1], found {getattr(self, name)!r}")
 
 
 @dataclasses.dataclass
@@ -128,7 +141,11 @@ class EvalConfig:
     """Ranking evaluation (DESIGN.md, evaluation protocol)."""
 
     num_negatives: int = 999
-    k: int = 10
+    k: int = 10  # the cutoff of model selection, blessing and the summary tables
+    ks: List[int] = dataclasses.field(default_factory=lambda: [5, 10, 20])  # every cutoff reported
+    # also score the test split after every epoch, only to report the paper's protocol (best
+    # test value over epochs) beside ours; never used for selection (used by `i2vae reproduce`)
+    track_test_per_epoch: bool = False
     seed: int = 2024
     bless_against: str = "popularity"  # "popularity" or "none"
 

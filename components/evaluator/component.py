@@ -55,7 +55,8 @@ def evaluate_model(examples_uri: str, model_dir: str, splits, cfg, out_dir: str)
         report["splits"][split] = {}
         per_row = {}
         for name, scorer in scorers.items():
-            result = E.evaluate_rows(scorer, rows, negatives, cfg.data.max_len, cfg.data.pseudo_len, k)
+            result = E.evaluate_rows(scorer, rows, negatives, cfg.data.max_len, cfg.data.pseudo_len,
+                                     sorted(set(cfg.eval.ks) | {k}))
             per_row[name] = result.pop("ranks")
             report["splits"][split][name] = result
             print(f"[evaluate] {split}: {name} mean NDCG@{k} {100 * _mean_ndcg(result, k):.2f}", flush=True)

@@ -51,14 +51,27 @@ def _long_rows(user_events) -> List[Dict]:
     return rows
 
 
-def _with_split(row: Dict, cfg) -> Dict:
+def _with_split(row: Dict, cfg) -> List[Dict]:
+    """Assigns the split, makes cold-start rows, and thins train rows for the density and
+    overlap sweeps. A row the overlap sweep removes comes out as a `removed` marker, so the
+    report can count it."""
     if row["file_kind"] == "long":
         split = logic.split_of_long_user(row["user_id"], cfg)
     else:
         split = logic.split_of_paper_row(row["user_id"], row["file_kind"], cfg)
     row = logic.maybe_make_cold_start(row, split, cfg)
-    row["split"] = split
-    return row
+    removed = 0
+    if split == "train":
+        row, removed = logic.thin_train_row(row, cfg)
+    if row is None:
+        return [{"split": "removed", "removed_items": removed}]
+    return [dict(row, split=split, removed_items=removed)]
+
+
+def _thinning_key(row: Dict):
+    yield "train_items_removed", row["removed_items"]
+    if row["split"] == "removed":
+        yield "train_rows_removed", 1
 
 
 class _ToExample(beam.DoFn):
@@ -86,7 +99,8 @@ def _count_key(split_feats) -> Tuple[str, str]:
     return f"{split}/{'xy'[feats[F.TARGET_DOMAIN]]}/{group}"
 
 
-def _write_report(counts, vocabs, threshold, output_dir: str, data_path: str, data_format: str):
+def _write_report(counts, vocabs, threshold, thinning, output_dir: str, data_path: str, data_format: str,
+                  cfg=None):
     report = {
         "data_path": data_path,
         "data_format": data_format,
@@ -97,6 +111,11 @@ def _write_report(counts, vocabs, threshold, output_dir: str, data_path: str, da
         # The paper's id space is shared; an id in both lists is kept once per domain vocabulary.
         "item_ids_in_both_domains": len(set(vocabs[0]) & set(vocabs[1])),
         "long_tail_threshold": threshold,
+        # the density / overlap sweeps (data.train_density, data.train_overlap); 0 when off
+        "train_density": getattr(cfg, "train_density", 1.0),
+        "train_overlap": getattr(cfg, "train_overlap", 1.0),
+        "train_items_removed": int(thinning.get("train_items_removed", 0)),
+        "train_rows_removed": int(thinning.get("train_rows_removed", 0)),
     }
     for key, n in counts:
         split = key.split("/")[0]
@@ -105,6 +124,10 @@ def _write_report(counts, vocabs, threshold, output_dir: str, data_path: str, da
         json.dump(report, f, indent=2)
     print(f"[ingest] {data_path} ({data_format}): rows {report['rows_by_split']}, "
           f"items X={report['num_items_x']} Y={report['num_items_y']}, long-tail threshold {threshold:.2f}", flush=True)
+    if report["train_items_removed"] or report["train_rows_removed"]:
+        print(f"[ingest] density/overlap sweep removed {report['train_items_removed']} train history items and "
+              f"{report['train_rows_removed']} train rows (D_s={report['train_density']}, "
+              f"K_o={report['train_overlap']})", flush=True)
 
 
 def build_ingest(p: beam.Pipeline, data_path: str, data_format: str, cfg, output_dir: str) -> None:
@@ -125,7 +148,11 @@ def build_ingest(p: beam.Pipeline, data_path: str, data_format: str, cfg, output
     else:
         raise logic.IngestError(f"data_format must be 'paper', 'long' or 'auto', found {data_format!r}")
 
-    rows = rows | "Split" >> beam.Map(_with_split, cfg=cfg)
+    marked = rows | "Split" >> beam.FlatMap(_with_split, cfg=cfg)
+    thinning = (marked | "ThinCount" >> beam.FlatMap(_thinning_key)
+                       | "ThinSum" >> beam.CombinePerKey(sum)
+                       | "ThinAll" >> beam.combiners.ToDict())
+    rows = marked | "Kept" >> beam.Filter(lambda r: r["split"] != "removed")
 
     def vocab(index):
         return (rows | f"Items{index}" >> beam.FlatMap(lambda r, i=index: logic.domain_items(r)[i])
@@ -157,5 +184,6 @@ def build_ingest(p: beam.Pipeline, data_path: str, data_format: str, cfg, output
                        | "Count" >> beam.combiners.Count.PerElement()
                        | "AllCounts" >> beam.combiners.ToList())
     counts | "Report" >> beam.Map(_write_report, vocabs=beam.pvalue.AsSingleton(pair),
-                                  threshold=beam.pvalue.AsSingleton(threshold), output_dir=output_dir,
-                                  data_path=data_path, data_format=data_format)
+                                  threshold=beam.pvalue.AsSingleton(threshold),
+                                  thinning=beam.pvalue.AsSingleton(thinning), output_dir=output_dir,
+                                  data_path=data_path, data_format=data_format, cfg=cfg)

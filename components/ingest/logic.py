@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -213,6 +213,33 @@ def maybe_make_cold_start(row: Dict, split: str, cfg) -> Dict:
     else:
         out["seq_y"] = [target]
     return out
+
+
+def thin_train_row(row: Dict, cfg) -> Tuple[Optional[Dict], int]:
+    """Applies the density (D_s) and overlap (K_o) sweeps to one train row.
+
+    Returns (row or None when the row is removed, number of history items removed). The
+    decisions hash (seed, user, ...), so a user's two rows are thinned consistently.
+    """
+    removed = 0
+    seqs = [list(row["seq_x"]), list(row["seq_y"])]
+    if cfg.train_overlap < 1.0 and seqs[0] and seqs[1] and \
+            stable_fraction("overlap", cfg.seed, row["user_id"]) >= cfg.train_overlap:
+        dropped = 0 if stable_fraction("overlap-domain", cfg.seed, row["user_id"]) < 0.5 else 1
+        if dropped == row["target_domain"]:
+            return None, len(seqs[dropped]) - 1
+        removed += len(seqs[dropped])
+        seqs[dropped] = []
+    if cfg.train_density < 1.0:
+        for d in (0, 1):
+            last = len(seqs[d]) - 1 if d == row["target_domain"] else -1  # the target always stays
+            kept = [item for i, item in enumerate(seqs[d]) if i == last or
+                    stable_fraction("density", cfg.seed, row["user_id"], d, i) < cfg.train_density]
+            removed += len(seqs[d]) - len(kept)
+            seqs[d] = kept
+    if removed == 0:
+        return row, 0
+    return dict(row, seq_x=seqs[0], seq_y=seqs[1]), removed
 
 
 def is_cold_start(history_target: Sequence, history_other: Sequence) -> bool:

@@ -112,3 +112,34 @@ def test_build_example_features_maps_ids_and_flags():
 
 def test_vocab_order_is_deterministic():
     assert logic.build_vocab(["10", "9", "x2", "x10", "9"]) == ["9", "10", "x10", "x2"]
+
+
+def test_density_sweep_keeps_targets_and_about_the_share_of_items():
+    cfg = DataConfig(train_density=0.5)
+    kept = total = 0
+    for u in range(300):
+        row = {"user_id": f"u{u}", "seq_x": [str(i) for i in range(10)], "seq_y": ["a", "b"], "target_domain": 0}
+        out, removed = logic.thin_train_row(row, cfg)
+        assert out["seq_x"][-1] == "9"  # the target stays
+        assert removed == 12 - len(out["seq_x"]) - len(out["seq_y"])
+        kept += len(out["seq_x"]) - 1 + len(out["seq_y"])
+        total += 11
+    assert 0.45 < kept / total < 0.55
+    full = {"user_id": "u", "seq_x": ["1", "2"], "seq_y": [], "target_domain": 0}
+    assert logic.thin_train_row(full, DataConfig()) == (full, 0)
+
+
+def test_overlap_sweep_makes_a_user_single_domain_consistently():
+    cfg = DataConfig(train_overlap=0.0)  # no overlapping user stays overlapping
+    for u in range(50):
+        rows = [{"user_id": f"u{u}", "seq_x": ["1", "2", "3"], "seq_y": ["a", "b"], "target_domain": d}
+                for d in (0, 1)]
+        out = [logic.thin_train_row(r, cfg) for r in rows]
+        kept = [r for r, _ in out if r is not None]
+        assert len(kept) == 1  # the row of the dropped domain is removed ...
+        r = kept[0]
+        assert (r["seq_x"] == []) != (r["seq_y"] == [])  # ... and the other row loses that domain
+        assert sum(n for _, n in out) == (2 + 3 if r["seq_x"] == [] else 1 + 2)  # history items removed
+    keep_all = DataConfig(train_overlap=1.0)
+    row = {"user_id": "u", "seq_x": ["1"], "seq_y": ["a"], "target_domain": 0}
+    assert logic.thin_train_row(row, keep_all) == (row, 0)
