@@ -9,8 +9,11 @@ PYTHON310 ?= $(shell (python3.10 --version >/dev/null 2>&1 && echo python3.10) |
 DATA ?= ../shared/data/amazon-cdsr/cloth_sport
 OUT ?= runs
 CONFIG ?=
+PAIR ?= cloth_sport
+SEEDS ?= 5
+SWEEP_SEEDS ?= 1
 
-.PHONY: venv demo test run tensorboard clean bench
+.PHONY: venv demo test run reproduce tensorboard clean bench
 
 venv: $(VENV)/.installed
 
@@ -26,6 +29,9 @@ demo: venv
 
 run: venv
 	$(PY) -m pipeline.cli run --data $(DATA) --out $(OUT)/$(notdir $(DATA)) $(if $(CONFIG),--config $(CONFIG))
+
+reproduce: venv
+	$(PY) -m pipeline.cli reproduce --pair $(PAIR) --seeds $(SEEDS) --sweep-seeds $(SWEEP_SEEDS) $(if $(CONFIG),--config $(CONFIG))
 
 test: venv
 	$(PY) -m pytest -q

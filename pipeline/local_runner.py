@@ -43,6 +43,7 @@ def run_local(cfg: C.PipelineConfig, out_dir: str, enable_cache: bool = True) ->
     tfx.orchestration.LocalDagRunner().run(pipeline)
     paths["seconds"] = f"{time.time() - start:.0f}"
     paths["metrics"] = latest_output(paths["pipeline_root"], "RankingEvaluator", "evaluation", "metrics.md")
+    paths["training_history"] = latest_output(paths["pipeline_root"], "Trainer", "model_run", "training_history.json")
     paths["pushed_model"] = latest_version(paths["serving_model_dir"])
     return paths
 

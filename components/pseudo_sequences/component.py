@@ -26,8 +26,14 @@ def run_pseudo_sequence_gen(in_uri: str, out_uri: str, splits, data_cfg, lightgc
     train_rows = read_split(in_uri, "train")
     eval_rows = read_split(in_uri, "eval") if "eval" in splits else []
     generator_dir = os.path.join(out_uri, psg.GENERATOR_DIR)
-    history = psg.train_generator(train_rows, eval_rows, len(vocab_x), len(vocab_y), data_cfg, lightgcn_cfg,
-                                  generator_dir)
+    if lightgcn_cfg.pseudo_source == "random":
+        # the w/o PSG ablation needs no LightGCN: keep the artifact's layout with zero embeddings
+        print("[psg] pseudo_source=random (w/o PSG ablation): LightGCN is not trained", flush=True)
+        psg.save_untrained_generator(generator_dir, len(vocab_x), len(vocab_y), lightgcn_cfg.embedding_dim)
+        history = {"pseudo_source": "random"}
+    else:
+        history = psg.train_generator(train_rows, eval_rows, len(vocab_x), len(vocab_y), data_cfg, lightgcn_cfg,
+                                      generator_dir)
     with beam_pipeline as p:
         psg.build_transform(p, in_uri, out_uri, splits, generator_dir, data_cfg, lightgcn_cfg)
     print(f"[psg] pseudo-sequences ({lightgcn_cfg.pseudo_source}) written for splits {list(splits)}", flush=True)

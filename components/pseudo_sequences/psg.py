@@ -114,6 +114,13 @@ def train_generator(train_rows, eval_rows, num_items_x, num_items_y, data_cfg, c
     return history
 
 
+def save_untrained_generator(out_dir: str, num_items_x: int, num_items_y: int, dim: int) -> None:
+    """Zero item embeddings and no graph users: what the random-pseudo ablation ships."""
+    zeros = np.zeros((0, dim), np.float32)
+    P.save_generator(out_dir, np.zeros((num_items_x + 1, dim), np.float32),
+                     np.zeros((num_items_y + 1, dim), np.float32), [], [], zeros)
+
+
 class AddPseudoSequences(beam.DoFn):
     """Adds pseudo_x / pseudo_y to a batch of serialized examples.
 
