@@ -1,0 +1,81 @@
+"""The reproduction command: run order, resumability and the report built from result files."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from pipeline import reproduce as R
+
+
+def metrics(value):
+    group = {f"{m}@{k}": value for m in ("HR", "NDCG") for k in (5, 10, 20)}
+    group.update(MRR=value, rows=10)
+    return {d: {g: dict(group) for g in ("all", "cold_start", "long_tailed")} for d in ("x", "y")}
+
+
+def fake_result(setting, seed, value, epochs=3):
+    history = [{"epoch": e, "loss": 1.0, "val_ndcg": value, "metrics": metrics(value * e / epochs),
+                "test_metrics": metrics(value * (1.5 if e == 1 else 1.0))} for e in range(epochs + 1)]
+    return {"pair": "cloth_sport", "setting": setting.name, "seed": seed, "overrides": setting.overrides,
+            "seconds": 60.0, "finished": "2026-11-23 12:00 UTC", "epochs_run": epochs, "best_epoch": epochs,
+            "max_epochs": 20 if setting.seeded else 0, "test": {"sampled": metrics(value), "full": metrics(value / 2)},
+            "eval": {"sampled": metrics(value)}, "history": history if setting.seeded else [], "config": {}}
+
+
+def test_plan_runs_seed_by_seed_and_deterministic_models_once():
+    runs = R.plan(seeds=2, sweep_seeds=1)
+    names = [(s.name, k) for s, k in runs]
+    assert names[:7] == [("i2vae", 1), ("sasrec", 1), ("lightgcn", 1), ("popularity", 1), ("wo_psg", 1),
+                         ("wo_ifr_dsr", 1), ("wo_dnr", 1)]
+    assert ("lightgcn", 2) not in names and ("i2vae", 2) in names
+    assert [n for n, _ in names[-6:]] == ["density_25", "density_50", "density_75", "overlap_25", "overlap_50",
+                                          "overlap_75"]
+    assert [s.name for s, _ in R.plan(3, 0, only=["i2vae"])] == ["i2vae"] * 3
+
+
+def test_done_runs_are_skipped(tmp_path, monkeypatch):
+    (tmp_path / "data" / "cloth_sport").mkdir(parents=True)
+    results = tmp_path / "results"
+    calls = []
+
+    def fake_run_one(pair, data_path, setting, seed, base_config, work_dir, results_dir):
+        calls.append((setting.name, seed))
+        path = R.result_path(results_dir, setting, seed)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        result = fake_result(setting, seed, 0.05)
+        json.dump(result, open(path, "w"))
+        return result
+
+    monkeypatch.setattr(R, "run_one", fake_run_one)
+    args = dict(pair="cloth_sport", sweep_seeds=0, only=["i2vae", "popularity"], base_config=None,
+                data_root=str(tmp_path / "data"), work_root=str(tmp_path / "work"), results_root=str(results),
+                commit=False, report_only=False)
+    R.reproduce(seeds=1, **args)
+    assert calls == [("i2vae", 1), ("popularity", 1)]
+    R.reproduce(seeds=2, **args)  # resumed: only the new seed runs
+    assert calls[2:] == [("i2vae", 2)]
+    assert (results / "cloth_sport.md").exists()
+    with pytest.raises(ValueError, match="no such pair"):
+        R.reproduce(seeds=1, **dict(args, pair="nope"))
+
+
+def test_report_tables_mean_std_paper_column_and_paper_protocol(tmp_path):
+    results_dir = tmp_path / "cloth_sport"
+    for setting, seed, value in [(R.BY_NAME["i2vae"], 1, 0.04), (R.BY_NAME["i2vae"], 2, 0.06),
+                                 (R.BY_NAME["popularity"], 1, 0.02), (R.BY_NAME["wo_dnr"], 1, 0.03),
+                                 (R.BY_NAME["density_50"], 1, 0.01)]:
+        path = R.result_path(str(results_dir), setting, seed)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        json.dump(fake_result(setting, seed, value), open(path, "w"))
+    md = open(R.write_report("cloth_sport", str(results_dir), "i2vae reproduce --pair cloth_sport")).read()
+    assert "Command: `i2vae reproduce --pair cloth_sport`" in md
+    table2 = md.split("## Table 2")[1].split("##")[0]
+    # Cloth all users: i2VAE mean 5.00 ± sample std 1.41, popularity 2.00, the paper's 5.00 / 2.59
+    assert "| Cloth | all | 5.00 ± 1.41 | 5.00 ± 1.41 | 2.00 | 2.00 | 5.00 | 2.59 |" in table2
+    assert "i2VAE (ours): 2 seed(s), 3–3 epochs run (cap 20)" in table2
+    assert "## Table 3" in md and "w/o DN-R HR@10" in md and "## Table 4" in md and "D_s=50% HR@10" in md
+    protocol = md.split("## The paper's protocol")[1]
+    assert "| Cloth | all | 7.50 ± 2.12 |" in protocol  # best test over epochs: 1.5 x at epoch 1
+    assert (tmp_path / "cloth_sport_learning_curves.png").exists() and (tmp_path / "cloth_sport_groups.png").exists()
+    assert np.isclose(R.paper_protocol(fake_result(R.BY_NAME["i2vae"], 1, 0.04), "x", "all", "HR@10"), 0.06)
