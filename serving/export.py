@@ -8,7 +8,8 @@ Signatures:
   for a model trained with `lightgcn.pseudo_source="random"`). Unknown ids are
   ignored. A row with no history in one domain takes the cold-start path; a row with no
   known history at all gets the most popular train items (documented fallback).
-  Items already in the request's history are not recommended again.
+  Items already in the request's history are not recommended again; when fewer than K
+  items are left, the remaining slots hold id "" and score -inf.
 - `score_items`: left-padded item-index tensors (history and pseudo) -> scores of every
   item of each domain; used by the evaluator.
 The graph uses only stock TF ops and loads with plain `tf.saved_model.load`.
@@ -90,8 +91,9 @@ class ServingModule(tf.Module):
             s = P.mask_seen(s, hist)  # no padding, nothing already in the history
             k = min(self.top_k, int(self.ids[d].shape[0]) - 1)
             values, indices = tf.math.top_k(s, k=k)
-            out[f"top_ids_{name}"] = tf.gather(self.ids[d], indices)
-            out[f"top_scores_{name}"] = values
+            valid = values > P.NEG_INF / 2  # fewer unseen items than K: the rest are "" with score -inf
+            out[f"top_ids_{name}"] = tf.where(valid, tf.gather(self.ids[d], indices), "")
+            out[f"top_scores_{name}"] = tf.where(valid, values, float("-inf"))
         return out
 
 

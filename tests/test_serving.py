@@ -1,0 +1,142 @@
+"""Serving over gRPC: the local PredictionService, the client, status codes and reloads.
+
+The server and the client speak TF Serving's protocol (`tensorflow_serving.apis` protos);
+the same client works against the tensorflow/serving image."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import build, config
+from tensorflow_serving.apis import predict_pb2
+
+from serving import client as C
+from serving.export import export_saved_model
+from serving.server import serve
+
+USERS_X = [["item1", "item2"], [], ["item3", "not-an-item", "item4"], [], ["nope"]]
+USERS_Y = [["item0"], ["item2", "item5"], [], [], ["item1"]]  # row 1: cold-start in X; row 3: nothing at all
+
+
+@pytest.fixture(scope="module")
+def base_path(examples_root, tmp_path_factory):
+    base = tmp_path_factory.mktemp("serving") / "i2vae"
+    model, popularity = build("i2vae", examples_root)
+    export_saved_model(model, examples_root, popularity, config("i2vae"), str(base / "1"))
+    return str(base)
+
+
+@pytest.fixture(scope="module")
+def server(base_path):
+    srv, service, port = serve(base_path, "i2vae", port=0, host="127.0.0.1", max_batch_size=8, poll_seconds=0)
+    yield service, f"127.0.0.1:{port}"
+    srv.stop(0)
+
+
+def test_client_matches_in_process_signature(server, base_path):
+    _, target = server
+    client = C.RecommendClient(target, "i2vae")
+    got = client.recommend(USERS_X, USERS_Y)
+    local = tf.saved_model.load(os.path.join(base_path, "1")).signatures["serving_default"]
+    want = local(history_x=tf.constant(C.pad_histories(USERS_X).astype(bytes)),
+                 history_y=tf.constant(C.pad_histories(USERS_Y).astype(bytes)))
+    for i, user in enumerate(got):
+        for d in ("x", "y"):
+            ids = [b.decode() for b in want[f"top_ids_{d}"].numpy()[i]]
+            n = len([i for i in ids if i])  # "" marks slots beyond the items left unseen
+            assert [r["item"] for r in user[d]] == ids[:n] and all(not i for i in ids[n:])
+            np.testing.assert_allclose([r["score"] for r in user[d]], want[f"top_scores_{d}"].numpy()[i][:n],
+                                       rtol=1e-6)
+    assert [u["unknown_ids_x"] for u in got] == [0, 0, 1, 0, 1]
+    assert not {"item1", "item2"} & {r["item"] for r in got[0]["x"]}  # seen items are not recommended
+    assert len(got[1]["x"]) == 10  # cold-start in X still gets X items (through r^y and the pseudo-sequence)
+    assert len(got[3]["x"]) == 10  # no history at all: the popularity fallback
+    assert client.recommend([["item1"]], [[]], k=3)[0]["x"].__len__() == 3
+    meta = client.metadata()
+    assert meta["version"] == 1 and meta["signatures"]["serving_default"]["inputs"] == {
+        "history_x": "string", "history_y": "string"}
+    assert "score_items" in meta["signatures"]
+
+
+def _request(**overrides):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = overrides.pop("model", "i2vae")
+    request.model_spec.signature_name = overrides.pop("signature", "serving_default")
+    inputs = overrides.pop("inputs", {"history_x": C.pad_histories([["item1"]]),
+                                      "history_y": C.pad_histories([["item2"]])})
+    for name, value in inputs.items():
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+    return request
+
+
+@pytest.mark.parametrize("request_kwargs,code,message", [
+    (dict(inputs={"history_x": C.pad_histories([["item1"]])}), grpc.StatusCode.INVALID_ARGUMENT, "missing"),
+    (dict(inputs={"history_x": np.array([[1, 2]]), "history_y": np.array([[3]])}),
+     grpc.StatusCode.INVALID_ARGUMENT, "dtype"),
+    (dict(inputs={"history_x": C.pad_histories([["item1"]] * 9), "history_y": C.pad_histories([["item2"]] * 9)}),
+     grpc.StatusCode.INVALID_ARGUMENT, "batch size 9"),
+    (dict(inputs={"history_x": C.pad_histories([["a"]] * 2), "history_y": C.pad_histories([["b"]] * 3)}),
+     grpc.StatusCode.INVALID_ARGUMENT, "disagree"),
+    (dict(inputs={"history_x": np.array([b"a"], dtype=object), "history_y": C.pad_histories([["b"]])}),
+     grpc.StatusCode.INVALID_ARGUMENT, "rank"),
+    (dict(signature="predict"), grpc.StatusCode.INVALID_ARGUMENT, "not found in signature def"),
+    (dict(model="other"), grpc.StatusCode.NOT_FOUND, "Servable not found"),
+])
+def test_invalid_requests_get_status_codes_and_server_keeps_serving(server, request_kwargs, code, message):
+    _, target = server
+    client = C.RecommendClient(target, "i2vae")
+    with pytest.raises(grpc.RpcError) as err:
+        client.stub.Predict(_request(**request_kwargs), timeout=10)
+    assert err.value.code() == code and message in err.value.details()
+    items_y = [r["item"] for r in client.recommend([["item1"]], [["item2"]])[0]["y"]]  # the server still answers
+    assert len(items_y) == 8 and "item2" not in items_y  # 9 Y items, the seen one excluded, no "" padding
+
+
+def test_newer_version_is_loaded_and_served(server, base_path):
+    service, target = server
+    shutil.copytree(os.path.join(base_path, "1"), os.path.join(base_path, "2"))
+    assert service.maybe_reload() == 2
+    response = C.RecommendClient(target, "i2vae").stub.Predict(_request(), timeout=10)
+    assert response.model_spec.version.value == 2
+    assert service.maybe_reload() is None
+
+
+def test_server_and_client_commands_in_fresh_processes(base_path):
+    """`python -m serving.server` as the README starts it, `python -m serving.client` against it."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.Popen([sys.executable, "-m", "serving.server", "--model-base-path", base_path, "--port", "0",
+                             "--host", "127.0.0.1", "--poll-seconds", "0"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        line = ""
+        while "on gRPC" not in line:
+            line = proc.stdout.readline()
+            assert line, "server exited before it was ready"
+        port = re.search(r"127\.0\.0\.1:(\d+)", line).group(1)
+        out = subprocess.run([sys.executable, "-m", "serving.client", "--target", f"127.0.0.1:{port}", "recommend",
+                              "--history-x", "item1,item2", "--history-y", "", "--k", "5"],
+                             capture_output=True, text=True, env=env, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        result = json.loads(out.stdout)
+        assert len(result["x"]) == 5 and len(result["y"]) == 5 and result["unknown_ids_x"] == 0
+        bad = subprocess.run([sys.executable, "-m", "serving.client", "--target", f"127.0.0.1:{port}", "--model",
+                              "other", "metadata"], capture_output=True, text=True, env=env, timeout=120)
+        assert bad.returncode != 0 and "NOT_FOUND" in bad.stderr
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_saved_model_cli_reads_the_signatures(base_path):
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    out = subprocess.run([cli, "show", "--dir", os.path.join(base_path, "1"), "--tag_set", "serve",
+                          "--signature_def", "serving_default"], capture_output=True, text=True, cwd="/",
+                         env=dict(os.environ, PYTHONPATH=""), timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "history_x" in out.stdout and "top_ids_x" in out.stdout and "DT_STRING" in out.stdout
