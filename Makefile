@@ -13,7 +13,7 @@ PAIR ?= cloth_sport
 SEEDS ?= 5
 SWEEP_SEEDS ?= 1
 
-.PHONY: venv demo test run reproduce tensorboard clean bench
+.PHONY: venv demo test run reproduce kubeflow tensorboard clean bench
 
 venv: $(VENV)/.installed
 
@@ -32,6 +32,11 @@ run: venv
 
 reproduce: venv
 	$(PY) -m pipeline.cli reproduce --pair $(PAIR) --seeds $(SEEDS) --sweep-seeds $(SWEEP_SEEDS) $(if $(CONFIG),--config $(CONFIG))
+
+IMAGE ?= i2vae-pipeline:latest
+PIPELINE_ROOT ?= gs://YOUR_BUCKET/i2vae
+kubeflow: venv
+	$(PY) -m pipeline.cli kubeflow --image $(IMAGE) --pipeline-root $(PIPELINE_ROOT) --data $(DATA) --output $(OUT)/kubeflow/i2vae_pipeline.json
 
 test: venv
 	$(PY) -m pytest -q

@@ -196,7 +196,10 @@ class LossTermsModel(tf.keras.Model):
     def train_step(self, data):
         with tf.GradientTape() as tape:
             total, terms = self.losses_and_terms(data, training=True)
-        grads = tape.gradient(total, self.trainable_variables)
+            # under a tf.distribute strategy the replicas' gradients are summed: scale so
+            # the update is that of the mean over the global batch
+            scaled = total / tf.distribute.get_strategy().num_replicas_in_sync
+        grads = tape.gradient(scaled, self.trainable_variables)
         self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
         return self._update(total, terms)
 

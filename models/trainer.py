@@ -105,6 +105,17 @@ class RankingValidation(tf.keras.callbacks.Callback):
             self.model.set_weights(self.best_weights)
 
 
+def make_strategy(name: str, devices=None) -> tf.distribute.Strategy:
+    """The tf.distribute strategy `train.distribute` names (`devices` for MirroredStrategy)."""
+    if name == "none":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"train.distribute must be 'none', 'mirrored' or 'multi_worker', found {name!r}")
+
+
 def build_model(num_items, cfg, popularity=None, generator=None):
     """The model `cfg.model.kind` names: i2VAE or a baseline (`models.baselines`).
 
@@ -133,7 +144,11 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
     num_items = F.vocab_sizes(examples_root)
     popularity = E.item_popularity(D.read_rows(D.expand(train_files)), num_items)
     generator = P.load_generator(os.path.join(examples_root, P.GENERATOR_DIR))
-    model = build_model(num_items, cfg, popularity, generator)
+    strategy = make_strategy(cfg.train.distribute)
+    with strategy.scope():
+        model = build_model(num_items, cfg, popularity, generator)
+    if strategy.num_replicas_in_sync > 1:
+        print(f"[train] {type(strategy).__name__} over {strategy.num_replicas_in_sync} replicas", flush=True)
     if not isinstance(model, LossTermsModel):
         print(f"[train] {cfg.model.kind}: nothing to train (fixed scores)", flush=True)
         return model, {"best_epoch": 0, "best_val_ndcg": None, "epochs_run": 0, "history": []}, popularity
@@ -157,11 +172,21 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
                    "history": validation.history}, popularity
 
 
+def apply_overrides(cfg, overrides):
+    """Applies the TrainingOverrides artifact ({"train.epochs": 5, ...}) over the config."""
+    if not overrides:
+        return cfg
+    values = C.to_dict(cfg)
+    for key, value in overrides.items():
+        C.apply_override(values, f"{key}={json.dumps(value)}")
+    return C.from_dict(values)
+
+
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point: `custom_config['config']` holds the PipelineConfig JSON."""
     from serving import export
 
-    cfg = C.from_dict(json.loads(fn_args.custom_config["config"]))
+    cfg = apply_overrides(C.from_dict(json.loads(fn_args.custom_config["config"])), fn_args.hyperparameters)
     examples_root = os.path.dirname(os.path.dirname(D.expand(fn_args.train_files)[0]))
     C.write_config(cfg, fn_args.model_run_dir)
     model, history, popularity = train_model(fn_args.train_files, fn_args.eval_files, examples_root, cfg,

@@ -1,4 +1,4 @@
-"""Command line: `python -m pipeline.cli {demo,run,synthetic,reproduce}` (installed as `i2vae`).
+"""Command line: `python -m pipeline.cli {demo,run,synthetic,reproduce,kubeflow}` (installed as `i2vae`).
 
 Config comes from defaults, then `--config FILE.json`, then `--set section.field=value`;
 the resolved config is written to `<out>/config.json` and printed with the results.
@@ -21,6 +21,16 @@ def _add_config_args(parser):
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                         help="override one config field, e.g. --set train.epochs=5 (repeatable)")
     parser.add_argument("--no-cache", action="store_true", help="re-run every component instead of reusing outputs")
+    parser.add_argument("--beam-arg", action="append", default=None, metavar="FLAG",
+                        help="a Beam pipeline flag for every Beam step (repeatable); replaces the config's "
+                             "beam_args, e.g. --beam-arg=--runner=FlinkRunner --beam-arg=--flink_master=host:8081")
+
+
+def _config(args, base=None):
+    cfg = C.load_config(args.config, args.set, base=base)
+    if getattr(args, "beam_arg", None):
+        cfg.beam_args = list(args.beam_arg)
+    return cfg
 
 
 def _summary(paths, cfg, wall):
@@ -43,7 +53,7 @@ def _summary(paths, cfg, wall):
 def cmd_run(args, data_path=None, base=None):
     from pipeline.local_runner import run_local
 
-    cfg = C.load_config(args.config, args.set, base=base)
+    cfg = _config(args, base)
     cfg.data_path = data_path or args.data
     if not cfg.data_path:
         sys.exit("error: --data is required (a folder with train.csv/test.csv, or a .csv/.parquet long table)")
@@ -67,6 +77,18 @@ def cmd_synthetic(args):
 
     cfg = synthetic.SyntheticConfig(num_users=args.users, seed=args.seed)
     print(synthetic.write_csv(args.out, cfg))
+    return 0
+
+
+def cmd_kubeflow(args):
+    from pipeline.kubeflow_runner import compile_pipeline
+
+    cfg = _config(args)
+    cfg.data_path = args.data
+    path = compile_pipeline(cfg, args.image, args.pipeline_root, args.output)
+    C.write_config(cfg, os.path.dirname(os.path.abspath(args.output)))
+    print(f"[kubeflow] pipeline spec written to {path} (image {args.image}, root {args.pipeline_root}); "
+          f"parameters: data_path, epochs, lambda_t, lambda_a")
     return 0
 
 
@@ -101,6 +123,13 @@ def build_parser():
     syn.add_argument("--out", default="runs/synthetic.csv")
     syn.add_argument("--users", type=int, default=3000)
     syn.add_argument("--seed", type=int, default=7)
+    kfp = sub.add_parser("kubeflow", help="compile the pipeline for Kubeflow Pipelines / Vertex AI (no cluster needed)",
+                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    kfp.add_argument("--image", required=True, help="the pipeline image built from the Dockerfile")
+    kfp.add_argument("--pipeline-root", required=True, help="artifact root the cluster can write, e.g. gs://bucket/i2vae")
+    kfp.add_argument("--data", required=True, help="data path as the cluster sees it (default of a pipeline parameter)")
+    kfp.add_argument("--output", default="i2vae_pipeline.json", help="pipeline-spec JSON to write")
+    _add_config_args(kfp)
     rep = sub.add_parser("reproduce", help="the paper's tables on its real data: i2VAE, baselines, ablations, "
                                            "sweeps over seeds; resumable", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     rep.add_argument("--pair", required=True, help="cloth_sport or phone_elec (a folder under --data-root)")
@@ -118,7 +147,8 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    handlers = {"demo": cmd_demo, "run": cmd_run, "synthetic": cmd_synthetic, "reproduce": cmd_reproduce}
+    handlers = {"demo": cmd_demo, "run": cmd_run, "synthetic": cmd_synthetic, "reproduce": cmd_reproduce,
+                "kubeflow": cmd_kubeflow}
     try:
         return handlers[args.command](args)
     except ValueError as e:  # config and input errors: one clear line, no traceback

@@ -131,6 +131,9 @@ class TrainConfig:
     noise_b: float = 0.8
     seed: int = 42
     jit_compile: bool = False
+    # tf.distribute strategy: "none", "mirrored" (all local GPUs, or the CPU) or
+    # "multi_worker" (MultiWorkerMirroredStrategy, workers from TF_CONFIG)
+    distribute: str = "none"
     grid_learning_rate: List[float] = dataclasses.field(default_factory=lambda: [3e-4, 5e-4, 8e-4])
     grid_lambda_t: List[float] = dataclasses.field(default_factory=lambda: [1e-4, 1e-3, 1e-2, 1e-1])
     grid_lambda_a: List[float] = dataclasses.field(default_factory=lambda: [1e-4, 5e-3, 1e-2, 1e-1])

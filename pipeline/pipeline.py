@@ -7,6 +7,7 @@ from tfx import v1 as tfx
 from components.evaluator.component import RankingEvaluator
 from components.ingest.component import InteractionExampleGen
 from components.pseudo_sequences.component import PseudoSequenceGen
+from components.training_overrides.component import TrainingOverrides
 from pipeline import config as C
 
 RUN_FN = "models.trainer.run_fn"
@@ -19,20 +20,33 @@ def create_pipeline(
     metadata_connection_config=None,
     beam_pipeline_args: Optional[List[str]] = None,
     enable_cache: bool = True,
+    runtime_parameters: bool = False,
 ) -> tfx.dsl.Pipeline:
-    """Ingest -> statistics/schema/validation -> pseudo-sequences -> Trainer -> RankingEvaluator -> Pusher."""
+    """Ingest -> statistics/schema/validation -> pseudo-sequences -> Trainer -> RankingEvaluator -> Pusher.
+
+    With `runtime_parameters` (Kubeflow), the data path, epochs, lambda_t and lambda_a
+    become pipeline parameters whose defaults are the config's values.
+    """
     config_json = json.dumps(C.to_dict(cfg), sort_keys=True)
     data_json = json.dumps(C.to_dict(cfg)["data"], sort_keys=True)
-    ingest = InteractionExampleGen(data_path=cfg.data_path, data_format=cfg.data_format, data_config=data_json)
+    settings = {"data_path": (cfg.data_path, str), "epochs": (cfg.train.epochs, int),
+                "lambda_t": (cfg.train.lambda_t, float), "lambda_a": (cfg.train.lambda_a, float)}
+    if runtime_parameters:
+        settings = {name: (tfx.dsl.experimental.RuntimeParameter(name=name, ptype=ptype, default=ptype(value)), ptype)
+                    for name, (value, ptype) in settings.items()}
+    value = {name: v for name, (v, _) in settings.items()}
+    ingest = InteractionExampleGen(data_path=value["data_path"], data_format=cfg.data_format, data_config=data_json)
     statistics = tfx.components.StatisticsGen(examples=ingest.outputs["examples"])
     schema = tfx.components.SchemaGen(statistics=statistics.outputs["statistics"], infer_feature_shape=False)
     validator = tfx.components.ExampleValidator(statistics=statistics.outputs["statistics"],
                                                 schema=schema.outputs["schema"])
     pseudo = PseudoSequenceGen(examples=ingest.outputs["examples"], data_config=data_json,
                                lightgcn_config=json.dumps(C.to_dict(cfg)["lightgcn"], sort_keys=True))
+    overrides = TrainingOverrides(epochs=value["epochs"], lambda_t=value["lambda_t"], lambda_a=value["lambda_a"])
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
         examples=pseudo.outputs["augmented_examples"],
+        hyperparameters=overrides.outputs["hyperparameters"],
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config={"config": config_json},
@@ -48,7 +62,7 @@ def create_pipeline(
     return tfx.dsl.Pipeline(
         pipeline_name=cfg.pipeline_name,
         pipeline_root=pipeline_root,
-        components=[ingest, statistics, schema, validator, pseudo, trainer, evaluator, pusher],
+        components=[ingest, statistics, schema, validator, pseudo, overrides, trainer, evaluator, pusher],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args if beam_pipeline_args is not None else cfg.beam_args,

@@ -18,7 +18,7 @@ from models import features as F
 from pipeline import config as C
 from pipeline.local_runner import run_local
 
-COMPONENTS = {"InteractionExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "PseudoSequenceGen",
+COMPONENTS = {"InteractionExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "PseudoSequenceGen", "TrainingOverrides",
               "Trainer", "RankingEvaluator", "Pusher"}
 
 
