@@ -18,9 +18,12 @@ Scorer = Callable[[Dict[str, np.ndarray]], tuple]
 
 
 def features_from_rows(rows: Sequence[Dict], max_len: int, pseudo_len: int) -> Dict[str, np.ndarray]:
+    """Left-padded model inputs; histories are only as wide as the batch's longest (at most
+    max_len), which changes no score (right-aligned positions) and saves work."""
+    width = max(1, min(max_len, max([len(r[F.HISTORY_X]) for r in rows] + [len(r[F.HISTORY_Y]) for r in rows])))
     return {
-        F.HISTORY_X: left_pad([r[F.HISTORY_X] for r in rows], max_len),
-        F.HISTORY_Y: left_pad([r[F.HISTORY_Y] for r in rows], max_len),
+        F.HISTORY_X: left_pad([r[F.HISTORY_X] for r in rows], width),
+        F.HISTORY_Y: left_pad([r[F.HISTORY_Y] for r in rows], width),
         F.PSEUDO_X: left_pad([r.get(F.PSEUDO_X, []) for r in rows], pseudo_len),
         F.PSEUDO_Y: left_pad([r.get(F.PSEUDO_Y, []) for r in rows], pseudo_len),
     }

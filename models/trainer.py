@@ -153,7 +153,7 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
         print(f"[train] {cfg.model.kind}: nothing to train (fixed scores)", flush=True)
         return model, {"best_epoch": 0, "best_val_ndcg": None, "epochs_run": 0, "history": []}, popularity
     train_ds = D.make_dataset(train_files, cfg.train.batch_size, cfg.data.max_len, cfg.data.pseudo_len,
-                              shuffle=True, seed=cfg.train.seed)
+                              shuffle=True, seed=cfg.train.seed, trim_padding=cfg.train.trim_padding)
     eval_rows = D.read_rows(D.expand(eval_files))
     test_rows = D.read_split(examples_root, "test") if cfg.eval.track_test_per_epoch else None
     validation = RankingValidation(eval_rows, num_items, cfg.data, cfg.eval, cfg.train.early_stopping_patience,

@@ -131,6 +131,7 @@ class TrainConfig:
     noise_b: float = 0.8
     seed: int = 42
     jit_compile: bool = False
+    trim_padding: bool = True  # cut each batch's histories to its longest row (same outputs, less work)
     # tf.distribute strategy: "none", "mirrored" (all local GPUs, or the CPU) or
     # "multi_worker" (MultiWorkerMirroredStrategy, workers from TF_CONFIG)
     distribute: str = "none"
