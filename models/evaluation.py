@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Callable, Dict, List, Sequence
 
 import numpy as np
+import tensorflow as tf
 
 from models import features as F
 from models import metrics as M
@@ -27,6 +28,16 @@ def features_from_rows(rows: Sequence[Dict], max_len: int, pseudo_len: int) -> D
         F.PSEUDO_X: left_pad([r.get(F.PSEUDO_X, []) for r in rows], pseudo_len),
         F.PSEUDO_Y: left_pad([r.get(F.PSEUDO_Y, []) for r in rows], pseudo_len),
     }
+
+
+def keras_scorer(model) -> Scorer:
+    """A scorer over a model's `score_all`, traced once for any batch and width."""
+    fn = tf.function(model.score_all, reduce_retracing=True)
+
+    def score(features):
+        return [s.numpy() for s in fn({k: tf.constant(v) for k, v in features.items()})]
+
+    return score
 
 
 def compute_ranks(scorer: Scorer, rows: Sequence[Dict], negatives: np.ndarray, max_len: int, pseudo_len: int,

@@ -37,13 +37,43 @@ def mask_seen(scores: tf.Tensor, seen: tf.Tensor) -> tf.Tensor:
     return tf.tensor_scatter_nd_update(scores, where, tf.fill([tf.shape(where)[0]], tf.cast(NEG_INF, scores.dtype)))
 
 
-def recall_unseen(user_emb: tf.Tensor, item_emb: tf.Tensor, seen: tf.Tensor, k: int) -> tf.Tensor:
+def recall_unseen(user_emb: tf.Tensor, item_emb: tf.Tensor, seen: tf.Tensor, k: int,
+                  item_chunk: int = 16384) -> tf.Tensor:
     """Top-k item indices of one domain by dot product, excluding padding and `seen` items.
 
     user_emb [B, D], item_emb [N+1, D], seen [B, S] indices (0 = padding). Returns [B, k]
-    indices, 0 where fewer than k unseen items exist. Memory is B x (N+1): callers bound B.
+    indices, 0 where fewer than k unseen items exist. Items are scored `item_chunk` at a
+    time with a running top-k, so memory is B x min(N+1, item_chunk + k) whatever the
+    catalogue size; callers bound B. The full users x items matrix never exists.
     """
-    return top_unseen(tf.matmul(user_emb, item_emb, transpose_b=True), seen, k)
+    n = int(item_emb.shape[0])
+    if n <= item_chunk:
+        return top_unseen(tf.matmul(user_emb, item_emb, transpose_b=True), seen, k)
+    seen = tf.cast(seen, tf.int64)
+    best_scores = best_items = None
+    for lo in range(0, n, item_chunk):
+        chunk = item_emb[lo: lo + item_chunk]
+        scores = tf.matmul(user_emb, chunk, transpose_b=True)
+        width = int(chunk.shape[0])
+        ids = tf.range(lo, lo + width, dtype=tf.int64)
+        # seen items of this chunk (and padding) -> NEG_INF, by a scatter into [B, width + 1]
+        rel = seen - lo
+        rel = tf.where((seen > 0) & (rel >= 0) & (rel < width), rel, width)
+        if lo == 0:
+            rel = tf.concat([tf.zeros_like(rel[:, :1]), rel], axis=1)
+        rows = tf.broadcast_to(tf.range(tf.shape(rel, out_type=tf.int64)[0])[:, None], tf.shape(rel, out_type=tf.int64))
+        where = tf.reshape(tf.stack([rows, rel], axis=-1), [-1, 2])
+        padded = tf.concat([scores, tf.zeros_like(scores[:, :1])], axis=1)
+        scores = tf.tensor_scatter_nd_update(padded, where, tf.fill([tf.shape(where)[0]],
+                                                                   tf.cast(NEG_INF, scores.dtype)))[:, :width]
+        values, idx = tf.math.top_k(scores, k=min(k, int(chunk.shape[0])))
+        idx = tf.gather(ids, idx)
+        if best_scores is not None:
+            values, idx = tf.concat([best_scores, values], 1), tf.concat([best_items, idx], 1)
+        top_values, pos = tf.math.top_k(values, k=min(k, int(values.shape[1])))
+        best_scores, best_items = top_values, tf.gather(idx, pos, batch_dims=1)
+    out = tf.where(best_scores > NEG_INF / 2, best_items, tf.zeros_like(best_items))
+    return tf.pad(out, [[0, 0], [0, k - int(out.shape[1])]])
 
 
 def top_unseen(scores: tf.Tensor, seen: tf.Tensor, k: int) -> tf.Tensor:

@@ -85,3 +85,18 @@ def test_validation_recall_counts_hits(split_items):
     rows = [{"history_x": [1], "history_y": [], "target_item": 2, "target_domain": 0},
             {"history_x": [1], "history_y": [], "target_item": 5, "target_domain": 0}]
     assert component_psg.validation_recall(rows, EMB_X, EMB_Y, max_len=3, k=1) == 0.5
+
+
+def test_chunked_recall_equals_one_pass():
+    """Scoring the catalogue in chunks with a running top-k gives the same items."""
+    rng = np.random.default_rng(1)
+    items = rng.normal(size=(1001, 8)).astype(np.float32)
+    items[0] = 0
+    users = rng.normal(size=(5, 8)).astype(np.float32)
+    seen = rng.integers(0, 1001, size=(5, 30))
+    one = P.recall_unseen(users, items, seen, k=40).numpy()
+    chunked = P.recall_unseen(users, items, seen, k=40, item_chunk=97).numpy()
+    np.testing.assert_array_equal(one, chunked)
+    assert not set(one[0]) & set(seen[0]) - {0}
+    few = P.recall_unseen(users[:1], items[:6], np.array([[1, 2, 3]]), k=4, item_chunk=2).numpy()
+    assert sorted(few[0].tolist()) == [0, 0, 4, 5]  # only items 4 and 5 are unseen

@@ -49,8 +49,9 @@ class RankingValidation(tf.keras.callbacks.Callback):
         self.history: List[Dict] = []
         self.total_epochs, self.start = total_epochs, time.time()
 
-    def scorer(self, features):
-        return [s.numpy() for s in self.model.score_all({k: tf.constant(v) for k, v in features.items()})]
+    def set_model(self, model):
+        super().set_model(model)
+        self.scorer = E.keras_scorer(model)
 
     def _validate(self, step, loss):
         k = self.eval_cfg.k

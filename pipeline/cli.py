@@ -1,4 +1,4 @@
-"""Command line: `python -m pipeline.cli {demo,run,synthetic,reproduce,kubeflow}` (installed as `i2vae`).
+"""Command line: `python -m pipeline.cli {demo,run,synthetic,reproduce,kubeflow,bench}` (installed as `i2vae`).
 
 Config comes from defaults, then `--config FILE.json`, then `--set section.field=value`;
 the resolved config is written to `<out>/config.json` and printed with the results.
@@ -80,6 +80,20 @@ def cmd_synthetic(args):
     return 0
 
 
+def cmd_bench(args):
+    from pipeline import bench
+
+    if args.what == "speed":
+        bench.print_speed(bench.speed(args.examples or bench.latest_examples(args.run), epochs=args.epochs))
+    elif args.what == "scale":
+        bench.print_scale(bench.scale([int(u) for u in args.users.split(",")], args.work))
+    else:
+        from serving import bench as serving_bench
+
+        return serving_bench.main(["--model-base-path", args.model_base_path, "--data", args.data])
+    return 0
+
+
 def cmd_kubeflow(args):
     from pipeline.kubeflow_runner import compile_pipeline
 
@@ -130,6 +144,17 @@ def build_parser():
     kfp.add_argument("--data", required=True, help="data path as the cluster sees it (default of a pipeline parameter)")
     kfp.add_argument("--output", default="i2vae_pipeline.json", help="pipeline-spec JSON to write")
     _add_config_args(kfp)
+    ben = sub.add_parser("bench", help="benchmarks that print figures: speed, scale, serving",
+                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ben.add_argument("what", choices=["speed", "scale", "serving"])
+    ben.add_argument("--run", default="runs/cloth_sport", help="speed: a run directory of the paper's data")
+    ben.add_argument("--examples", help="speed: an augmented Examples directory (instead of --run)")
+    ben.add_argument("--epochs", type=int, default=2, help="speed: epochs per variant (the last one is reported)")
+    ben.add_argument("--users", default="50000,200000,800000", help="scale: comma-separated user counts")
+    ben.add_argument("--work", default="runs/bench", help="scale: where the synthetic rows are written")
+    ben.add_argument("--model-base-path", default="runs/cloth_sport/serving_model/i2vae", help="serving: the model")
+    ben.add_argument("--data", default=os.path.join("..", "shared", "data", "amazon-cdsr", "cloth_sport"),
+                     help="serving: paper-format folder whose test histories are replayed")
     rep = sub.add_parser("reproduce", help="the paper's tables on its real data: i2VAE, baselines, ablations, "
                                            "sweeps over seeds; resumable", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     rep.add_argument("--pair", required=True, help="cloth_sport or phone_elec (a folder under --data-root)")
@@ -148,7 +173,7 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     handlers = {"demo": cmd_demo, "run": cmd_run, "synthetic": cmd_synthetic, "reproduce": cmd_reproduce,
-                "kubeflow": cmd_kubeflow}
+                "kubeflow": cmd_kubeflow, "bench": cmd_bench}
     try:
         return handlers[args.command](args)
     except ValueError as e:  # config and input errors: one clear line, no traceback

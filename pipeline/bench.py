@@ -1,0 +1,212 @@
+"""Benchmarks that print figures: training and evaluation speed, and scale.
+
+    i2vae bench speed --run runs/cloth_sport          # s per training epoch and per full test evaluation
+    i2vae bench scale --users 50000,200000,800000     # recall and training cost as the data grows
+
+Speed runs the paper's settings (batch 512, d=128, T=20, T'=40, attention cross-domain
+encoder) on the run's real examples, with full history padding (the baseline measured in
+the same run) and with per-batch trimming (the default), and reports the ratio. Scale
+runs each size in a fresh process, so peak RSS is that size's own.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from typing import Dict, List
+
+import numpy as np
+
+# The authors' PyTorch code on this machine, cloth_sport, paper settings (issue 6).
+AUTHORS_STEP_S, AUTHORS_EPOCH_S, AUTHORS_EVAL_S = 2.3, 100.0, 45.0
+
+
+def latest_examples(run_dir: str) -> str:
+    found = glob.glob(os.path.join(run_dir, "pipeline_root", "PseudoSequenceGen", "augmented_examples", "*"))
+    if not found:
+        raise FileNotFoundError(f"{run_dir}: no PseudoSequenceGen output; run the pipeline there first")
+    return max(found, key=lambda p: int(os.path.basename(p)))
+
+
+class _EpochTimer:
+    def __init__(self):
+        import tensorflow as tf
+
+        class Timer(tf.keras.callbacks.Callback):
+            def on_epoch_begin(s, epoch, logs=None):
+                s.start = time.perf_counter()
+
+            def on_epoch_end(s, epoch, logs=None):
+                self.seconds.append(time.perf_counter() - s.start)
+
+        self.seconds: List[float] = []
+        self.callback = Timer()
+
+
+def speed(examples: str, epochs: int = 2) -> Dict:
+    """Seconds per training epoch (full padding vs trimmed) and per full test evaluation."""
+    import tensorflow as tf
+
+    from models import data as D
+    from models import evaluation as E
+    from models import features as F
+    from models import metrics as M
+    from models.trainer import build_model
+    from pipeline import config as C
+
+    cfg = C.load_config()
+    num_items = F.vocab_sizes(examples)
+    train_files = [F.split_pattern(examples, "train")]
+    rows = sum(1 for _ in tf.data.TFRecordDataset(D.expand(train_files), "GZIP"))
+    out = {"examples": examples, "train_rows": rows, "num_items": list(num_items),
+           "steps_per_epoch": int(np.ceil(rows / cfg.train.batch_size)), "epochs": {}}
+    for name, trim in (("full_padding", False), ("trimmed", True)):
+        ds = D.make_dataset(train_files, cfg.train.batch_size, cfg.data.max_len, cfg.data.pseudo_len, shuffle=True,
+                            seed=cfg.train.seed, trim_padding=trim)
+        model = build_model(num_items, cfg)
+        timer = _EpochTimer()
+        model.fit(ds, epochs=epochs, callbacks=[timer.callback], verbose=0)
+        out["epochs"][name] = timer.seconds
+        print(f"[bench] {name}: epoch seconds {[round(s, 1) for s in timer.seconds]} (the first includes tracing)",
+              flush=True)
+    test_rows = D.read_split(examples, "test")
+    start = time.perf_counter()
+    negatives = M.candidate_matrix(test_rows, num_items, cfg.eval.num_negatives, cfg.eval.seed)
+    sampling = time.perf_counter() - start
+    scorer = E.keras_scorer(model)
+    E.evaluate_rows(scorer, test_rows[:256], negatives[:256], cfg.data.max_len, cfg.data.pseudo_len)  # trace
+    start = time.perf_counter()
+    E.evaluate_rows(scorer, test_rows, negatives, cfg.data.max_len, cfg.data.pseudo_len)
+    out.update(test_rows=len(test_rows), eval_sampling_s=sampling, eval_scoring_ranking_s=time.perf_counter() - start)
+    return out
+
+
+def print_speed(r: Dict) -> None:
+    full, trim = r["epochs"]["full_padding"][-1], r["epochs"]["trimmed"][-1]
+    evaluation = r["eval_sampling_s"] + r["eval_scoring_ranking_s"]
+    print(f"\nspeed bench: {r['examples']}\n{r['train_rows']} train rows ({r['steps_per_epoch']} steps of 512), "
+          f"{r['num_items'][0]}+{r['num_items'][1]} items, {r['test_rows']} test rows; paper settings; "
+          "steady-state epoch (the last of the run)\n")
+    print("| measure | ours, full padding (baseline) | ours, trimmed (default) | trimmed / full | "
+          "authors' PyTorch (issue 6) |")
+    print("|---|---|---|---|---|")
+    print(f"| s per training epoch | {full:.1f} | {trim:.1f} | {trim / full:.2f} | {AUTHORS_EPOCH_S:.0f} |")
+    print(f"| s per training step | {full / r['steps_per_epoch']:.2f} | {trim / r['steps_per_epoch']:.2f} | "
+          f"{trim / full:.2f} | {AUTHORS_STEP_S} |")
+    print(f"| s per full test evaluation (999 negatives + full ranking) | | {evaluation:.1f} "
+          f"(sampling {r['eval_sampling_s']:.1f}, scoring and ranking {r['eval_scoring_ranking_s']:.1f}) | | "
+          f"{AUTHORS_EVAL_S:.0f} |")
+
+
+# ------------------------------------------------------------------ scale
+def write_rows(users: int, path: str) -> Dict:
+    """Synthetic rows (one per user: X target if the user has X items) as JSON lines."""
+    from components.ingest import synthetic
+    from models import features as F
+
+    items_x, items_y = max(400, users // 20), max(300, users // 25)
+    events = synthetic.generate(synthetic.SyntheticConfig(num_users=users, num_items_x=items_x, num_items_y=items_y,
+                                                          seed=3))
+    seqs: Dict[str, tuple] = {}
+    for user, item, domain, _ in events:
+        seqs.setdefault(user, ([], []))["xy".index(domain)].append(int(item[1:]) + 1)
+    with open(path, "w") as f:
+        for u, (x, y) in seqs.items():
+            row = {F.USER_ID: u, F.HISTORY_X: x[:-1] if x else [], F.HISTORY_Y: y if x else y[:-1],
+                   F.TARGET_ITEM: x[-1] if x else y[-1], F.TARGET_DOMAIN: 0 if x else 1}
+            f.write(json.dumps(row) + "\n")
+    return {"users": users, "rows": len(seqs), "items_x": items_x, "items_y": items_y}
+
+
+def scale_one(path: str, items_x: int, items_y: int, batch: int = 1024, train_steps: int = 5) -> Dict:
+    """Streams the rows file in batches through the pseudo-sequence recall (one Beam worker's
+    work: only a batch is held), then times training steps at the paper's settings."""
+    import tensorflow as tf
+
+    from components.pseudo_sequences import psg
+    from models import features as F
+    from models.evaluation import features_from_rows
+    from models.trainer import build_model
+    from pipeline import config as C
+
+    rng = np.random.default_rng(0)
+
+    class Gen:  # the arrays a trained generator holds; the recall cost does not depend on their values
+        emb_x = rng.normal(size=(items_x + 1, 64)).astype(np.float32)
+        emb_y = rng.normal(size=(items_y + 1, 64)).astype(np.float32)
+        user_emb, seen_x, seen_y, user_index = np.zeros((0, 64), np.float32), [], [], {}
+        max_len, pseudo_len, source, seed = 20, 40, "lightgcn", 42
+
+    psg.add_pseudo([{F.USER_ID: "warm", F.HISTORY_X: [1], F.HISTORY_Y: [1], F.TARGET_ITEM: 1, F.TARGET_DOMAIN: 0}],
+                   Gen)
+    rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rows, first_batch, count = [], None, 0
+    start = time.perf_counter()
+    with open(path) as f:
+        for line in f:
+            rows.append(json.loads(line))
+            if len(rows) == batch:
+                out = psg.add_pseudo(rows, Gen)
+                first_batch = first_batch or out
+                count, rows = count + len(rows), []
+    if rows:
+        psg.add_pseudo(rows, Gen)
+        count += len(rows)
+    recall_s = time.perf_counter() - start
+    rss_recall = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    cfg = C.load_config()
+    model = build_model((items_x, items_y), cfg)
+    sample = (first_batch * (cfg.train.batch_size // len(first_batch) + 1))[: cfg.train.batch_size]
+    feats = features_from_rows(sample, cfg.data.max_len, cfg.data.pseudo_len)
+    feats[F.TARGET_ITEM] = np.asarray([r[F.TARGET_ITEM] for r in sample], np.int64)
+    feats[F.TARGET_DOMAIN] = np.asarray([r[F.TARGET_DOMAIN] for r in sample], np.int64)
+    step = tf.function(model.train_step)
+    step({k: tf.constant(v) for k, v in feats.items()})
+    start = time.perf_counter()
+    for _ in range(train_steps):
+        float(step({k: tf.constant(v) for k, v in feats.items()})["loss"])
+    train_s = time.perf_counter() - start
+    return {"rows": count, "items": items_x + items_y, "recall_s": recall_s, "recall_users_per_s": count / recall_s,
+            "rss_before_recall_mb": rss_start / 1024, "peak_rss_recall_mb": rss_recall / 1024,
+            "train_examples_per_s": train_steps * cfg.train.batch_size / train_s}
+
+
+def scale(sizes: List[int], work_dir: str) -> List[Dict]:
+    results = []
+    os.makedirs(work_dir, exist_ok=True)
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
+    for users in sizes:
+        path = os.path.join(work_dir, f"rows_{users}.jsonl")
+        start = time.perf_counter()
+        info = write_rows(users, path)
+        print(f"[bench] {users} users: {info['rows']} rows written in {time.perf_counter() - start:.0f}s", flush=True)
+        code = (f"import json; from pipeline.bench import scale_one; "
+                f"print(json.dumps(scale_one({path!r}, {info['items_x']}, {info['items_y']})))")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+        if out.returncode != 0:
+            raise RuntimeError(f"scale run for {users} users failed:\n{out.stderr[-3000:]}")
+        r = dict(json.loads(out.stdout.strip().splitlines()[-1]), users=users)
+        results.append(r)
+        print(f"[bench] {users} users: recall {r['recall_s']:.1f}s ({r['recall_users_per_s']:.0f} users/s), "
+              f"peak RSS {r['peak_rss_recall_mb']:.0f} MB, training {r['train_examples_per_s']:.0f} examples/s",
+              flush=True)
+    return results
+
+
+def print_scale(results: List[Dict]) -> None:
+    base = results[0]
+    print("\nscale bench: synthetic data, one process per size; recall = pseudo-sequences (top-40 unseen per "
+          "domain) for every row, streamed in batches of 1024 as one Beam worker does; training = paper settings, "
+          "batch 512\n")
+    print("| users | rows | items | recall s | recall users/s | recall s per user (vs smallest) | "
+          "peak RSS MB (recall) | training examples/s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        per_user = (r["recall_s"] / r["rows"]) / (base["recall_s"] / base["rows"])
+        print(f"| {r['users']:,} | {r['rows']:,} | {r['items']:,} | {r['recall_s']:.1f} | "
+              f"{r['recall_users_per_s']:.0f} | {per_user:.2f} | {r['peak_rss_recall_mb']:.0f} | "
+              f"{r['train_examples_per_s']:.0f} |")
