@@ -59,18 +59,18 @@ class LightGCNConfig:
     validation recall@`recall_k` (fold-in users of the eval split) stops improving.
     """
 
-    embedding_dim: int = 64
-    num_layers: int = 3
-    learning_rate: float = 1e-3
-    l2_reg: float = 1e-4
-    batch_size: int = 2048
-    max_epochs: int = 200
-    eval_every: int = 5
-    patience: int = 3
-    recall_k: int = 20
+    embedding_dim: int = 64  # LightGCN embedding size (paper: 64)
+    num_layers: int = 3  # propagation layers (paper: 3)
+    learning_rate: float = 1e-3  # Adam learning rate
+    l2_reg: float = 1e-4  # L2 weight on the embeddings of each BPR batch
+    batch_size: int = 2048  # BPR triples per step
+    max_epochs: int = 200  # upper bound; training stops earlier on validation recall
+    eval_every: int = 5  # epochs between validation recall checks
+    patience: int = 3  # checks without improvement before stopping
+    recall_k: int = 20  # K of the validation recall@K
     user_embedding: str = "graph"  # "graph": learned embedding for train users; "fold_in": always fold in
     pseudo_source: str = "lightgcn"  # "lightgcn" (the PSG) or "random" (the paper's w/o PSG ablation)
-    seed: int = 42
+    seed: int = 42  # seed of initialisation and negative sampling
 
     def __post_init__(self):
         if self.user_embedding not in ("graph", "fold_in"):
@@ -89,16 +89,16 @@ class ModelConfig:
     sasrec_negatives: uniform negatives shared by the batch in SASRec's sampled softmax.
     """
 
-    kind: str = "i2vae"
-    embedding_dim: int = 128
-    latent_dim: int = 128
-    num_heads: int = 4
-    num_blocks: int = 2
-    dropout: float = 0.2
+    kind: str = "i2vae"  # "i2vae", "sasrec", "lightgcn" or "popularity" (see the class docstring)
+    embedding_dim: int = 128  # d, item embedding and encoder width (paper: 128)
+    latent_dim: int = 128  # size of each of the six Gaussian latents
+    num_heads: int = 4  # attention heads in the encoders and the cross-domain encoder (paper: 4)
+    num_blocks: int = 2  # self-attention blocks per SASRec encoder
+    dropout: float = 0.2  # dropout on embeddings, attention and feed-forward outputs
     cross_encoder: str = "attention"  # "attention" or "mlp"
-    decoder_hidden: List[int] = dataclasses.field(default_factory=lambda: [32, 64, 32])
-    min_scale: float = 1e-4
-    sasrec_negatives: int = 256
+    decoder_hidden: List[int] = dataclasses.field(default_factory=lambda: [32, 64, 32])  # decoder MLP (paper)
+    min_scale: float = 1e-4  # floor added to every posterior and prior scale (softplus + min_scale)
+    sasrec_negatives: int = 256  # uniform negatives shared by the batch in SASRec's sampled softmax
 
     def __post_init__(self):
         if self.kind not in MODEL_KINDS:
@@ -117,40 +117,41 @@ class TrainConfig:
     grid_* are the paper's search ranges, recorded here for the reproduction runs.
     """
 
-    learning_rate: float = 8e-4
-    batch_size: int = 512
+    learning_rate: float = 8e-4  # Adam (paper: 8e-4, grid 3e-4..8e-4)
+    batch_size: int = 512  # paper: 512
     epochs: int = 20  # cap for the 30-minute budget on 2 cores; the paper trains up to 100 (configs/paper.json)
-    early_stopping_patience: int = 3
+    early_stopping_patience: int = 3  # epochs without a better validation NDCG@10 before stopping
     reconstruction: str = "softmax"  # "softmax" (all items) or "bce" (sampled negatives, DESIGN.md)
-    num_train_negatives: int = 16
-    lambda_t: float = 0.001
-    lambda_a: float = 0.005
+    num_train_negatives: int = 16  # negatives per row for reconstruction="bce"
+    lambda_t: float = 0.001  # weight of the informative + disentangle terms (paper: 0.001)
+    lambda_a: float = 0.005  # weight of the denoising terms (paper: 0.005)
     kl_weight: float = 0.001  # beta on the six prior KL terms; 1.0 is the paper's objective (collapses)
     kl_anneal_epochs: float = 0.0  # linear warm-up of beta from 0 (0 = off, the paper)
-    noise_a: float = 0.8
-    noise_b: float = 0.8
-    seed: int = 42
-    jit_compile: bool = False
+    noise_a: float = 0.8  # a of the noise-adaptive weight exp(a L / T) - b (paper: 0.8)
+    noise_b: float = 0.8  # b of the noise-adaptive weight (paper: 0.8)
+    seed: int = 42  # model initialisation and batch order
+    jit_compile: bool = False  # compile the train step with XLA
     trim_padding: bool = True  # cut each batch's histories to its longest row (same outputs, less work)
     # tf.distribute strategy: "none", "mirrored" (all local GPUs, or the CPU) or
     # "multi_worker" (MultiWorkerMirroredStrategy, workers from TF_CONFIG)
     distribute: str = "none"
+    # the paper's search ranges (section 4.2.3), recorded for tuning runs on the validation split
     grid_learning_rate: List[float] = dataclasses.field(default_factory=lambda: [3e-4, 5e-4, 8e-4])
-    grid_lambda_t: List[float] = dataclasses.field(default_factory=lambda: [1e-4, 1e-3, 1e-2, 1e-1])
-    grid_lambda_a: List[float] = dataclasses.field(default_factory=lambda: [1e-4, 5e-3, 1e-2, 1e-1])
+    grid_lambda_t: List[float] = dataclasses.field(default_factory=lambda: [1e-4, 1e-3, 1e-2, 1e-1])  # lambda_t range
+    grid_lambda_a: List[float] = dataclasses.field(default_factory=lambda: [1e-4, 5e-3, 1e-2, 1e-1])  # lambda_a range
 
 
 @dataclasses.dataclass
 class EvalConfig:
     """Ranking evaluation (DESIGN.md, evaluation protocol)."""
 
-    num_negatives: int = 999
+    num_negatives: int = 999  # sampled negatives per row (the paper's protocol)
     k: int = 10  # the cutoff of model selection, blessing and the summary tables
     ks: List[int] = dataclasses.field(default_factory=lambda: [5, 10, 20])  # every cutoff reported
     # also score the test split after every epoch, only to report the paper's protocol (best
     # test value over epochs) beside ours; never used for selection (used by `i2vae reproduce`)
     track_test_per_epoch: bool = False
-    seed: int = 2024
+    seed: int = 2024  # seed of the negatives, the same for every model
     bless_against: str = "popularity"  # "popularity" or "none"
 
 
@@ -158,10 +159,11 @@ class EvalConfig:
 class PipelineConfig:
     """Everything one pipeline run needs; written as `config.json` into the run root."""
 
-    pipeline_name: str = "i2vae"
+    pipeline_name: str = "i2vae"  # TFX pipeline name (ML Metadata context)
     model_name: str = ""  # the TF Serving model name; "" = model.kind, so baselines never overwrite i2vae
-    data_path: str = ""
+    data_path: str = ""  # paper folder (train.csv, test.csv) or a long table .csv/.parquet
     data_format: str = "auto"  # "paper" (train.csv/test.csv), "long" (CSV/Parquet) or "auto"
+    # flags for every Beam step (ingest, pseudo-sequences); `--beam-arg` on the CLI replaces them
     beam_args: List[str] = dataclasses.field(
         default_factory=lambda: ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
     )

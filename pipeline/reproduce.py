@@ -331,15 +331,15 @@ def write_report(pair: str, results_dir: str, command: str) -> str:
 
 def reproduce(pair: str, seeds: int, sweep_seeds: int, only: Optional[List[str]], base_config: Optional[str],
               data_root: str, work_root: str, results_root: str, commit: bool, report_only: bool) -> int:
-    data_path = os.path.join(data_root, pair)
-    if not os.path.isdir(data_path):
-        raise ValueError(f"{data_path}: no such pair folder (expected train.csv and test.csv)")
     results_dir = os.path.join(results_root, pair)
     command = (f"i2vae reproduce --pair {pair} --seeds {seeds} --sweep-seeds {sweep_seeds}"
                + (f" --only {','.join(only)}" if only else "") + (f" --config {base_config}" if base_config else ""))
     if report_only:
         print(write_report(pair, results_dir, command))
         return 0
+    data_path = os.path.join(data_root, pair)
+    if not os.path.isdir(data_path):
+        raise ValueError(f"{data_path}: no such pair folder (expected train.csv and test.csv)")
     todo = plan(seeds, sweep_seeds, only)
     done = [(s, k) for s, k in todo if os.path.exists(result_path(results_dir, s, k))]
     print(f"[reproduce] {pair}: {len(todo)} runs planned, {len(done)} already done", flush=True)

@@ -32,12 +32,47 @@ def test_unknown_fields_are_named(override):
         C.load_config(None, [override])
 
 
-def test_cli_help_and_synthetic(tmp_path, capsys):
-    for command in ("demo", "run", "synthetic"):
+SUBCOMMANDS = ("demo", "run", "synthetic", "reproduce", "kubeflow", "bench")
+
+
+def test_every_subcommand_has_help_with_defaults(capsys):
+    for command in SUBCOMMANDS:
         with pytest.raises(SystemExit) as done:
             cli.main([command, "--help"])
         assert done.value.code == 0
-        assert "--out" in capsys.readouterr().out
+        text = capsys.readouterr().out
+        assert text.startswith(f"usage: i2vae {command}") and "--" in text
+        if command in ("demo", "run", "kubeflow"):
+            assert "--config" in text and "--set" in text and "--beam-arg" in text
+    for module in ("serving.server", "serving.client", "serving.bench", "pipeline.config_doc"):
+        import importlib
+
+        with pytest.raises(SystemExit) as done:
+            importlib.import_module(module).main(["--help"])
+        assert done.value.code == 0 and "usage:" in capsys.readouterr().out
+
+
+def test_short_subcommands_for_real(tmp_path, capsys):
     out = tmp_path / "s.csv"
     assert cli.main(["synthetic", "--out", str(out), "--users", "40"]) == 0
     assert out.read_text().splitlines()[0] == "user_id,item_id,domain,timestamp"
+    spec = tmp_path / "kfp" / "p.json"
+    assert cli.main(["kubeflow", "--image", "img:1", "--pipeline-root", "gs://b/r", "--data", "gs://b/d",
+                     "--output", str(spec), "--set", "train.epochs=4", "--beam-arg=--runner=FlinkRunner"]) == 0
+    compiled = json.load(open(spec))
+    assert compiled["runtimeConfig"]["parameters"]["epochs"] == {"intValue": "4"}
+    assert "--runner=FlinkRunner" in json.dumps(compiled["pipelineSpec"]["deploymentSpec"])
+    written = json.load(open(tmp_path / "kfp" / "config.json"))  # the resolved config beside the output
+    assert written["train"]["epochs"] == 4 and written["beam_args"] == ["--runner=FlinkRunner"]
+    results = tmp_path / "results"
+    (results / "cloth_sport" / "runs").mkdir(parents=True)
+    assert cli.main(["reproduce", "--pair", "cloth_sport", "--report-only", "--results", str(results)]) == 0
+    assert (results / "cloth_sport.md").exists()
+    with pytest.raises(SystemExit, match="unknown config setting"):
+        cli.main(["reproduce", "--pair", "cloth_sport", "--only", "nope", "--results", str(results)])
+
+
+def test_configuration_reference_is_up_to_date():
+    from pipeline import config_doc
+
+    assert config_doc.main(["--check"]) == 0, "run: python -m pipeline.config_doc"
