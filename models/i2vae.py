@@ -155,6 +155,29 @@ def _sample(dist, training):
     return dist.sample() if training else dist.mean()
 
 
+class PosteriorHistograms(tf.keras.callbacks.Callback):
+    """TensorBoard histograms of every posterior's means and scales on a fixed batch, per epoch.
+
+    Why: a collapsing latent shows up as means shrinking to the prior's and scales going
+    to 1 long before ranking metrics move.
+    """
+
+    POSTERIORS = ("q_z_x", "q_z_y", "q_za_x", "q_za_y", "q_zt_x", "q_zt_y", "r_zt_x", "r_zt_y")
+
+    def __init__(self, features, log_dir):
+        super().__init__()
+        self.features = {k: tf.constant(v) for k, v in features.items()}
+        self.writer = tf.summary.create_file_writer(log_dir)
+
+    def on_epoch_end(self, epoch, logs=None):
+        enc = self.model.encode(self.features, training=False)
+        with self.writer.as_default():
+            for name in self.POSTERIORS:
+                tf.summary.histogram(f"posterior/{name}/mean", enc[name].mean(), step=epoch + 1)
+                tf.summary.histogram(f"posterior/{name}/scale", enc[name].stddev(), step=epoch + 1)
+        self.writer.flush()
+
+
 class KLAnnealing(tf.keras.callbacks.Callback):
     """Raises the KL weight beta linearly from 0 to `kl_weight` over `steps` training steps.
 
@@ -257,7 +280,8 @@ class I2VAE(LossTermsModel):
         self.dec_y = self._decoder(model_cfg.decoder_hidden, d, "decoder_y")
         # beta multiplies the six prior KL terms; KLAnnealing can raise it from 0 to train_cfg.kl_weight
         self.kl_beta = tf.Variable(float(train_cfg.kl_weight), trainable=False, dtype=tf.float32, name="kl_beta")
-        self._make_trackers(self.LOSS_TERMS + ("noise_weight_x", "noise_weight_y", "kl_beta"))
+        self._make_trackers(self.LOSS_TERMS + tuple(f"weighted_{n}" for n in self.LOSS_TERMS)
+                            + ("noise_weight_x", "noise_weight_y", "kl_beta"))
 
     @staticmethod
     def _decoder(hidden, dim, name):
@@ -373,6 +397,12 @@ class I2VAE(LossTermsModel):
                  + beta * (terms["kl_zt_x"] + terms["kl_zt_y"] + terms["kl_za_x"] + terms["kl_za_y"])
                  + lt * (terms["informative_x"] + terms["informative_y"])
                  + la * (terms["denoising_x"] + terms["denoising_y"]))
+        # each term's contribution to the total, as the objective weights it
+        weights = {"rec_x": 1.0 + lt, "rec_y": 1.0 + lt, "kl_z_x": (1.0 + lt) * beta, "kl_z_y": (1.0 + lt) * beta,
+                   "kl_zt_x": beta, "kl_zt_y": beta, "kl_za_x": beta, "kl_za_y": beta,
+                   "informative_x": lt, "informative_y": lt, "denoising_x": la, "denoising_y": la}
+        for name in self.LOSS_TERMS:
+            terms[f"weighted_{name}"] = weights[name] * terms[name]
         terms["kl_beta"] = tf.identity(beta)
         terms["noise_weight_x"] = tf.reduce_sum(fx * w_x) / tf.maximum(tf.reduce_sum(fx), 1.0)
         terms["noise_weight_y"] = tf.reduce_sum(fy * w_y) / tf.maximum(tf.reduce_sum(fy), 1.0)

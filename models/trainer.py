@@ -21,7 +21,7 @@ from models import features as F
 from models import metrics as M
 from models import baselines as B
 from models import psg as P
-from models.i2vae import I2VAE, KLAnnealing, LossTermsModel
+from models.i2vae import I2VAE, KLAnnealing, LossTermsModel, PosteriorHistograms
 from pipeline import config as C
 
 
@@ -160,6 +160,9 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
     validation = RankingValidation(eval_rows, num_items, cfg.data, cfg.eval, cfg.train.early_stopping_patience,
                                    log_dir, cfg.train.epochs, test_rows)
     callbacks = [tf.keras.callbacks.TensorBoard(log_dir=log_dir, histogram_freq=0), validation]
+    if isinstance(model, I2VAE):
+        callbacks.append(PosteriorHistograms(E.features_from_rows(eval_rows[:512], cfg.data.max_len,
+                                                                  cfg.data.pseudo_len), os.path.join(log_dir, "posterior")))
     if cfg.model.kind == "i2vae" and cfg.train.kl_anneal_epochs > 0:  # set in steps: count the rows once
         rows = sum(1 for _ in tf.data.TFRecordDataset(D.expand(train_files), "GZIP"))
         steps = int(cfg.train.kl_anneal_epochs * math.ceil(rows / cfg.train.batch_size))

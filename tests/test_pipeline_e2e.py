@@ -142,3 +142,38 @@ def test_metrics_written(run):
     assert os.path.exists(os.path.join(paths["out"], "config.json"))
     assert glob.glob(os.path.join(paths["pipeline_root"], "Trainer", "model_run", "*", "**", "events.out.tfevents*"),
                      recursive=True)
+
+
+def _tags(pattern):
+    from tensorboard.backend.event_processing import event_accumulator
+
+    tags = set()
+    for path in glob.glob(pattern, recursive=True):
+        acc = event_accumulator.EventAccumulator(path, size_guidance={"tensors": 0, "histograms": 0, "scalars": 0})
+        acc.Reload()
+        for kind in ("scalars", "tensors", "histograms"):
+            tags |= set(acc.Tags().get(kind, []))
+    return tags
+
+
+def test_tensorboard_tells_the_training_story(run):
+    """Every loss term and its weighted contribution, the noise weight, validation per domain
+    and group, posterior histograms, and LightGCN's loss and recall."""
+    from models.i2vae import I2VAE, PosteriorHistograms
+
+    _, paths = run
+    model_run = os.path.join(paths["pipeline_root"], "Trainer", "model_run", "*")
+    train = _tags(os.path.join(model_run, "train", "**", "events.out.tfevents*"))
+    for name in I2VAE.LOSS_TERMS:
+        assert f"epoch_{name}" in train and f"epoch_weighted_{name}" in train, name
+    assert {"epoch_loss", "epoch_noise_weight_x", "epoch_noise_weight_y", "epoch_kl_beta"} <= train
+    validation = _tags(os.path.join(model_run, "validation", "**", "events.out.tfevents*"))
+    for d in ("x", "y"):
+        for g in ("all", "cold_start", "long_tailed"):
+            assert {f"val/HR@10/{d}/{g}", f"val/NDCG@10/{d}/{g}"} <= validation
+    posterior = _tags(os.path.join(model_run, "posterior", "**", "events.out.tfevents*"))
+    for name in PosteriorHistograms.POSTERIORS:
+        assert {f"posterior/{name}/mean", f"posterior/{name}/scale"} <= posterior
+    lightgcn = _tags(os.path.join(paths["pipeline_root"], "PseudoSequenceGen", "augmented_examples", "*",
+                                  "pseudo_sequence_generator", "logs", "**", "events.out.tfevents*"))
+    assert {"lightgcn/bpr_loss", "lightgcn/val_recall@20"} <= lightgcn
