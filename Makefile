@@ -46,8 +46,9 @@ bench: venv  # speed (cloth_sport run needed: make run), scale, serving
 test: venv
 	$(PY) -m pytest -q
 
-tensorboard: venv
-	$(VENV)/bin/tensorboard --logdir $(OUT) --bind_all
+RUN ?= $(OUT)/demo
+tensorboard: venv  # make tensorboard RUN=runs/cloth_sport
+	$(VENV)/bin/tensorboard --logdir $(RUN)/pipeline_root --bind_all
 
 clean:
 	rm -rf $(OUT)

@@ -46,7 +46,7 @@ def _summary(paths, cfg, wall):
     else:
         print("no metrics were written (see the log above)")
     print(f"pushed SavedModel: {paths.get('pushed_model') or 'none (the model was not blessed)'}")
-    print(f"TensorBoard: {os.path.join('.venv', 'bin', 'tensorboard')} --logdir {paths['out']}")
+    print(f"TensorBoard: {os.path.join('.venv', 'bin', 'tensorboard')} --logdir {paths['pipeline_root']}")
     print(f"wall time: {wall:.0f}s")
 
 
