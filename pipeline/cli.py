@@ -155,6 +155,9 @@ def build_parser():
     ben.add_argument("--model-base-path", default="runs/cloth_sport/serving_model/i2vae", help="serving: the model")
     ben.add_argument("--data", default=os.path.join("..", "shared", "data", "amazon-cdsr", "cloth_sport"),
                      help="serving: paper-format folder whose test histories are replayed")
+    for name, (module, text, _) in DELEGATED.items():
+        sub.add_parser(name, help=f"{text} (same options as python -m {module}; see `i2vae {name} --help`)",
+                       add_help=False)
     rep = sub.add_parser("reproduce", help="the paper's tables on its real data: i2VAE, baselines, ablations, "
                                            "sweeps over seeds; resumable", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     rep.add_argument("--pair", required=True, help="cloth_sport or phone_elec (a folder under --data-root)")
@@ -170,7 +173,21 @@ def build_parser():
     return parser
 
 
+DELEGATED = {  # subcommands that are the serving tools' own command lines
+    "serve": ("serving.server", "serve a pushed model over TF Serving's gRPC API (local PredictionService)", []),
+    "recommend": ("serving.client", "top-K items per domain from TF Serving or the local server", ["recommend"]),
+    "metadata": ("serving.client", "the served model's signatures", ["metadata"]),
+    "config-doc": ("pipeline.config_doc", "regenerate docs/configuration.md from the config dataclasses", []),
+}
+
+
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATED:
+        import importlib
+
+        module, _, prefix = DELEGATED[argv[0]]
+        return importlib.import_module(module).main(prefix + argv[1:])
     args = build_parser().parse_args(argv)
     handlers = {"demo": cmd_demo, "run": cmd_run, "synthetic": cmd_synthetic, "reproduce": cmd_reproduce,
                 "kubeflow": cmd_kubeflow, "bench": cmd_bench}

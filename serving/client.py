@@ -5,8 +5,9 @@ Library:
     client.recommend([["item1", "item2"]], [["item9"]], k=10)   # one dict per user
 
 CLI:
-    python -m serving.client recommend --history-x 123,456 --history-y 789 --k 10
-    python -m serving.client metadata
+    python -m serving.client recommend --target localhost:8500 --history-x 123,456 --history-y 789 --k 10
+    python -m serving.client metadata --target localhost:8500
+    (or i2vae recommend ... / i2vae metadata ...)
 The histories are raw item ids as in the training data, oldest first; pass an empty
 `--history-y ""` for a user with no history in that domain (the cold-start path).
 """
@@ -100,17 +101,20 @@ def _ids(text: str) -> List[str]:
 
 
 def build_parser():
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--target", default="localhost:8500", help="host:port of TF Serving's gRPC endpoint")
+    common.add_argument("--model", default="i2vae", help="model name")
+    common.add_argument("--timeout", type=float, default=10.0, help="seconds")
     p = argparse.ArgumentParser(prog="python -m serving.client", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--target", default="localhost:8500", help="host:port of TF Serving's gRPC endpoint")
-    p.add_argument("--model", default="i2vae", help="model name")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds")
     sub = p.add_subparsers(dest="command", required=True)
-    rec = sub.add_parser("recommend", help="top-K items per domain for one user")
+    rec = sub.add_parser("recommend", help="top-K items per domain for one user", parents=[common],
+                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     rec.add_argument("--history-x", default="", help="comma-separated raw item ids of domain X, oldest first")
     rec.add_argument("--history-y", default="", help="comma-separated raw item ids of domain Y, oldest first")
     rec.add_argument("--k", type=int, default=10, help="items per domain (at most the exported K)")
-    sub.add_parser("metadata", help="the served signatures")
+    sub.add_parser("metadata", help="the served signatures", parents=[common],
+                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     return p
 
 

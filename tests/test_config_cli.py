@@ -44,12 +44,15 @@ def test_every_subcommand_has_help_with_defaults(capsys):
         assert text.startswith(f"usage: i2vae {command}") and "--" in text
         if command in ("demo", "run", "kubeflow"):
             assert "--config" in text and "--set" in text and "--beam-arg" in text
-    for module in ("serving.server", "serving.client", "serving.bench", "pipeline.config_doc"):
-        import importlib
-
+    for command in ("serve", "recommend", "metadata", "config-doc"):  # the serving tools' own command lines
         with pytest.raises(SystemExit) as done:
-            importlib.import_module(module).main(["--help"])
+            cli.main([command, "--help"])
         assert done.value.code == 0 and "usage:" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--help"])
+    top = capsys.readouterr().out
+    for command in SUBCOMMANDS + ("serve", "recommend", "metadata", "config-doc"):
+        assert command in top
 
 
 def test_short_subcommands_for_real(tmp_path, capsys):

@@ -108,7 +108,8 @@ def test_newer_version_is_loaded_and_served(server, base_path):
 
 
 def test_server_and_client_commands_in_fresh_processes(base_path):
-    """`python -m serving.server` as the README starts it, `python -m serving.client` against it."""
+    """`python -m serving.server` as the README starts it; `i2vae recommend` and `python -m serving.client`
+    against it."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.Popen([sys.executable, "-m", "serving.server", "--model-base-path", base_path, "--port", "0",
                              "--host", "127.0.0.1", "--poll-seconds", "0"], stdout=subprocess.PIPE,
@@ -119,14 +120,14 @@ def test_server_and_client_commands_in_fresh_processes(base_path):
             line = proc.stdout.readline()
             assert line, "server exited before it was ready"
         port = re.search(r"127\.0\.0\.1:(\d+)", line).group(1)
-        out = subprocess.run([sys.executable, "-m", "serving.client", "--target", f"127.0.0.1:{port}", "recommend",
+        out = subprocess.run([sys.executable, "-m", "pipeline.cli", "recommend", "--target", f"127.0.0.1:{port}",
                               "--history-x", "item1,item2", "--history-y", "", "--k", "5"],
                              capture_output=True, text=True, env=env, timeout=120)
         assert out.returncode == 0, out.stderr[-2000:]
         result = json.loads(out.stdout)
         assert len(result["x"]) == 5 and len(result["y"]) == 5 and result["unknown_ids_x"] == 0
-        bad = subprocess.run([sys.executable, "-m", "serving.client", "--target", f"127.0.0.1:{port}", "--model",
-                              "other", "metadata"], capture_output=True, text=True, env=env, timeout=120)
+        bad = subprocess.run([sys.executable, "-m", "serving.client", "metadata", "--target", f"127.0.0.1:{port}",
+                              "--model", "other"], capture_output=True, text=True, env=env, timeout=120)
         assert bad.returncode != 0 and "NOT_FOUND" in bad.stderr
     finally:
         proc.terminate()
