@@ -25,6 +25,19 @@ import numpy as np
 AUTHORS_STEP_S, AUTHORS_EPOCH_S, AUTHORS_EVAL_S = 2.3, 100.0, 45.0
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. VmHWM, not ru_maxrss: Linux carries ru_maxrss
+    over fork + exec, so a child of a big parent would report the parent's peak."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def latest_examples(run_dir: str) -> str:
     found = glob.glob(os.path.join(run_dir, "pipeline_root", "PseudoSequenceGen", "augmented_examples", "*"))
     if not found:
@@ -143,7 +156,7 @@ def scale_one(path: str, items_x: int, items_y: int, batch: int = 1024, train_st
 
     psg.add_pseudo([{F.USER_ID: "warm", F.HISTORY_X: [1], F.HISTORY_Y: [1], F.TARGET_ITEM: 1, F.TARGET_DOMAIN: 0}],
                    Gen)
-    rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_start = peak_rss_mb()
     rows, first_batch, count = [], None, 0
     start = time.perf_counter()
     with open(path) as f:
@@ -155,13 +168,12 @@ def scale_one(path: str, items_x: int, items_y: int, batch: int = 1024, train_st
                 count, rows = count + len(rows), []
                 if count % (batch * 100) == 0:
                     print(f"[bench] recall: {count} rows, {time.perf_counter() - start:.0f}s, peak RSS "
-                          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB", file=sys.stderr,
-                          flush=True)
+                          f"{peak_rss_mb():.0f} MB", file=sys.stderr, flush=True)
     if rows:
         psg.add_pseudo(rows, Gen)
         count += len(rows)
     recall_s = time.perf_counter() - start
-    rss_recall = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_recall = peak_rss_mb()
     cfg = C.load_config()
     model = build_model((items_x, items_y), cfg)
     sample = (first_batch * (cfg.train.batch_size // len(first_batch) + 1))[: cfg.train.batch_size]
@@ -175,7 +187,7 @@ def scale_one(path: str, items_x: int, items_y: int, batch: int = 1024, train_st
         float(step({k: tf.constant(v) for k, v in feats.items()})["loss"])
     train_s = time.perf_counter() - start
     return {"rows": count, "items": items_x + items_y, "recall_s": recall_s, "recall_users_per_s": count / recall_s,
-            "rss_before_recall_mb": rss_start / 1024, "peak_rss_recall_mb": rss_recall / 1024,
+            "rss_before_recall_mb": rss_start, "peak_rss_recall_mb": rss_recall,
             "train_examples_per_s": train_steps * cfg.train.batch_size / train_s}
 
 
