@@ -6,7 +6,7 @@ one code path.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -72,16 +72,33 @@ def _full_ranks(scores: np.ndarray, targets: np.ndarray, own: List[List[int]]) -
     return above.sum(axis=1)
 
 
+def target_in_train(rows: Sequence[Dict], train_rows: Sequence[Dict]) -> np.ndarray:
+    """Per row: is its target among the same user's train interactions in that domain?
+
+    The paper's data has such rows (a user with a train row in one domain and a test row
+    in the other); graph models see the target in training, so results are also reported
+    on the rows without it (group `no_leak`).
+    """
+    seen: Dict[str, tuple] = {}
+    for r in train_rows:
+        items = seen.setdefault(r[F.USER_ID], (set(), set()))
+        items[0].update(r[F.HISTORY_X])
+        items[1].update(r[F.HISTORY_Y])
+        items[r[F.TARGET_DOMAIN]].add(r[F.TARGET_ITEM])
+    return np.asarray([r[F.TARGET_ITEM] in seen.get(r[F.USER_ID], (set(), set()))[r[F.TARGET_DOMAIN]]
+                       for r in rows], bool)
+
+
 def evaluate_rows(scorer: Scorer, rows: Sequence[Dict], negatives: np.ndarray, max_len: int, pseudo_len: int,
-                  ks=(5, 10, 20)) -> Dict:
+                  ks=(5, 10, 20), extra_groups: Optional[Dict[str, np.ndarray]] = None) -> Dict:
     """{'sampled': grouped metrics, 'full': grouped metrics} plus the per-row ranks."""
     sampled, full = compute_ranks(scorer, rows, negatives, max_len, pseudo_len)
     domains = np.asarray([r[F.TARGET_DOMAIN] for r in rows])
     cold = np.asarray([r[F.IS_COLD_START] for r in rows])
     tail = np.asarray([r[F.IS_LONG_TAILED] for r in rows])
     return {
-        "sampled": M.grouped_metrics(sampled, domains, cold, tail, ks),
-        "full": M.grouped_metrics(full, domains, cold, tail, ks),
+        "sampled": M.grouped_metrics(sampled, domains, cold, tail, ks, extra_groups),
+        "full": M.grouped_metrics(full, domains, cold, tail, ks, extra_groups),
         "ranks": {"sampled": sampled, "full": full},
     }
 

@@ -6,7 +6,7 @@ ranked above it, so a model that scores everything equal gets no credit.
 from __future__ import annotations
 
 import hashlib
-from typing import Dict, Iterable, List, Sequence, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -79,8 +79,10 @@ def metric_values(ranks: np.ndarray, ks: Union[int, Sequence[int]] = (5, 10, 20)
 
 
 def grouped_metrics(ranks: np.ndarray, domains: np.ndarray, cold: np.ndarray, long_tail: np.ndarray,
-                    ks: Union[int, Sequence[int]] = (5, 10, 20)) -> Dict[str, Dict[str, Dict[str, float]]]:
-    """{domain: {group: metrics}} for groups all, cold_start, long_tailed."""
+                    ks: Union[int, Sequence[int]] = (5, 10, 20),
+                    extra: Optional[Dict[str, np.ndarray]] = None) -> Dict[str, Dict[str, Dict[str, float]]]:
+    """{domain: {group: metrics}} for groups all, cold_start, long_tailed, plus any `extra`
+    groups given as boolean row masks."""
     out = {}
     for d, name in enumerate(DOMAINS):
         in_d = domains == d
@@ -89,6 +91,8 @@ def grouped_metrics(ranks: np.ndarray, domains: np.ndarray, cold: np.ndarray, lo
             "cold_start": metric_values(ranks[in_d & (cold > 0)], ks),
             "long_tailed": metric_values(ranks[in_d & (long_tail > 0)], ks),
         }
+        for group, mask in (extra or {}).items():
+            out[name][group] = metric_values(ranks[in_d & np.asarray(mask, bool)], ks)
     return out
 
 
@@ -99,7 +103,7 @@ def format_table(results: Dict[str, Dict], k: int, title: str = "") -> str:
     lines = ([f"### {title}", ""] if title else []) + [header, "|" + "---|" * (3 + 2 * len(models))]
     first = results[models[0]]
     for domain in DOMAINS:
-        for group in GROUPS:
+        for group in first[domain]:
             cells = [domain.upper(), group, str(first[domain][group]["rows"])]
             for m in models:
                 v = results[m][domain][group]

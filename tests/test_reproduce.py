@@ -79,3 +79,20 @@ def test_report_tables_mean_std_paper_column_and_paper_protocol(tmp_path):
     assert "| Cloth | all | 7.50 ± 2.12 |" in protocol  # best test over epochs: 1.5 x at epoch 1
     assert (tmp_path / "cloth_sport_learning_curves.png").exists() and (tmp_path / "cloth_sport_groups.png").exists()
     assert np.isclose(R.paper_protocol(fake_result(R.BY_NAME["i2vae"], 1, 0.04), "x", "all", "HR@10"), 0.06)
+
+
+def test_no_leak_group_appears_once_every_run_has_it(tmp_path):
+    results_dir = tmp_path / "cloth_sport"
+    for name in ("i2vae", "popularity"):
+        r = fake_result(R.BY_NAME[name], 1, 0.05)
+        for protocol in ("sampled", "full"):
+            for d in ("x", "y"):
+                r["test"][protocol][d]["no_leak"] = dict(r["test"][protocol][d]["all"], **{"HR@10": 0.03})
+        path = R.result_path(str(results_dir), R.BY_NAME[name], 1)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        json.dump(r, open(path, "w"))
+    md = open(R.write_report("cloth_sport", str(results_dir), "cmd")).read()
+    table2 = md.split("## Table 2")[1].split("##")[0]
+    assert "| Cloth | no-leak | 3.00 | 5.00 | 3.00 | 5.00 | – | – |" in table2
+    protocol = md.split("## The paper's protocol")[1]
+    assert "| Cloth | no-leak | – | – | 3.00 | 5.00 | – | – |" in protocol  # not tracked per epoch: no figure

@@ -52,11 +52,13 @@ def evaluate_model(examples_uri: str, model_dir: str, splits, cfg, out_dir: str)
     for split in splits:
         rows = D.read_split(examples_uri, split)
         negatives = M.candidate_matrix(rows, num_items, cfg.eval.num_negatives, cfg.eval.seed)
+        leaked = E.target_in_train(rows, train_rows)
         report["splits"][split] = {}
+        report.setdefault("rows_with_target_in_train", {})[split] = int(leaked.sum())
         per_row = {}
         for name, scorer in scorers.items():
             result = E.evaluate_rows(scorer, rows, negatives, cfg.data.max_len, cfg.data.pseudo_len,
-                                     sorted(set(cfg.eval.ks) | {k}))
+                                     sorted(set(cfg.eval.ks) | {k}), extra_groups={"no_leak": ~leaked})
             per_row[name] = result.pop("ranks")
             report["splits"][split][name] = result
             print(f"[evaluate] {split}: {name} mean NDCG@{k} {100 * _mean_ndcg(result, k):.2f}", flush=True)
@@ -65,12 +67,12 @@ def evaluate_model(examples_uri: str, model_dir: str, splits, cfg, out_dir: str)
             tables.append(M.format_table({m: report["splits"][split][m][protocol] for m in scorers}, k,
                                          f"{split} split, {label}"))
         with open(os.path.join(out_dir, f"ranks_{split}.csv"), "w") as f:
-            f.write("user_id,target_domain,target_item,is_cold_start,is_long_tailed,"
+            f.write("user_id,target_domain,target_item,is_cold_start,is_long_tailed,target_in_train,"
                     + ",".join(f"{m}_{p}_rank" for m in scorers for p in ("sampled", "full")) + "\n")
             for i, r in enumerate(rows):
                 ranks = [str(per_row[m][p][i]) for m in scorers for p in ("sampled", "full")]
                 f.write(f"{r[F.USER_ID]},{r[F.TARGET_DOMAIN]},{r[F.TARGET_ITEM]},{r[F.IS_COLD_START]},"
-                        f"{r[F.IS_LONG_TAILED]}," + ",".join(ranks) + "\n")
+                        f"{r[F.IS_LONG_TAILED]},{int(leaked[i])}," + ",".join(ranks) + "\n")
     with open(os.path.join(out_dir, "metrics.json"), "w") as f:
         json.dump(report, f, indent=2)
     with open(os.path.join(out_dir, "metrics.md"), "w") as f:
