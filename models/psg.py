@@ -28,13 +28,22 @@ def fold_in(item_emb_x: tf.Tensor, item_emb_y: tf.Tensor, history_x: tf.Tensor, 
     return (sx + sy) / tf.maximum(count, 1.0)[:, None]
 
 
-def mask_seen(scores: tf.Tensor, seen: tf.Tensor) -> tf.Tensor:
-    """Sets the padding column 0 and each row's `seen` items ([B, S] indices, 0 = padding) to NEG_INF."""
-    seen = tf.cast(seen, tf.int32)
+def mask_seen(scores: tf.Tensor, seen: tf.Tensor, offset: int = 0) -> tf.Tensor:
+    """Sets the padding item 0 and each row's `seen` items ([B, S] indices, 0 = padding) to NEG_INF.
+
+    Column j of `scores` is item `offset + j`, so a chunk of the catalogue can be masked;
+    seen items outside the chunk are ignored (scattered into a column that is dropped).
+    """
+    seen = tf.cast(seen, tf.int64)
     seen = tf.concat([tf.zeros_like(seen[:, :1]), seen], axis=1)
-    rows = tf.broadcast_to(tf.range(tf.shape(seen)[0])[:, None], tf.shape(seen))
-    where = tf.reshape(tf.stack([rows, seen], axis=-1), [-1, 2])
-    return tf.tensor_scatter_nd_update(scores, where, tf.fill([tf.shape(where)[0]], tf.cast(NEG_INF, scores.dtype)))
+    width = tf.shape(scores, out_type=tf.int64)[1]
+    col = seen - offset
+    col = tf.where((col >= 0) & (col < width), col, width)
+    rows = tf.broadcast_to(tf.range(tf.shape(col, out_type=tf.int64)[0])[:, None], tf.shape(col, out_type=tf.int64))
+    where = tf.reshape(tf.stack([rows, col], axis=-1), [-1, 2])
+    padded = tf.concat([scores, tf.zeros_like(scores[:, :1])], axis=1)
+    masked = tf.tensor_scatter_nd_update(padded, where, tf.fill([tf.shape(where)[0]], tf.cast(NEG_INF, scores.dtype)))
+    return masked[:, :-1]
 
 
 def recall_unseen(user_emb: tf.Tensor, item_emb: tf.Tensor, seen: tf.Tensor, k: int,
@@ -47,31 +56,17 @@ def recall_unseen(user_emb: tf.Tensor, item_emb: tf.Tensor, seen: tf.Tensor, k: 
     catalogue size; callers bound B. The full users x items matrix never exists.
     """
     n = int(item_emb.shape[0])
-    if n <= item_chunk:
-        return top_unseen(tf.matmul(user_emb, item_emb, transpose_b=True), seen, k)
-    seen = tf.cast(seen, tf.int64)
     best_scores = best_items = None
     for lo in range(0, n, item_chunk):
         chunk = item_emb[lo: lo + item_chunk]
-        scores = tf.matmul(user_emb, chunk, transpose_b=True)
-        width = int(chunk.shape[0])
-        ids = tf.range(lo, lo + width, dtype=tf.int64)
-        # seen items of this chunk (and padding) -> NEG_INF, by a scatter into [B, width + 1]
-        rel = seen - lo
-        rel = tf.where((seen > 0) & (rel >= 0) & (rel < width), rel, width)
-        if lo == 0:
-            rel = tf.concat([tf.zeros_like(rel[:, :1]), rel], axis=1)
-        rows = tf.broadcast_to(tf.range(tf.shape(rel, out_type=tf.int64)[0])[:, None], tf.shape(rel, out_type=tf.int64))
-        where = tf.reshape(tf.stack([rows, rel], axis=-1), [-1, 2])
-        padded = tf.concat([scores, tf.zeros_like(scores[:, :1])], axis=1)
-        scores = tf.tensor_scatter_nd_update(padded, where, tf.fill([tf.shape(where)[0]],
-                                                                   tf.cast(NEG_INF, scores.dtype)))[:, :width]
+        scores = mask_seen(tf.matmul(user_emb, chunk, transpose_b=True), seen, lo)
         values, idx = tf.math.top_k(scores, k=min(k, int(chunk.shape[0])))
-        idx = tf.gather(ids, idx)
-        if best_scores is not None:
+        idx = tf.cast(idx, tf.int64) + lo
+        if best_scores is not None:  # merge with the running top-k of the earlier chunks
             values, idx = tf.concat([best_scores, values], 1), tf.concat([best_items, idx], 1)
-        top_values, pos = tf.math.top_k(values, k=min(k, int(values.shape[1])))
-        best_scores, best_items = top_values, tf.gather(idx, pos, batch_dims=1)
+            values, pos = tf.math.top_k(values, k=min(k, int(values.shape[1])))
+            idx = tf.gather(idx, pos, batch_dims=1)
+        best_scores, best_items = values, idx
     out = tf.where(best_scores > NEG_INF / 2, best_items, tf.zeros_like(best_items))
     return tf.pad(out, [[0, 0], [0, k - int(out.shape[1])]])
 
