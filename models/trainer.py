@@ -143,7 +143,8 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
     """Builds `cfg.model.kind` and, for the trainable ones (i2VAE, SASRec), trains it with
     early stopping on validation NDCG. Returns (model, validation history, popularity)."""
     num_items = F.vocab_sizes(examples_root)
-    popularity = E.item_popularity(D.read_rows(D.expand(train_files)), num_items)
+    train_rows = D.read_rows(D.expand(train_files))
+    popularity = E.item_popularity(train_rows, num_items)
     generator = P.load_generator(os.path.join(examples_root, P.GENERATOR_DIR))
     strategy = make_strategy(cfg.train.distribute)
     with strategy.scope():
@@ -163,9 +164,8 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
     if isinstance(model, I2VAE):
         callbacks.append(PosteriorHistograms(E.features_from_rows(eval_rows[:512], cfg.data.max_len,
                                                                   cfg.data.pseudo_len), os.path.join(log_dir, "posterior")))
-    if cfg.model.kind == "i2vae" and cfg.train.kl_anneal_epochs > 0:  # set in steps: count the rows once
-        rows = sum(1 for _ in tf.data.TFRecordDataset(D.expand(train_files), "GZIP"))
-        steps = int(cfg.train.kl_anneal_epochs * math.ceil(rows / cfg.train.batch_size))
+    if cfg.model.kind == "i2vae" and cfg.train.kl_anneal_epochs > 0:  # the warm-up is set in steps
+        steps = int(cfg.train.kl_anneal_epochs * math.ceil(len(train_rows) / cfg.train.batch_size))
         callbacks.insert(0, KLAnnealing(cfg.train.kl_weight, steps))
     print(f"[train] {cfg.model.kind} on {num_items[0]}+{num_items[1]} items, up to {cfg.train.epochs} epochs, "
           f"batch {cfg.train.batch_size}, d={cfg.model.embedding_dim}, T={cfg.data.max_len}, T'={cfg.data.pseudo_len}",
