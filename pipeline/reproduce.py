@@ -222,6 +222,16 @@ def cutoffs_table(pair, runs) -> str:
     return "\n".join(lines)
 
 
+def _save_figure(plt, fig, axes, path: str) -> str:
+    """The two report figures share their finish: % axis, legend on the right panel, PNG."""
+    axes[0].set_ylabel("%")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def plots(pair, results, out_dir) -> List[str]:
     """Learning curves (validation and test NDCG@10 per epoch) and the per-group comparison."""
     import matplotlib
@@ -246,13 +256,7 @@ def plots(pair, results, out_dir) -> List[str]:
                                 label=f"{BY_NAME[n].label} test" if r is results[n][0] else None)
             ax.set_title(f"{name}: NDCG@{K} (all users, sampled)")
             ax.set_xlabel("epoch (0 = untrained)")
-        axes[0].set_ylabel("%")
-        axes[1].legend(fontsize=7)
-        fig.tight_layout()
-        path = os.path.join(out_dir, f"{pair}_learning_curves.png")
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        written.append(path)
+        written.append(_save_figure(plt, fig, axes, os.path.join(out_dir, f"{pair}_learning_curves.png")))
     names = [s.name for s in SETTINGS if s.table == "main" and s.name in results]
     if names:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
@@ -267,13 +271,7 @@ def plots(pair, results, out_dir) -> List[str]:
                        label="paper IM-VAE (best over epochs)", zorder=3)
             ax.set_xticks(np.arange(len(GROUPS)) + 0.4 - width / 2, [g.replace("_", "-") for g in GROUPS])
             ax.set_title(f"{name}: test NDCG@{K} by user group")
-        axes[0].set_ylabel("%")
-        axes[1].legend(fontsize=7)
-        fig.tight_layout()
-        path = os.path.join(out_dir, f"{pair}_groups.png")
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        written.append(path)
+        written.append(_save_figure(plt, fig, axes, os.path.join(out_dir, f"{pair}_groups.png")))
     return written
 
 
