@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import subprocess
-import sys
 import time
 from typing import List, Tuple
 
@@ -23,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from serving.client import RecommendClient, pad_histories
+from serving.server import start_process
 
 
 def test_histories(data_dir: str, limit: int) -> List[Tuple[List[str], List[str]]]:
@@ -40,20 +38,6 @@ def test_histories(data_dir: str, limit: int) -> List[Tuple[List[str], List[str]
     return out
 
 
-def start_server(base_path: str, model_name: str):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.Popen([sys.executable, "-m", "serving.server", "--model-base-path", base_path, "--model-name",
-                             model_name, "--port", "0", "--host", "127.0.0.1", "--poll-seconds", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    line = ""
-    while "on gRPC" not in line:
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError("the server exited before it was ready")
-    port = re.search(r"127\.0\.0\.1:(\d+)", line).group(1)
-    return proc, f"127.0.0.1:{port}"
-
-
 def _percentiles(seconds):
     ms = 1000 * np.asarray(seconds)
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
@@ -64,7 +48,7 @@ def run(base_path: str, data_dir: str, model_name: str, requests: int, batch: in
     singles = [([hx], [hy]) for hx, hy in histories[:requests]]
     batches = [([h[0] for h in histories[i:i + batch]], [h[1] for h in histories[i:i + batch]])
                for i in range(0, len(histories) - batch + 1, batch)][:20]
-    proc, target = start_server(base_path, model_name)
+    proc, target = start_process(base_path, model_name)
     try:
         client = RecommendClient(target, model_name, timeout=30)
         for hx, hy in singles[:warmup]:

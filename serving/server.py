@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import subprocess
+import sys
 import threading
 import time
 from concurrent import futures
@@ -179,6 +182,22 @@ def serve(model_base_path: str, model_name: str, port: int = 8500, host: str = "
 
         threading.Thread(target=poll, daemon=True).start()
     return server, service, bound
+
+
+def start_process(base_path: str, model_name: str = "i2vae", host: str = "127.0.0.1"):
+    """Starts `python -m serving.server` on a free port, as deployed; returns (process, "host:port")
+    once it is serving. The caller terminates the process."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.Popen([sys.executable, "-m", "serving.server", "--model-base-path", base_path, "--model-name",
+                             model_name, "--port", "0", "--host", host, "--poll-seconds", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    line = ""
+    while "on gRPC" not in line:
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the server exited before it was ready")
+    port = re.search(re.escape(host) + r":(\d+)", line).group(1)
+    return proc, f"{host}:{port}"
 
 
 def build_parser():

@@ -4,7 +4,6 @@ The server and the client speak TF Serving's protocol (`tensorflow_serving.apis`
 the same client works against the tensorflow/serving image."""
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from tensorflow_serving.apis import predict_pb2
 
 from serving import client as C
 from serving.export import export_saved_model
-from serving.server import serve
+from serving.server import serve, start_process
 
 USERS_X = [["item1", "item2"], [], ["item3", "not-an-item", "item4"], [], ["nope"]]
 USERS_Y = [["item0"], ["item2", "item5"], [], [], ["item1"]]  # row 1: cold-start in X; row 3: nothing at all
@@ -111,22 +110,15 @@ def test_server_and_client_commands_in_fresh_processes(base_path):
     """`python -m serving.server` as the README starts it; `i2vae recommend` and `python -m serving.client`
     against it."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.Popen([sys.executable, "-m", "serving.server", "--model-base-path", base_path, "--port", "0",
-                             "--host", "127.0.0.1", "--poll-seconds", "0"], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, env=env)
+    proc, target = start_process(base_path)
     try:
-        line = ""
-        while "on gRPC" not in line:
-            line = proc.stdout.readline()
-            assert line, "server exited before it was ready"
-        port = re.search(r"127\.0\.0\.1:(\d+)", line).group(1)
-        out = subprocess.run([sys.executable, "-m", "pipeline.cli", "recommend", "--target", f"127.0.0.1:{port}",
+        out = subprocess.run([sys.executable, "-m", "pipeline.cli", "recommend", "--target", target,
                               "--history-x", "item1,item2", "--history-y", "", "--k", "5"],
                              capture_output=True, text=True, env=env, timeout=120)
         assert out.returncode == 0, out.stderr[-2000:]
         result = json.loads(out.stdout)
         assert len(result["x"]) == 5 and len(result["y"]) == 5 and result["unknown_ids_x"] == 0
-        bad = subprocess.run([sys.executable, "-m", "serving.client", "metadata", "--target", f"127.0.0.1:{port}",
+        bad = subprocess.run([sys.executable, "-m", "serving.client", "metadata", "--target", target,
                               "--model", "other"], capture_output=True, text=True, env=env, timeout=120)
         assert bad.returncode != 0 and "NOT_FOUND" in bad.stderr
     finally:
