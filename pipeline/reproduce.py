@@ -65,16 +65,21 @@ SETTINGS = [
     Setting("wo_ifr_dsr", ["train.lambda_t=0.0"], "ablation", label="w/o IF-R & DS-R"),
     Setting("wo_dnr", ["train.lambda_a=0.0"], "ablation", label="w/o DN-R"),
 ] + [Setting(f"density_{p}", [f"data.train_density={p / 100}"], "density", label=f"D_s={p}%") for p in (25, 50, 75)] \
-  + [Setting(f"overlap_{p}", [f"data.train_overlap={p / 100}"], "overlap", label=f"K_o={p}%") for p in (25, 50, 75)]
+  + [Setting(f"overlap_{p}", [f"data.train_overlap={p / 100}"], "overlap", label=f"K_o={p}%") for p in (25, 50, 75)] \
+  + [Setting(f"i2vae_lr{lr:g}", [f"train.learning_rate={lr}"], "tuning", label=f"i2VAE lr {lr:g}")
+     for lr in (3e-4, 5e-4)]  # the paper's learning-rate grid besides the default 8e-4, chosen on validation
 BY_NAME = {s.name: s for s in SETTINGS}
 
 
 def plan(seeds: int, sweep_seeds: int, only: Optional[List[str]] = None) -> List[tuple]:
-    """Run order: seed by seed, so every table fills in early with one seed; sweeps last."""
+    """Run order: seed by seed, so every table fills in early with one seed; the validation
+    tuning candidates after seed 1; sweeps last."""
     chosen = [s for s in SETTINGS if not only or s.name in only]
     runs = []
     for seed in range(1, seeds + 1):
         runs += [(s, seed) for s in chosen if s.table in ("main", "ablation") and (s.seeded or seed == 1)]
+        if seed == 1:
+            runs += [(s, seed) for s in chosen if s.table == "tuning"]
     for seed in range(1, sweep_seeds + 1):
         runs += [(s, seed) for s in chosen if s.table in ("density", "overlap")]
     return runs
@@ -210,6 +215,29 @@ def settings_table(pair, results, table: str, extra_first: Optional[str] = "i2va
     return "\n".join(lines) + "\n\n" + _runs_line(results, names)
 
 
+def tuning_table(pair, results) -> str:
+    """The learning-rate candidates (seed 1), selected by mean validation NDCG@10 of both
+    domains, the same criterion as epoch selection; test figures shown only for reading."""
+    names = ["i2vae"] + [s.name for s in SETTINGS if s.table == "tuning"]
+    runs = {n: next((r for r in results.get(n, []) if r["seed"] == 1), None) for n in names}
+    runs = {n: r for n, r in runs.items() if r is not None}
+    val = {n: np.mean([r["eval"]["sampled"][d]["all"][f"NDCG@{K}"] for d in ("x", "y")]) for n, r in runs.items()}
+    best = max(val, key=val.get)
+    dx, dy = DOMAIN_NAMES.get(pair, ("X", "Y"))
+    cols = [f"val NDCG@{K} {dx}", f"val NDCG@{K} {dy}", "val mean"] + [
+        f"test {m}@{K} {dn} {g.replace('_', '-')}" for dn in (dx, dy) for g in GROUPS for m in ("HR", "NDCG")]
+    lines = ["| candidate | learning rate | " + " | ".join(cols) + " |", "|" + "---|" * (2 + len(cols))]
+    for n, r in runs.items():
+        cells = [("**selected** " if n == best else "") + (BY_NAME[n].label if n != "i2vae" else "i2VAE (default)"),
+                 f"{r['config']['train']['learning_rate']:g}"]
+        cells += [f"{100 * r['eval']['sampled'][d]['all'][f'NDCG@{K}']:.2f}" for d in ("x", "y")]
+        cells.append(f"{100 * val[n]:.2f}")
+        cells += [f"{100 * r['test']['sampled'][d][g][f'{m}@{K}']:.2f}"
+                  for d in ("x", "y") for g in GROUPS for m in ("HR", "NDCG")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def cutoffs_table(pair, runs) -> str:
     metrics = [f"{m}@{k}" for m in ("HR", "NDCG") for k in (5, 10, 20)] + ["MRR"]
     lines = ["| domain | group | protocol | " + " | ".join(metrics) + " |", "|" + "---|" * (3 + len(metrics))]
@@ -320,6 +348,13 @@ def write_report(pair: str, results_dir: str, command: str) -> str:
                   "w/o PSG: random unseen items instead of LightGCN recall, same length. w/o IF-R & DS-R: "
                   "lambda_t = 0; r^x, r^y still train as the cold-start path (rows with one domain), with no "
                   "informative KL. w/o DN-R: lambda_a = 0.", "", settings_table(pair, results, "ablation"), ""]
+    if any(s.table == "tuning" and s.name in results for s in SETTINGS) and "i2vae" in results:
+        parts += ["## Tuning on the validation split (seed 1)", "",
+                  "The paper's learning-rate grid (3e-4..8e-4); the candidate with the best mean validation "
+                  "NDCG@10 of both domains is selected. Test figures are shown for reading only; they play no "
+                  "part in the choice. The tables above show the default (8e-4); where another candidate is selected, its "
+                  "row here is the validation-tuned i2VAE.",
+                  "", tuning_table(pair, results), ""]
     for table, title, text in (
             ("density", "Table 4: training density D_s", "D_s: share of train history items kept (targets kept); "
                                                           "validation and test untouched."),

@@ -20,14 +20,17 @@ def fake_result(setting, seed, value, epochs=3):
     return {"pair": "cloth_sport", "setting": setting.name, "seed": seed, "overrides": setting.overrides,
             "seconds": 60.0, "finished": "2026-11-23 12:00 UTC", "epochs_run": epochs, "best_epoch": epochs,
             "max_epochs": 20 if setting.seeded else 0, "test": {"sampled": metrics(value), "full": metrics(value / 2)},
-            "eval": {"sampled": metrics(value)}, "history": history if setting.seeded else [], "config": {}}
+            "eval": {"sampled": metrics(value)}, "history": history if setting.seeded else [],
+            "config": {"train": {"learning_rate": float(dict(o.split("=") for o in setting.overrides)
+                                                        .get("train.learning_rate", 8e-4))}}}
 
 
 def test_plan_runs_seed_by_seed_and_deterministic_models_once():
     runs = R.plan(seeds=2, sweep_seeds=1)
     names = [(s.name, k) for s, k in runs]
-    assert names[:7] == [("i2vae", 1), ("sasrec", 1), ("lightgcn", 1), ("popularity", 1), ("wo_psg", 1),
-                         ("wo_ifr_dsr", 1), ("wo_dnr", 1)]
+    assert names[:9] == [("i2vae", 1), ("sasrec", 1), ("lightgcn", 1), ("popularity", 1), ("wo_psg", 1),
+                         ("wo_ifr_dsr", 1), ("wo_dnr", 1), ("i2vae_lr0.0003", 1), ("i2vae_lr0.0005", 1)]
+    assert ("i2vae_lr0.0003", 2) not in names  # tuning candidates: seed 1 only
     assert ("lightgcn", 2) not in names and ("i2vae", 2) in names
     assert [n for n, _ in names[-6:]] == ["density_25", "density_50", "density_75", "overlap_25", "overlap_50",
                                           "overlap_75"]
@@ -96,3 +99,18 @@ def test_no_leak_group_appears_once_every_run_has_it(tmp_path):
     assert "| Cloth | no-leak | 3.00 | 5.00 | 3.00 | 5.00 | – | – |" in table2
     protocol = md.split("## The paper's protocol")[1]
     assert "| Cloth | no-leak | – | – | 3.00 | 5.00 | – | – |" in protocol  # not tracked per epoch: no figure
+
+
+def test_tuning_selects_on_validation_not_test(tmp_path):
+    results_dir = tmp_path / "cloth_sport"
+    # lr 3e-4: best validation, worst test; lr 5e-4: best test, worst validation
+    for name, val, test in (("i2vae", 0.05, 0.05), ("i2vae_lr0.0003", 0.07, 0.01), ("i2vae_lr0.0005", 0.02, 0.09)):
+        r = fake_result(R.BY_NAME[name], 1, test)
+        r["eval"] = {"sampled": metrics(val)}
+        path = R.result_path(str(results_dir), R.BY_NAME[name], 1)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        json.dump(r, open(path, "w"))
+    md = open(R.write_report("cloth_sport", str(results_dir), "cmd")).read()
+    tuning = md.split("## Tuning on the validation split")[1].split("##")[0]
+    assert "| **selected** i2VAE lr 0.0003 | 0.0003 | 7.00 | 7.00 | 7.00 | 1.00 |" in tuning
+    assert "| i2VAE lr 0.0005 | 0.0005 | 2.00 |" in tuning and "| i2VAE (default) | 0.0008 |" in tuning
