@@ -31,6 +31,11 @@ class DataConfig:
         overlap sweep); each other overlapping user loses one domain, chosen per user.
         Validation and test rows are never thinned.
       seed: seed of every split and sampling decision in ingest.
+      on_bad_rows: "stop" ends the run at the first bad row with an error naming the
+        file, line and field; "skip" writes every bad row to the quarantine file
+        (`quarantine/bad_rows.jsonl` in the Examples artifact) and counts it.
+      max_history_length: a sequence longer than this is treated as bad input (bots,
+        concatenation errors); the model itself keeps the last `max_len` items.
     """
 
     max_len: int = 20
@@ -43,8 +48,14 @@ class DataConfig:
     train_density: float = 1.0
     train_overlap: float = 1.0
     seed: int = 42
+    on_bad_rows: str = "stop"
+    max_history_length: int = 1000
 
     def __post_init__(self):
+        if self.on_bad_rows not in ("stop", "skip"):
+            raise ValueError(f"data.on_bad_rows must be 'stop' or 'skip', found {self.on_bad_rows!r}")
+        if self.max_history_length < 1:
+            raise ValueError(f"data.max_history_length must be >= 1, found {self.max_history_length!r}")
         for name in ("val_fraction", "eval_fraction", "test_fraction", "cold_start_fraction", "long_tail_share",
                      "train_density", "train_overlap"):
             if not 0.0 <= getattr(self, name) <= 1.0:
@@ -163,6 +174,9 @@ class PipelineConfig:
     model_name: str = ""  # the TF Serving model name; "" = model.kind, so baselines never overwrite i2vae
     data_path: str = ""  # paper folder (train.csv, test.csv) or a long table .csv/.parquet
     data_format: str = "auto"  # "paper" (train.csv/test.csv), "long" (CSV/Parquet) or "auto"
+    # a curated schema (schema.pbtxt) that ExampleValidator checks the data against; "" = SchemaGen
+    # infers one from the data. Anomalies stop the pipeline before training either way.
+    schema_path: str = ""
     # flags for every Beam step (ingest, pseudo-sequences); `--beam-arg` on the CLI replaces them
     beam_args: List[str] = dataclasses.field(
         default_factory=lambda: ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]

@@ -4,6 +4,7 @@ from typing import List, Optional
 
 from tfx import v1 as tfx
 
+from components.data_validation.component import AnomaliesGate
 from components.evaluator.component import RankingEvaluator
 from components.ingest.component import InteractionExampleGen
 from components.pseudo_sequences.component import PseudoSequenceGen
@@ -22,7 +23,7 @@ def create_pipeline(
     enable_cache: bool = True,
     runtime_parameters: bool = False,
 ) -> tfx.dsl.Pipeline:
-    """Ingest -> statistics/schema/validation -> pseudo-sequences -> Trainer -> RankingEvaluator -> Pusher.
+    """Ingest -> statistics/schema/validation (anomalies stop the run) -> pseudo-sequences -> Trainer -> RankingEvaluator -> Pusher.
 
     With `runtime_parameters` (Kubeflow), the data path, epochs, lambda_t and lambda_a
     become pipeline parameters whose defaults are the config's values.
@@ -37,11 +38,16 @@ def create_pipeline(
     value = {name: v for name, (v, _) in settings.items()}
     ingest = InteractionExampleGen(data_path=value["data_path"], data_format=cfg.data_format, data_config=data_json)
     statistics = tfx.components.StatisticsGen(examples=ingest.outputs["examples"])
-    schema = tfx.components.SchemaGen(statistics=statistics.outputs["statistics"], infer_feature_shape=False)
+    if cfg.schema_path:
+        schema = tfx.components.ImportSchemaGen(schema_file=cfg.schema_path)
+    else:
+        schema = tfx.components.SchemaGen(statistics=statistics.outputs["statistics"], infer_feature_shape=False)
     validator = tfx.components.ExampleValidator(statistics=statistics.outputs["statistics"],
                                                 schema=schema.outputs["schema"])
+    gate = AnomaliesGate(anomalies=validator.outputs["anomalies"])
     pseudo = PseudoSequenceGen(examples=ingest.outputs["examples"], data_config=data_json,
                                lightgcn_config=json.dumps(C.to_dict(cfg)["lightgcn"], sort_keys=True))
+    pseudo.add_upstream_node(gate)  # anomalies stop the run before LightGCN and training
     overrides = TrainingOverrides(epochs=value["epochs"], lambda_t=value["lambda_t"], lambda_a=value["lambda_a"])
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
@@ -62,7 +68,7 @@ def create_pipeline(
     return tfx.dsl.Pipeline(
         pipeline_name=cfg.pipeline_name,
         pipeline_root=pipeline_root,
-        components=[ingest, statistics, schema, validator, pseudo, overrides, trainer, evaluator, pusher],
+        components=[ingest, statistics, schema, validator, gate, pseudo, overrides, trainer, evaluator, pusher],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args if beam_pipeline_args is not None else cfg.beam_args,

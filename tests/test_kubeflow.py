@@ -4,7 +4,7 @@ import json
 from pipeline import config as C
 from pipeline.kubeflow_runner import compile_pipeline
 
-COMPONENTS = {"InteractionExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "PseudoSequenceGen",
+COMPONENTS = {"InteractionExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomaliesGate", "PseudoSequenceGen",
               "TrainingOverrides", "Trainer", "RankingEvaluator", "Pusher"}
 
 

@@ -18,7 +18,7 @@ from models import features as F
 from pipeline import config as C
 from pipeline.local_runner import run_local
 
-COMPONENTS = {"InteractionExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "PseudoSequenceGen", "TrainingOverrides",
+COMPONENTS = {"InteractionExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomaliesGate", "PseudoSequenceGen", "TrainingOverrides",
               "Trainer", "RankingEvaluator", "Pusher"}
 
 

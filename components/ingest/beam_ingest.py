@@ -14,6 +14,9 @@ import apache_beam as beam
 from components.ingest import logic
 from models import features as F
 
+QUARANTINE_DIR = "quarantine"
+QUARANTINE_FILE = os.path.join(QUARANTINE_DIR, "bad_rows.jsonl")
+
 
 def detect_format(data_path: str) -> str:
     """'paper' for a folder with train.csv and test.csv, 'long' for one CSV/Parquet file."""
@@ -26,29 +29,62 @@ def detect_format(data_path: str) -> str:
     raise logic.IngestError(f"{data_path}: not found, or not a folder / .csv / .parquet file")
 
 
+BAD = "bad"  # tagged output of every step that can reject a row
+USED = "used"  # tagged output: number of input records behind the rows a step let through
+
+
+def _reject(error: logic.IngestError, where: str, raw, policy: str):
+    """`stop`: the run ends with the error. `skip`: the row goes to quarantine, counted."""
+    if policy == "stop":
+        raise error
+    return beam.pvalue.TaggedOutput(BAD, logic.bad_record(where, error, raw))
+
+
 def _paper_lines(file_and_kind: Tuple[str, str]):
     path, kind = file_and_kind
     for path, lineno, line in logic.read_paper_file(path):
         yield path, lineno, line, kind
 
 
-def _parse_paper(element) -> Dict:
+def _parse_paper(element, policy: str, max_history_length: int):
     path, lineno, line, kind = element
-    row = logic.parse_paper_line(line, path, lineno)
+    try:
+        row = logic.parse_paper_line(line, path, lineno, max_history_length)
+    except logic.IngestError as e:
+        yield _reject(e, f"{path}:{lineno}", line, policy)
+        return
     row["file_kind"] = kind
-    return row
+    row["raw"] = line
+    yield row
 
 
-def _long_events(path: str):
-    yield from logic.read_long_table(path)
+def _first_of_duplicates(keyed_rows, policy: str):
+    _, rows = keyed_rows
+    first, errors = logic.split_duplicates(list(rows))
+    for row, error in errors:
+        yield _reject(error, row["source"], row["raw"], policy)
+    yield beam.pvalue.TaggedOutput(USED, 1)
+    yield {k: v for k, v in first.items() if k != "raw"}
 
 
-def _long_rows(user_events) -> List[Dict]:
+def _parse_long(element, policy: str):
+    where, record = element
+    try:
+        yield logic.parse_long_record(record, where)
+    except logic.IngestError as e:
+        yield _reject(e, where, record, policy)
+
+
+def _long_rows(user_events, policy: str, max_history_length: int):
     user_id, events = user_events
-    rows = logic.rows_from_user_events(user_id, events)
+    events = list(events)
+    rows, rejected = logic.rows_from_user_events(user_id, events, max_history_length)
+    for where, record, error in rejected:
+        yield _reject(error, where, record, policy)
+    yield beam.pvalue.TaggedOutput(USED, len(events) - len(rejected))
     for row in rows:
         row["file_kind"] = "long"
-    return rows
+        yield row
 
 
 def _with_split(row: Dict, cfg) -> List[Dict]:
@@ -99,8 +135,29 @@ def _count_key(split_feats) -> Tuple[str, str]:
     return f"{split}/{'xy'[feats[F.TARGET_DOMAIN]]}/{group}"
 
 
+def _write_quarantine(bad_rows: List[Dict], output_dir: str) -> None:
+    """All rejected rows in file order, one JSON object per line; written even when empty, so
+    a reader can tell "nothing rejected" from "not written"."""
+    os.makedirs(os.path.join(output_dir, QUARANTINE_DIR), exist_ok=True)
+    with open(os.path.join(output_dir, QUARANTINE_FILE), "w") as f:
+        for bad in sorted(bad_rows, key=lambda b: logic._order_key(b["source"])):
+            f.write(json.dumps(bad) + "\n")
+
+
+def _records_report(read: int, used: int, bad_rows: List[Dict], policy: str, output_dir: str) -> Dict:
+    reasons: Dict[str, int] = {}
+    for bad in bad_rows:
+        reasons[bad["reason"]] = reasons.get(bad["reason"], 0) + 1
+    report = {"bad_rows_policy": policy, "read": read, "used": used, "quarantined": len(bad_rows),
+              "quarantined_by_reason": dict(sorted(reasons.items())),
+              "quarantine_file": os.path.join(output_dir, QUARANTINE_FILE)}
+    if read != used + len(bad_rows):  # every input record is used or quarantined, never lost
+        raise RuntimeError(f"ingest lost input records: read {read} != used {used} + quarantined {len(bad_rows)}")
+    return report
+
+
 def _write_report(counts, vocabs, threshold, thinning, output_dir: str, data_path: str, data_format: str,
-                  cfg=None):
+                  cfg=None, records=None):
     report = {
         "data_path": data_path,
         "data_format": data_format,
@@ -116,6 +173,8 @@ def _write_report(counts, vocabs, threshold, thinning, output_dir: str, data_pat
         "train_overlap": getattr(cfg, "train_overlap", 1.0),
         "train_items_removed": int(thinning.get("train_items_removed", 0)),
         "train_rows_removed": int(thinning.get("train_rows_removed", 0)),
+        # input records (paper: CSV data lines; long: table records): read = used + quarantined
+        "input_records": records,
     }
     for key, n in counts:
         split = key.split("/")[0]
@@ -124,6 +183,9 @@ def _write_report(counts, vocabs, threshold, thinning, output_dir: str, data_pat
         json.dump(report, f, indent=2)
     print(f"[ingest] {data_path} ({data_format}): rows {report['rows_by_split']}, "
           f"items X={report['num_items_x']} Y={report['num_items_y']}, long-tail threshold {threshold:.2f}", flush=True)
+    if records and records["quarantined"]:
+        print(f"[ingest] quarantined {records['quarantined']} of {records['read']} input records "
+              f"{records['quarantined_by_reason']} -> {records['quarantine_file']}", flush=True)
     if report["train_items_removed"] or report["train_rows_removed"]:
         print(f"[ingest] density/overlap sweep removed {report['train_items_removed']} train history items and "
               f"{report['train_rows_removed']} train rows (D_s={report['train_density']}, "
@@ -134,19 +196,35 @@ def build_ingest(p: beam.Pipeline, data_path: str, data_format: str, cfg, output
     """Adds the ingest graph to `p`; outputs go under `output_dir` in TFX Examples layout."""
     if data_format == "auto":
         data_format = detect_format(data_path)
+    policy, cap = cfg.on_bad_rows, cfg.max_history_length
     if data_format == "paper":
         files = [(os.path.join(data_path, "train.csv"), "train"), (os.path.join(data_path, "test.csv"), "test")]
-        rows = (p | "Files" >> beam.Create(files)
-                  | "ReadLines" >> beam.FlatMap(_paper_lines)
-                  | "Spread" >> beam.Reshuffle()
-                  | "Parse" >> beam.Map(_parse_paper))
+        records = (p | "Files" >> beam.Create(files)
+                     | "ReadLines" >> beam.FlatMap(_paper_lines)
+                     | "Spread" >> beam.Reshuffle())
+        parsed = records | "Parse" >> beam.FlatMap(_parse_paper, policy, cap).with_outputs(BAD, main="rows")
+        deduped = (parsed.rows | "KeyRow" >> beam.Map(lambda r: (logic.duplicate_key(r), r))
+                               | "ByUserDomain" >> beam.GroupByKey()
+                               | "Dedupe" >> beam.FlatMap(_first_of_duplicates, policy).with_outputs(
+                                   BAD, USED, main="rows"))
+        rows, grouped = deduped.rows, deduped
     elif data_format == "long":
-        rows = (p | "Files" >> beam.Create([data_path])
-                  | "ReadEvents" >> beam.FlatMap(_long_events)
-                  | "ByUser" >> beam.GroupByKey()
-                  | "Rows" >> beam.FlatMap(_long_rows))
+        records = (p | "Files" >> beam.Create([data_path])
+                     | "ReadRecords" >> beam.FlatMap(logic.read_long_table)
+                     | "Spread" >> beam.Reshuffle())
+        parsed = records | "Parse" >> beam.FlatMap(_parse_long, policy).with_outputs(BAD, main="events")
+        grouped = (parsed.events | "ByUser" >> beam.GroupByKey()
+                                 | "Rows" >> beam.FlatMap(_long_rows, policy, cap).with_outputs(BAD, USED, main="rows"))
+        rows = grouped.rows
     else:
         raise logic.IngestError(f"data_format must be 'paper', 'long' or 'auto', found {data_format!r}")
+    bad_rows = ((parsed[BAD], grouped[BAD]) | "AllBad" >> beam.Flatten() | "BadList" >> beam.combiners.ToList())
+    bad_rows | "Quarantine" >> beam.Map(_write_quarantine, output_dir=output_dir)
+    read_count = records | "CountRead" >> beam.combiners.Count.Globally()
+    used_count = grouped[USED] | "CountUsed" >> beam.CombineGlobally(sum)
+    record_report = (bad_rows | "RecordReport" >> beam.Map(
+        lambda bad, read, used: _records_report(read, used, bad, policy, output_dir),
+        read=beam.pvalue.AsSingleton(read_count), used=beam.pvalue.AsSingleton(used_count)))
 
     marked = rows | "Split" >> beam.FlatMap(_with_split, cfg=cfg)
     thinning = (marked | "ThinCount" >> beam.FlatMap(_thinning_key)
@@ -186,4 +264,5 @@ def build_ingest(p: beam.Pipeline, data_path: str, data_format: str, cfg, output
     counts | "Report" >> beam.Map(_write_report, vocabs=beam.pvalue.AsSingleton(pair),
                                   threshold=beam.pvalue.AsSingleton(threshold),
                                   thinning=beam.pvalue.AsSingleton(thinning), output_dir=output_dir,
-                                  data_path=data_path, data_format=data_format, cfg=cfg)
+                                  data_path=data_path, data_format=data_format, cfg=cfg,
+                                  records=beam.pvalue.AsSingleton(record_report))

@@ -9,6 +9,7 @@ item id strings whose last target-domain element is the target item.
 """
 from __future__ import annotations
 
+import base64
 import csv
 import hashlib
 import json
@@ -23,7 +24,50 @@ SPLITS = ("train", "eval", "test")
 
 
 class IngestError(ValueError):
-    """A bad input row; the message names the file, line and field."""
+    """A bad input row or file; the message names the file, line and field.
+
+    `reason` is a short code, counted per reason when the `skip` policy quarantines rows.
+    """
+
+    def __init__(self, message: str, reason: str = "invalid"):
+        super().__init__(message)
+        self.reason = reason
+
+
+BAD_ROW_POLICIES = ("stop", "skip")
+
+
+def bad_record(where: str, error: IngestError, raw) -> Dict:
+    """One quarantine entry: where it was, why, and the raw input, so nothing is lost.
+
+    Text stays text; bytes that are not UTF-8 are kept exactly as base64 (with a readable
+    escaped copy), so the entry is plain JSON and the input can be restored.
+    """
+    return {"source": where, "reason": getattr(error, "reason", "invalid"), "error": str(error), "raw": _jsonable(raw)}
+
+
+def _jsonable(raw):
+    if isinstance(raw, dict):
+        return {str(k): _jsonable(v) for k, v in raw.items()}
+    if isinstance(raw, list):
+        return [_jsonable(v) for v in raw]
+    if isinstance(raw, bytes):
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return {"base64": base64.b64encode(raw).decode("ascii"), "text": raw.decode("utf-8", "backslashreplace")}
+    return raw
+
+
+def _decode(raw, where: str) -> str:
+    """Input is decoded per line or value, so one badly encoded line is one bad row, not a bad file."""
+    if not isinstance(raw, bytes):
+        return raw
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise IngestError(f"{where}: byte 0x{raw[e.start]:02x} at column {e.start + 1} is not valid UTF-8 "
+                          "(mixed encodings? files must be UTF-8)", "encoding") from None
 
 
 def stable_fraction(*parts) -> float:
@@ -32,134 +76,232 @@ def stable_fraction(*parts) -> float:
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
-def _parse_id_list(text: str, where: str, field: str) -> List[str]:
+def _parse_id_list(text: str, where: str, field: str, max_length: int) -> List[str]:
     try:
         values = json.loads(text)
     except json.JSONDecodeError as e:
-        raise IngestError(f"{where}: field '{field}' is not a JSON list: {text[:60]!r} ({e.msg})") from None
+        raise IngestError(f"{where}: field '{field}' is not a JSON list: {text[:60]!r} ({e.msg})", "bad_json") from None
     if not isinstance(values, list):
-        raise IngestError(f"{where}: field '{field}' is not a JSON list: {text[:60]!r}")
+        raise IngestError(f"{where}: field '{field}' is not a JSON list: {text[:60]!r}", "bad_json")
     out = []
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise IngestError(f"{where}: field '{field}' holds a non-integer item id {v!r}")
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise IngestError(f"{where}: field '{field}' holds {v!r}; item ids must be non-negative integers",
+                              "bad_id")
         out.append(str(v))
+    if len(out) > max_length:
+        raise IngestError(f"{where}: field '{field}' holds {len(out)} items, more than data.max_history_length="
+                          f"{max_length} (raise the cap if such histories are real)", "too_long")
     return out
 
 
-def parse_paper_line(line: str, path: str, lineno: int) -> Dict:
-    """Parses one data line of the paper's CSV (`user_id,seq_d1,seq_d2,domain_id`)."""
+def parse_paper_line(line, path: str, lineno: int, max_history_length: int = 1000) -> Dict:
+    """Parses one data line (bytes or text) of the paper's CSV (`user_id,seq_d1,seq_d2,domain_id`)."""
     where = f"{path}:{lineno}"
-    fields = next(csv.reader([line]))
+    line = _decode(line, where)
+    try:
+        fields = next(csv.reader([line]))
+    except csv.Error as e:  # e.g. a NUL byte
+        raise IngestError(f"{where}: not a CSV line ({e})", "csv") from None
     if len(fields) != len(PAPER_HEADER):
-        raise IngestError(f"{where}: expected {len(PAPER_HEADER)} columns {PAPER_HEADER}, found {len(fields)}")
+        raise IngestError(f"{where}: expected {len(PAPER_HEADER)} columns {PAPER_HEADER}, found {len(fields)}",
+                          "columns")
     user_id, seq_d1, seq_d2, domain_id = (f.strip() for f in fields)
     if not user_id:
-        raise IngestError(f"{where}: field 'user_id' is empty")
+        raise IngestError(f"{where}: field 'user_id' is empty", "bad_id")
     if domain_id not in ("0", "1"):
-        raise IngestError(f"{where}: field 'domain_id' must be 0 or 1, found {domain_id!r}")
+        raise IngestError(f"{where}: field 'domain_id' must be 0 or 1, found {domain_id!r}", "domain")
     row = {
         "user_id": user_id,
-        "seq_x": _parse_id_list(seq_d1, where, "seq_d1"),
-        "seq_y": _parse_id_list(seq_d2, where, "seq_d2"),
+        "seq_x": _parse_id_list(seq_d1, where, "seq_d1", max_history_length),
+        "seq_y": _parse_id_list(seq_d2, where, "seq_d2", max_history_length),
         "target_domain": int(domain_id),
         "source": where,
     }
     field = "seq_d1" if row["target_domain"] == 0 else "seq_d2"
     if not row["seq_x" if row["target_domain"] == 0 else "seq_y"]:
-        raise IngestError(f"{where}: field '{field}' is empty but domain_id={domain_id} makes its last item the target")
+        raise IngestError(f"{where}: field '{field}' is empty but domain_id={domain_id} makes its last item the target",
+                          "no_target")
     return row
 
 
-def check_paper_header(line: str, path: str) -> None:
-    header = [h.strip() for h in next(csv.reader([line]))]
+def duplicate_key(row: Dict) -> Tuple:
+    """The paper's CSV has one row per (user, target domain) per file; a second one is a duplicate."""
+    return row.get("file_kind", ""), row["user_id"], row["target_domain"]
+
+
+def split_duplicates(rows: Sequence[Dict]) -> Tuple[Dict, List[Tuple[Dict, IngestError]]]:
+    """Keeps the first row (in file order) of a duplicate group; the rest get an error naming both lines."""
+    ordered = sorted(rows, key=lambda r: _order_key(r["source"]))
+    first = ordered[0]
+    errors = [(r, IngestError(f"{r['source']}: duplicate row: user_id {r['user_id']!r} with domain_id "
+                              f"{r['target_domain']} is already at {first['source']}", "duplicate"))
+              for r in ordered[1:]]
+    return first, errors
+
+
+def check_paper_header(line, path: str) -> None:
+    line = _decode(line, f"{path}:1")
+    header = [h.strip() for h in next(csv.reader([line.lstrip("\ufeff")]))]
     if header != PAPER_HEADER:
-        raise IngestError(f"{path}:1: header must be {','.join(PAPER_HEADER)}, found {line.strip()!r}")
+        missing = [c for c in PAPER_HEADER if c not in header]
+        extra = [c for c in header if c not in PAPER_HEADER]
+        raise IngestError(f"{path}:1: header must be {','.join(PAPER_HEADER)}, found {line.strip()!r}"
+                          + (f"; missing column(s) {missing}" if missing else "")
+                          + (f"; unexpected column(s) {extra}" if extra else ""), "columns")
 
 
-def read_paper_file(path: str) -> Iterable[Tuple[str, int, str]]:
-    """Yields (path, line number, text) for each data line; checks the header."""
-    with open(path, encoding="utf-8") as f:
-        header = f.readline()
-        if not header:
-            raise IngestError(f"{path}: the file is empty")
-        check_paper_header(header, path)
-        for lineno, line in enumerate(f, start=2):
-            if line.strip():
-                yield path, lineno, line
+def _raw_lines(path: str) -> Iterable[bytes]:
+    with open(path, "rb") as f:
+        yield from f
+
+
+def read_paper_file(path: str) -> Iterable[Tuple[str, int, bytes]]:
+    """Yields (path, line number, raw bytes) for each non-blank data line; checks the header.
+
+    File-level problems (empty file, bad header, no data rows) always stop the run: no
+    row-level policy can make sense of them.
+    """
+    lines = _raw_lines(path)
+    header = next(lines, b"")
+    if not header.strip():
+        raise IngestError(f"{path}: the file is empty (expected the header {','.join(PAPER_HEADER)})", "empty_file")
+    check_paper_header(header, path)
+    data_lines = 0
+    for lineno, line in enumerate(lines, start=2):
+        if line.strip():
+            data_lines += 1
+            yield path, lineno, line
+    if data_lines == 0:
+        raise IngestError(f"{path}: the file has a header but no data rows", "empty_file")
 
 
 def parse_domain(value: str, where: str) -> int:
     key = str(value).strip().lower()
     if key not in DOMAIN_VALUES:
-        raise IngestError(f"{where}: field 'domain' must be one of 0/1/x/y, found {value!r}")
+        raise IngestError(f"{where}: field 'domain' must be one of 0/1/x/y, found {value!r}", "domain")
     return DOMAIN_VALUES[key]
 
 
-def parse_long_record(record: Dict, where: str, has_timestamp: bool) -> Tuple[str, Tuple]:
-    """Validates one long-table record -> (user_id, (timestamp, order, item_id, domain))."""
-    user_id = str(record["user_id"]).strip() if record["user_id"] is not None else ""
-    item_id = str(record["item_id"]).strip() if record["item_id"] is not None else ""
+def parse_long_record(record: Dict, where: str) -> Tuple[str, Tuple]:
+    """Validates one long-table record -> (user_id, (timestamp or None, where, item_id, domain, record)).
+
+    The record rides along so a user quarantined later (duplicates, too long) keeps its raw input.
+    """
+    if None in record:  # csv.DictReader puts values beyond the header under the key None
+        raise IngestError(f"{where}: {len(record[None])} value(s) more than the header's {len(record) - 1} columns",
+                          "columns")
+    record = dict(record)
+    for column, value in record.items():
+        if value is None and column in LONG_REQUIRED + ["timestamp"]:
+            raise IngestError(f"{where}: field '{column}' is missing or null (a CSV line with fewer values than the "
+                              "header?)", "columns")
+        record[column] = _decode(value, f"{where}: field '{column}'")
+    user_id = str(record["user_id"]).strip()
+    item_id = str(record["item_id"]).strip()
     if not user_id:
-        raise IngestError(f"{where}: field 'user_id' is empty")
+        raise IngestError(f"{where}: field 'user_id' is empty", "bad_id")
     if not item_id:
-        raise IngestError(f"{where}: field 'item_id' is empty")
+        raise IngestError(f"{where}: field 'item_id' is empty", "bad_id")
     domain = parse_domain(record["domain"], where)
-    timestamp = 0.0
-    if has_timestamp:
+    timestamp = None
+    if "timestamp" in record:
         try:
             timestamp = float(record["timestamp"])
         except (TypeError, ValueError):
-            raise IngestError(f"{where}: field 'timestamp' is not a number: {record['timestamp']!r}") from None
-    return user_id, (timestamp, where, item_id, domain)
+            raise IngestError(f"{where}: field 'timestamp' is not a number: {record['timestamp']!r}",
+                              "timestamp") from None
+        if timestamp != timestamp:
+            raise IngestError(f"{where}: field 'timestamp' is NaN", "timestamp")
+    return user_id, (timestamp, where, item_id, domain, record)
 
 
-def read_long_table(path: str) -> Iterable[Tuple[str, Tuple]]:
-    """Yields parsed (user_id, event) pairs from a generic CSV or Parquet long table."""
+def read_long_table(path: str) -> Iterable[Tuple[str, Dict]]:
+    """Yields (where, raw record) from a generic CSV or Parquet long table; checks the columns.
+
+    File-level problems (empty, missing or unexpected columns, no data rows) always stop the run.
+    """
+    count = 0
     if path.endswith(".parquet"):
         import pyarrow.parquet as pq
 
         table = pq.read_table(path)
-        columns = table.column_names
-        _check_long_columns(columns, path)
-        has_ts = "timestamp" in columns
+        _check_long_columns(table.column_names, path)
         for i, record in enumerate(table.to_pylist()):
-            yield parse_long_record(record, f"{path}:row {i + 1}", has_ts)
-        return
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
+            count += 1
+            yield f"{path}:row {i + 1}", record
+    else:
+        # surrogateescape keeps undecodable bytes; each such value is turned back into bytes
+        # below, so the bad value (not the file) is rejected and Beam can move the record
+        reader = csv.DictReader(line.decode("utf-8", "surrogateescape") for line in _raw_lines(path))
         if reader.fieldnames is None:
-            raise IngestError(f"{path}: the file is empty")
-        columns = [c.strip() for c in reader.fieldnames]
+            raise IngestError(f"{path}: the file is empty (expected a header with {LONG_REQUIRED})", "empty_file")
+        _decode(",".join(reader.fieldnames).encode("utf-8", "surrogateescape"), f"{path}:1")
+        columns = [c.strip().lstrip("\ufeff") for c in reader.fieldnames]
         _check_long_columns(columns, path)
         reader.fieldnames = columns
-        has_ts = "timestamp" in columns
-        for record in reader:
-            yield parse_long_record(record, f"{path}:{reader.line_num}", has_ts)
+        try:
+            for record in reader:
+                count += 1
+                yield f"{path}:{reader.line_num}", {k: _undecoded(v) for k, v in record.items()}
+        except csv.Error as e:  # the reader cannot go on past it: the file is not a text CSV
+            raise IngestError(f"{path}:{reader.line_num + 1}: not a CSV line ({e})", "csv") from None
+    if count == 0:
+        raise IngestError(f"{path}: the file has a header but no data rows", "empty_file")
+
+
+def _undecoded(value):
+    """A CSV value holding undecodable bytes (surrogates) becomes bytes again; other values are unchanged."""
+    if isinstance(value, str) and any("\udc80" <= ch <= "\udcff" for ch in value):
+        return value.encode("utf-8", "surrogateescape")
+    return value
 
 
 def _check_long_columns(columns: Sequence[str], path: str) -> None:
     missing = [c for c in LONG_REQUIRED if c not in columns]
-    if missing:
-        raise IngestError(f"{path}:1: missing column(s) {missing}; a long table needs {LONG_REQUIRED} and optionally 'timestamp'")
+    extra = [c for c in columns if c not in LONG_REQUIRED + ["timestamp"]]
+    if missing or extra or len(set(columns)) != len(columns):
+        raise IngestError(f"{path}:1: a long table needs the columns {LONG_REQUIRED} and optionally 'timestamp'; "
+                          f"missing {missing}, unexpected {extra}, found {list(columns)}", "columns")
 
 
-def rows_from_user_events(user_id: str, events: Iterable[Tuple]) -> List[Dict]:
+def rows_from_user_events(user_id: str, events: Iterable[Tuple], max_history_length: int = 1000
+                          ) -> Tuple[List[Dict], List[Tuple[str, Dict, IngestError]]]:
     """Turns one user's events into one row per domain the user has items in.
 
     Events are ordered by timestamp, ties by file position. The last item of a domain
     is that row's target; the other domain's full sequence is its other history.
+    Returns (rows, rejected events as (where, raw record, error)): a repeat of an event
+    with the same item, domain and timestamp is a duplicate (without timestamps a repeat
+    is a real re-interaction), and a user whose history in a domain is longer than
+    `max_history_length` is rejected whole.
     """
-    ordered = sorted(events, key=lambda e: (e[0], _order_key(e[1])))
+    ordered = sorted(events, key=lambda e: (e[0] or 0.0, _order_key(e[1])))
+    seen, kept, rejected = {}, [], []
+    for event in ordered:
+        timestamp, where, item, domain, record = event
+        key = (timestamp, item, domain)
+        if timestamp is not None and key in seen:
+            rejected.append((where, record, IngestError(
+                f"{where}: duplicate row: user {user_id!r}, item {item!r}, domain {domain}, timestamp {timestamp} "
+                f"is already at {seen[key]}", "duplicate")))
+            continue
+        seen.setdefault(key, where)
+        kept.append(event)
     seqs = ([], [])
-    for _, _, item, domain in ordered:
+    for _, _, item, domain, _ in kept:
         seqs[domain].append(item)
-    source = ordered[0][1] if ordered else ""
-    return [
-        {"user_id": user_id, "seq_x": list(seqs[0]), "seq_y": list(seqs[1]), "target_domain": d, "source": source}
-        for d in (0, 1)
-        if seqs[d]
-    ]
+    for d in (0, 1):
+        if len(seqs[d]) > max_history_length:
+            first = kept[0][1]
+            error = IngestError(f"{first}: user {user_id!r} has {len(seqs[d])} items in domain {d}, more than "
+                                f"data.max_history_length={max_history_length} (raise the cap if such histories "
+                                f"are real)", "too_long")
+            return [], rejected + [(e[1], e[4], error) for e in kept]
+    source = kept[0][1] if kept else ""
+    rows = [{"user_id": user_id, "seq_x": list(seqs[0]), "seq_y": list(seqs[1]), "target_domain": d, "source": source}
+            for d in (0, 1) if seqs[d]]
+    return rows, rejected
 
 
 def _order_key(where: str):

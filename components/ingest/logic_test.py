@@ -45,19 +45,21 @@ def test_paper_header_checked(tmp_path):
 
 
 def test_long_table_rows_ordered_by_timestamp_then_file_order():
-    events = [(5.0, "f.csv:4", "b", 0), (1.0, "f.csv:9", "a", 0), (5.0, "f.csv:2", "c", 0), (3.0, "f.csv:3", "y1", 1)]
-    rows = logic.rows_from_user_events("u", events)
+    events = [(5.0, "f.csv:4", "b", 0, {}), (1.0, "f.csv:9", "a", 0, {}), (5.0, "f.csv:2", "c", 0, {}),
+              (3.0, "f.csv:3", "y1", 1, {})]
+    rows, rejected = logic.rows_from_user_events("u", events)
+    assert rejected == []
     assert [r["target_domain"] for r in rows] == [0, 1]
     assert rows[0]["seq_x"] == ["a", "c", "b"] and rows[0]["seq_y"] == ["y1"]
 
 
 def test_long_record_validation():
     with pytest.raises(logic.IngestError, match="f.csv:3: field 'domain'"):
-        logic.parse_long_record({"user_id": "u", "item_id": "i", "domain": "z"}, "f.csv:3", False)
+        logic.parse_long_record({"user_id": "u", "item_id": "i", "domain": "z"}, "f.csv:3")
     with pytest.raises(logic.IngestError, match="field 'item_id' is empty"):
-        logic.parse_long_record({"user_id": "u", "item_id": " ", "domain": "x"}, "f.csv:3", False)
+        logic.parse_long_record({"user_id": "u", "item_id": " ", "domain": "x"}, "f.csv:3")
     with pytest.raises(logic.IngestError, match="timestamp"):
-        logic.parse_long_record({"user_id": "u", "item_id": "i", "domain": "y", "timestamp": "soon"}, "f.csv:3", True)
+        logic.parse_long_record({"user_id": "u", "item_id": "i", "domain": "y", "timestamp": "soon"}, "f.csv:3")
 
 
 def test_splits_are_deterministic_by_user_and_near_configured_shares():
