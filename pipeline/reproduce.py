@@ -72,14 +72,13 @@ BY_NAME = {s.name: s for s in SETTINGS}
 
 
 def plan(seeds: int, sweep_seeds: int, only: Optional[List[str]] = None) -> List[tuple]:
-    """Run order: seed by seed, so every table fills in early with one seed; the validation
-    tuning candidates after seed 1; sweeps last."""
+    """Run order: every table first with seed 1 (main, ablations, the validation tuning
+    candidates), then the main comparison's further seeds, then the ablations' further
+    seeds, sweeps last. So partial results answer the headline question first."""
     chosen = [s for s in SETTINGS if not only or s.name in only]
-    runs = []
-    for seed in range(1, seeds + 1):
-        runs += [(s, seed) for s in chosen if s.table in ("main", "ablation") and (s.seeded or seed == 1)]
-        if seed == 1:
-            runs += [(s, seed) for s in chosen if s.table == "tuning"]
+    runs = [(s, 1) for s in chosen if s.table in ("main", "ablation", "tuning")] if seeds >= 1 else []
+    for table in ("main", "ablation"):
+        runs += [(s, seed) for seed in range(2, seeds + 1) for s in chosen if s.table == table and s.seeded]
     for seed in range(1, sweep_seeds + 1):
         runs += [(s, seed) for s in chosen if s.table in ("density", "overlap")]
     return runs

@@ -31,6 +31,8 @@ def test_plan_runs_seed_by_seed_and_deterministic_models_once():
     assert names[:9] == [("i2vae", 1), ("sasrec", 1), ("lightgcn", 1), ("popularity", 1), ("wo_psg", 1),
                          ("wo_ifr_dsr", 1), ("wo_dnr", 1), ("i2vae_lr0.0003", 1), ("i2vae_lr0.0005", 1)]
     assert ("i2vae_lr0.0003", 2) not in names  # tuning candidates: seed 1 only
+    # then the main comparison's second seed before the ablations' second seed
+    assert names[9:11] == [("i2vae", 2), ("sasrec", 2)] and names[11] == ("wo_psg", 2)
     assert ("lightgcn", 2) not in names and ("i2vae", 2) in names
     assert [n for n, _ in names[-6:]] == ["density_25", "density_50", "density_75", "overlap_25", "overlap_50",
                                           "overlap_75"]
