@@ -26,13 +26,22 @@ from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, predict
 from serving.server import DEFAULT_SIGNATURE, MAX_MESSAGE_BYTES
 
 
+def item_bytes(item) -> bytes:
+    """One raw item id as the signature's string: bytes as they are, text as UTF-8, anything else
+    (an int id) through str(). Lone surrogates are passed through ("surrogatepass") rather than
+    failing: such an id is in no vocabulary and the model counts it as unknown."""
+    if isinstance(item, (bytes, bytearray, np.bytes_)):
+        return bytes(item)
+    return str(item).encode("utf-8", "surrogatepass")
+
+
 def pad_histories(histories: Sequence[Sequence[str]]) -> np.ndarray:
     """Ragged lists of ids -> a [B, L] string array padded with "" (L >= 1)."""
     width = max([len(h) for h in histories] + [1])
     out = np.full((len(histories), width), b"", dtype=object)
     for i, h in enumerate(histories):
         for j, item in enumerate(h):
-            out[i, j] = str(item).encode()
+            out[i, j] = item_bytes(item)
     return out
 
 
@@ -67,6 +76,8 @@ class RecommendClient:
         """Top-k items per domain for each user (k at most the exported K)."""
         if len(history_x) != len(history_y):
             raise ValueError(f"history_x has {len(history_x)} users, history_y {len(history_y)}")
+        if k is not None and k < 0:
+            raise ValueError(f"k must be >= 0, got {k}")
         out = self.predict({"history_x": pad_histories(history_x), "history_y": pad_histories(history_y)})
         users = []
         for i in range(len(history_x)):

@@ -13,6 +13,7 @@ codes while it keeps serving.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import subprocess
@@ -29,6 +30,20 @@ from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, predict
 
 DEFAULT_SIGNATURE = "serving_default"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+# Elements per input tensor, checked on the declared shape before the tensor is built: a string
+# TensorProto may carry fewer values than its shape (the last one is repeated), so a request of a
+# few bytes could otherwise make the server allocate gigabytes. 1024 users x 4096 ids.
+MAX_ELEMENTS = 1024 * 4096
+# TF's error codes are gRPC's (tensorflow/core/protobuf/error_codes.proto).
+_GRPC_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def dtype_name(enum: int) -> str:
+    """A DataType enum's name, also for values that are no TF dtype (the field is an open enum)."""
+    try:
+        return tf.dtypes.as_dtype(enum).name
+    except (TypeError, ValueError):
+        return f"<invalid DataType {enum}>"
 
 
 def newest_version(model_base_path: str) -> Tuple[int, str]:
@@ -60,8 +75,10 @@ class LoadedModel:
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     """Predict and GetModelMetadata for one model name; other methods stay UNIMPLEMENTED."""
 
-    def __init__(self, model_name: str, model_base_path: str, max_batch_size: int = 1024):
+    def __init__(self, model_name: str, model_base_path: str, max_batch_size: int = 1024,
+                 max_elements: int = MAX_ELEMENTS):
         self.model_name, self.model_base_path, self.max_batch_size = model_name, model_base_path, max_batch_size
+        self.max_elements = max_elements
         self._model = LoadedModel(*newest_version(model_base_path))
         self._lock = threading.Lock()
 
@@ -87,6 +104,9 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         if spec.HasField("version") and spec.version.value != model.version:
             context.abort(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: version "
                                                      f"{spec.version.value} of '{spec.name}' (loaded: {model.version})")
+        if spec.version_label:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"Unrecognized servable version label: "
+                                                            f"'{spec.version_label}' (this server has no labels)")
         signature = spec.signature_name or DEFAULT_SIGNATURE
         if signature not in model.functions:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"Serving signature name: '{signature}' not found in "
@@ -102,37 +122,38 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           f"signature '{signature}' expects inputs {sorted(sig.inputs)}; missing {missing}, "
                           f"unexpected {extra}")
-        inputs = {}
-        for name, spec in sig.inputs.items():
+        batch_sizes = {}
+        for name, spec in sorted(sig.inputs.items()):  # the declared dtype and shape, before any allocation
             proto = request.inputs[name]
             if proto.dtype != spec.dtype:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                              f"input '{name}' has dtype {tf.dtypes.as_dtype(proto.dtype).name}, the signature "
-                              f"expects {tf.dtypes.as_dtype(spec.dtype).name}")
+                              f"input '{name}' has dtype {dtype_name(proto.dtype)}, the signature expects "
+                              f"{dtype_name(spec.dtype)}")
+            problem = self._shape_problem(proto.tensor_shape, spec.tensor_shape)
+            if problem:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"input '{name}' {problem}")
+            if proto.tensor_shape.dim:
+                batch_sizes[name] = proto.tensor_shape.dim[0].size
+        if len(set(batch_sizes.values())) > 1:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"inputs disagree on batch size: {sorted(set(batch_sizes.values()))} ({batch_sizes})")
+        inputs = {}
+        for name in sig.inputs:
             try:
-                value = tf.make_ndarray(proto)
+                inputs[name] = tf.make_ndarray(request.inputs[name])
             except Exception as e:  # malformed tensor content
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"input '{name}' is not a valid tensor: {e}")
-            want_rank = len(spec.tensor_shape.dim)
-            if not spec.tensor_shape.unknown_rank and value.ndim != want_rank:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                              f"input '{name}' has rank {value.ndim}, the signature expects rank {want_rank}")
-            if value.ndim and value.shape[0] > self.max_batch_size:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                              f"input '{name}' has batch size {value.shape[0]}, larger than the maximum "
-                              f"{self.max_batch_size}")
-            inputs[name] = value
-        sizes = {v.shape[0] for v in inputs.values() if v.ndim}
-        if len(sizes) > 1:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"inputs disagree on batch size: {sorted(sizes)}")
+                              f"input '{name}' is not a valid tensor: {type(e).__name__}: {e}")
         wanted = list(request.output_filter) or list(sig.outputs)
         unknown = sorted(set(wanted) - set(sig.outputs))
         if unknown:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"output_filter names unknown outputs {unknown}")
         try:
             outputs = model.functions[signature](**{k: tf.constant(v) for k, v in inputs.items()})
-        except tf.errors.InvalidArgumentError as e:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, e.message)
+        except tf.errors.OpError as e:  # TF's status, with its code, as TF Serving answers
+            context.abort(_GRPC_CODES.get(e.error_code, grpc.StatusCode.UNKNOWN), e.message)
+        except (TypeError, ValueError) as e:  # the function's own argument checks
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{type(e).__name__}: {e}")
         response = predict_pb2.PredictResponse()
         response.model_spec.name = self.model_name
         response.model_spec.version.value = model.version
@@ -140,6 +161,27 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         for name in wanted:
             response.outputs[name].CopyFrom(tf.make_tensor_proto(outputs[name].numpy()))
         return response
+
+    def _shape_problem(self, shape, spec) -> Optional[str]:
+        """What is wrong with a request tensor's declared shape for this signature input, or None."""
+        if shape.unknown_rank:
+            return "has unknown rank (a TensorProto needs its shape)"
+        dims = [d.size for d in shape.dim]
+        if any(d < 0 for d in dims):
+            return f"has a negative dimension in its shape {dims}"
+        want = [d.size for d in spec.dim]
+        if not spec.unknown_rank:
+            if len(dims) != len(want):
+                return f"has rank {len(dims)}, the signature expects rank {len(want)}"
+            if any(w >= 0 and d != w for d, w in zip(dims, want)):
+                return f"has shape {dims}, the signature expects {[w if w >= 0 else None for w in want]}"
+        if dims and dims[0] > self.max_batch_size:
+            return f"has batch size {dims[0]}, larger than the maximum {self.max_batch_size}"
+        elements = math.prod(dims)
+        if elements > self.max_elements:
+            return (f"has shape {dims} = {elements} elements, more than the maximum {self.max_elements} "
+                    f"(--max-elements)")
+        return None
 
     def GetModelMetadata(self, request, context):
         model, _ = self._resolve(request.model_spec, context)
@@ -158,9 +200,9 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
 
 def serve(model_base_path: str, model_name: str, port: int = 8500, host: str = "0.0.0.0", workers: int = 4,
-          max_batch_size: int = 1024, poll_seconds: float = 30.0):
+          max_batch_size: int = 1024, poll_seconds: float = 30.0, max_elements: int = MAX_ELEMENTS):
     """Starts the server; returns (grpc server, service, bound port). Port 0 picks a free one."""
-    service = PredictionService(model_name, model_base_path, max_batch_size)
+    service = PredictionService(model_name, model_base_path, max_batch_size, max_elements)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers),
                          options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                                   ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])
@@ -184,12 +226,13 @@ def serve(model_base_path: str, model_name: str, port: int = 8500, host: str = "
     return server, service, bound
 
 
-def start_process(base_path: str, model_name: str = "i2vae", host: str = "127.0.0.1"):
+def start_process(base_path: str, model_name: str = "i2vae", host: str = "127.0.0.1", extra_args=()):
     """Starts `python -m serving.server` on a free port, as deployed; returns (process, "host:port")
-    once it is serving. The caller terminates the process."""
+    once it is serving. The caller terminates the process. `extra_args` are more command-line flags
+    (e.g. `--max-batch-size 8`)."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.Popen([sys.executable, "-m", "serving.server", "--model-base-path", base_path, "--model-name",
-                             model_name, "--port", "0", "--host", host, "--poll-seconds", "0"],
+                             model_name, "--port", "0", "--host", host, "--poll-seconds", "0", *extra_args],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     line = ""
     while "on gRPC" not in line:
@@ -209,6 +252,8 @@ def build_parser():
     p.add_argument("--host", default="0.0.0.0")
     p.add_argument("--workers", type=int, default=4, help="request threads")
     p.add_argument("--max-batch-size", type=int, default=1024, help="larger requests are rejected")
+    p.add_argument("--max-elements", type=int, default=MAX_ELEMENTS,
+                   help="larger input tensors (batch x history length) are rejected")
     p.add_argument("--poll-seconds", type=float, default=30.0, help="check for a newer version (0 = never)")
     return p
 
@@ -216,7 +261,7 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     server, service, port = serve(args.model_base_path, args.model_name, args.port, args.host, args.workers,
-                                  args.max_batch_size, args.poll_seconds)
+                                  args.max_batch_size, args.poll_seconds, args.max_elements)
     print(f"[serve] '{args.model_name}' version {service.model.version} from {service.model.path} on gRPC "
           f"{args.host}:{port} (signatures {sorted(service.model.functions)})", flush=True)
     server.wait_for_termination()

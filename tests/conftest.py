@@ -48,3 +48,12 @@ def build(kind, examples_root):
     return model, popularity
 
 
+
+
+def export_tiny_model(examples_root, base) -> str:
+    """Exports the tiny i2VAE as version 1 under `base`, a TF Serving model base path."""
+    from serving.export import export_saved_model
+
+    model, popularity = build("i2vae", examples_root)
+    export_saved_model(model, examples_root, popularity, config("i2vae"), os.path.join(str(base), "1"))
+    return str(base)

@@ -12,11 +12,10 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import build, config
+from conftest import export_tiny_model
 from tensorflow_serving.apis import predict_pb2
 
 from serving import client as C
-from serving.export import export_saved_model
 from serving.server import serve, start_process
 
 USERS_X = [["item1", "item2"], [], ["item3", "not-an-item", "item4"], [], ["nope"]]
@@ -25,10 +24,7 @@ USERS_Y = [["item0"], ["item2", "item5"], [], [], ["item1"]]  # row 1: cold-star
 
 @pytest.fixture(scope="module")
 def base_path(examples_root, tmp_path_factory):
-    base = tmp_path_factory.mktemp("serving") / "i2vae"
-    model, popularity = build("i2vae", examples_root)
-    export_saved_model(model, examples_root, popularity, config("i2vae"), str(base / "1"))
-    return str(base)
+    return export_tiny_model(examples_root, tmp_path_factory.mktemp("serving") / "i2vae")
 
 
 @pytest.fixture(scope="module")
