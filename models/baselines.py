@@ -78,11 +78,11 @@ class SASRec(LossTermsModel):
         super().__init__(**kwargs)
         d = model_cfg.embedding_dim
         self.num_items, self.max_len, self.num_negatives = (num_items_x, num_items_y), max_len, model_cfg.sasrec_negatives
-        init = tf.keras.initializers.TruncatedNormal(stddev=0.02)
         enc = dict(dim=d, num_heads=model_cfg.num_heads, num_blocks=model_cfg.num_blocks, dropout=model_cfg.dropout,
                    causal=True)
         self.item_emb, self.encoders, self.popularity = [], [], []
         for name, n, pop in (("x", num_items_x, popularity[0]), ("y", num_items_y, popularity[1])):
+            init = tf.keras.initializers.TruncatedNormal(stddev=0.02)  # one per table, or both start equal
             emb = tf.keras.layers.Embedding(n + 1, d, embeddings_initializer=init, name=f"item_emb_{name}")
             self.item_emb.append(emb)
             self.encoders.append(SASRecEncoder(emb, max_len, name=f"sasrec_{name}", **enc))

@@ -21,7 +21,8 @@ from models import features as F
 from models import metrics as M
 from models import baselines as B
 from models import psg as P
-from models.i2vae import I2VAE, KLAnnealing, LossTermsModel, PosteriorHistograms
+from models.i2vae import (I2VAE, KLAnnealing, LossTermsModel, NonFiniteLossError, PosteriorHistograms,
+                          StopOnNonFiniteLoss)
 from pipeline import config as C
 
 
@@ -139,11 +140,43 @@ def build_model(num_items, cfg, popularity=None, generator=None):
     return model
 
 
+def _content_key(row: Dict):
+    return tuple((name, tuple(v) if isinstance(v, list) else v) for name, v in sorted(row.items()))
+
+
+def read_canonical(files: List[str]):
+    """(serialized examples, parsed rows) of TFRecord files, sorted by content.
+
+    Why: Beam writes rows to shards in whatever order its workers happen to run, so each
+    pipeline run hands the Trainer the same rows in another file order (measured: same
+    rows, different order between two runs of the same command), and a seeded shuffle of
+    another order is another batch sequence, hence another model. Sorting first makes
+    training a function of the data and `train.seed` only. (The sort is also applied to
+    validation rows, so even float sums over them do not depend on the shard order.)
+    """
+    records = list(tf.data.TFRecordDataset(D.expand(files), compression_type="GZIP").as_numpy_iterator())
+    rows = [F.from_example(r) for r in records]
+    order = sorted(range(len(rows)), key=lambda i: _content_key(rows[i]))
+    return [records[i] for i in order], [rows[i] for i in order]
+
+
+def training_dataset(records: List[bytes], cfg) -> tf.data.Dataset:
+    """`data.make_dataset`'s training pipeline over in-memory examples in canonical order:
+    seeded shuffle of all rows (reshuffled each epoch), batch, parse, trim, prefetch."""
+    ds = tf.data.Dataset.from_tensor_slices(tf.constant(records, tf.string))
+    ds = ds.shuffle(max(1, len(records)), seed=cfg.train.seed, reshuffle_each_iteration=True)
+    ds = ds.batch(cfg.train.batch_size).map(D.make_parser(cfg.data.max_len, cfg.data.pseudo_len),
+                                            num_parallel_calls=tf.data.AUTOTUNE)
+    if cfg.train.trim_padding:
+        ds = ds.map(D.trim_history_padding, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
 def train_model(train_files: List[str], eval_files: List[str], examples_root: str, cfg, log_dir: str):
     """Builds `cfg.model.kind` and, for the trainable ones (i2VAE, SASRec), trains it with
     early stopping on validation NDCG. Returns (model, validation history, popularity)."""
     num_items = F.vocab_sizes(examples_root)
-    train_rows = D.read_rows(D.expand(train_files))
+    train_records, train_rows = read_canonical(train_files)
     popularity = E.item_popularity(train_rows, num_items)
     generator = P.load_generator(os.path.join(examples_root, P.GENERATOR_DIR))
     strategy = make_strategy(cfg.train.distribute)
@@ -154,23 +187,28 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
     if not isinstance(model, LossTermsModel):
         print(f"[train] {cfg.model.kind}: nothing to train (fixed scores)", flush=True)
         return model, {"best_epoch": 0, "best_val_ndcg": None, "epochs_run": 0, "history": []}, popularity
-    train_ds = D.make_dataset(train_files, cfg.train.batch_size, cfg.data.max_len, cfg.data.pseudo_len,
-                              shuffle=True, seed=cfg.train.seed, trim_padding=cfg.train.trim_padding)
-    eval_rows = D.read_rows(D.expand(eval_files))
-    test_rows = D.read_split(examples_root, "test") if cfg.eval.track_test_per_epoch else None
+    train_ds = training_dataset(train_records, cfg)
+    del train_records
+    eval_rows = read_canonical(eval_files)[1]
+    test_rows = read_canonical([F.split_pattern(examples_root, "test")])[1] if cfg.eval.track_test_per_epoch else None
     validation = RankingValidation(eval_rows, num_items, cfg.data, cfg.eval, cfg.train.early_stopping_patience,
                                    log_dir, cfg.train.epochs, test_rows)
-    callbacks = [tf.keras.callbacks.TensorBoard(log_dir=log_dir, histogram_freq=0), validation]
+    # first, so a NaN batch stops training before any other callback sees its logs
+    callbacks = [StopOnNonFiniteLoss(), tf.keras.callbacks.TensorBoard(log_dir=log_dir, histogram_freq=0), validation]
     if isinstance(model, I2VAE):
         callbacks.append(PosteriorHistograms(E.features_from_rows(eval_rows[:512], cfg.data.max_len,
                                                                   cfg.data.pseudo_len), os.path.join(log_dir, "posterior")))
     if cfg.model.kind == "i2vae" and cfg.train.kl_anneal_epochs > 0:  # the warm-up is set in steps
         steps = int(cfg.train.kl_anneal_epochs * math.ceil(len(train_rows) / cfg.train.batch_size))
-        callbacks.insert(0, KLAnnealing(cfg.train.kl_weight, steps))
+        callbacks.insert(1, KLAnnealing(cfg.train.kl_weight, steps))
     print(f"[train] {cfg.model.kind} on {num_items[0]}+{num_items[1]} items, up to {cfg.train.epochs} epochs, "
           f"batch {cfg.train.batch_size}, d={cfg.model.embedding_dim}, T={cfg.data.max_len}, T'={cfg.data.pseudo_len}",
           flush=True)
-    model.fit(train_ds, epochs=cfg.train.epochs, callbacks=callbacks, verbose=0)
+    try:
+        model.fit(train_ds, epochs=cfg.train.epochs, callbacks=callbacks, verbose=0)
+    except NonFiniteLossError as e:  # the run fails: nothing is exported, evaluated or pushed
+        print(f"[train] {e}", flush=True)
+        raise
     return model, {"best_epoch": validation.best_epoch, "best_val_ndcg": validation.best,
                    "untrained_val_ndcg": validation.untrained, "epochs_run": len(validation.history) - 1,
                    "history": validation.history}, popularity
@@ -187,7 +225,14 @@ def apply_overrides(cfg, overrides):
 
 
 def run_fn(fn_args) -> None:
-    """TFX Trainer entry point: `custom_config['config']` holds the PipelineConfig JSON."""
+    """TFX Trainer entry point: `custom_config['config']` holds the PipelineConfig JSON.
+
+    Everything is written into this execution's own output URIs (model_run, model), never
+    to a fixed place: a run killed here leaves only unpublished directories that TFX never
+    registers, and the re-run trains into new ones. `training_history.json` is written
+    last and atomically, so its presence means the SavedModel is complete (local_runner
+    and `reproduce` find the newest run by that file).
+    """
     from serving import export
 
     cfg = apply_overrides(C.from_dict(json.loads(fn_args.custom_config["config"])), fn_args.hyperparameters)
@@ -195,7 +240,9 @@ def run_fn(fn_args) -> None:
     C.write_config(cfg, fn_args.model_run_dir)
     model, history, popularity = train_model(fn_args.train_files, fn_args.eval_files, examples_root, cfg,
                                              fn_args.model_run_dir)
-    with open(os.path.join(fn_args.model_run_dir, "training_history.json"), "w") as f:
-        json.dump(history, f, indent=2, default=float)
     export.export_saved_model(model, examples_root, popularity, cfg, fn_args.serving_model_dir)
     print(f"[train] SavedModel written to {fn_args.serving_model_dir}", flush=True)
+    path = os.path.join(fn_args.model_run_dir, "training_history.json")
+    with open(path + ".partial", "w") as f:
+        json.dump(history, f, indent=2, default=float)
+    os.replace(path + ".partial", path)

@@ -28,7 +28,7 @@ class Graph:
         self.num_items_x, self.num_items_y = num_items_x, num_items_y
         self.user_index: Dict[str, int] = {}
         users, items = [], []
-        for row in rows:
+        for row in sorted(rows, key=lambda r: r[F.USER_ID]):  # user indices independent of Beam's file order
             u = self.user_index.setdefault(row[F.USER_ID], len(self.user_index))
             xs = list(row[F.HISTORY_X]) + ([row[F.TARGET_ITEM]] if row[F.TARGET_DOMAIN] == 0 else [])
             ys = list(row[F.HISTORY_Y]) + ([row[F.TARGET_ITEM]] if row[F.TARGET_DOMAIN] == 1 else [])
