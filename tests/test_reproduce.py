@@ -39,6 +39,13 @@ def test_plan_runs_seed_by_seed_and_deterministic_models_once():
     assert [s.name for s, _ in R.plan(3, 0, only=["i2vae"])] == ["i2vae"] * 3
 
 
+def write_result(results_dir, result):
+    """Stores a result file where `reproduce` would, for the report tests."""
+    path = R.result_path(str(results_dir), R.BY_NAME[result["setting"]], result["seed"])
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    json.dump(result, open(path, "w"))
+
+
 def test_done_runs_are_skipped(tmp_path, monkeypatch):
     (tmp_path / "data" / "cloth_sport").mkdir(parents=True)
     results = tmp_path / "results"
@@ -70,9 +77,7 @@ def test_report_tables_mean_std_paper_column_and_paper_protocol(tmp_path):
     for setting, seed, value in [(R.BY_NAME["i2vae"], 1, 0.04), (R.BY_NAME["i2vae"], 2, 0.06),
                                  (R.BY_NAME["popularity"], 1, 0.02), (R.BY_NAME["wo_dnr"], 1, 0.03),
                                  (R.BY_NAME["density_50"], 1, 0.01)]:
-        path = R.result_path(str(results_dir), setting, seed)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        json.dump(fake_result(setting, seed, value), open(path, "w"))
+        write_result(results_dir, fake_result(setting, seed, value))
     md = open(R.write_report("cloth_sport", str(results_dir), "i2vae reproduce --pair cloth_sport")).read()
     assert "Command: `i2vae reproduce --pair cloth_sport`" in md
     table2 = md.split("## Table 2")[1].split("##")[0]
@@ -93,9 +98,7 @@ def test_no_leak_group_appears_once_every_run_has_it(tmp_path):
         for protocol in ("sampled", "full"):
             for d in ("x", "y"):
                 r["test"][protocol][d]["no_leak"] = dict(r["test"][protocol][d]["all"], **{"HR@10": 0.03})
-        path = R.result_path(str(results_dir), R.BY_NAME[name], 1)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        json.dump(r, open(path, "w"))
+        write_result(results_dir, r)
     md = open(R.write_report("cloth_sport", str(results_dir), "cmd")).read()
     table2 = md.split("## Table 2")[1].split("##")[0]
     assert "| Cloth | no-leak | 3.00 | 5.00 | 3.00 | 5.00 | – | – |" in table2
@@ -109,9 +112,7 @@ def test_tuning_selects_on_validation_not_test(tmp_path):
     for name, val, test in (("i2vae", 0.05, 0.05), ("i2vae_lr0.0003", 0.07, 0.01), ("i2vae_lr0.0005", 0.02, 0.09)):
         r = fake_result(R.BY_NAME[name], 1, test)
         r["eval"] = {"sampled": metrics(val)}
-        path = R.result_path(str(results_dir), R.BY_NAME[name], 1)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        json.dump(r, open(path, "w"))
+        write_result(results_dir, r)
     md = open(R.write_report("cloth_sport", str(results_dir), "cmd")).read()
     tuning = md.split("## Tuning on the validation split")[1].split("##")[0]
     assert "| **selected** i2VAE lr 0.0003 | 0.0003 | 7.00 | 7.00 | 7.00 | 1.00 |" in tuning
