@@ -64,6 +64,12 @@ def make_dataset(patterns: List[str], batch_size: int, max_len: int, pseudo_len:
         ds = ds.cache()
     if shuffle:
         ds = ds.shuffle(100_000, seed=seed, reshuffle_each_iteration=True)
+    return batch_and_parse(ds, batch_size, max_len, pseudo_len, trim_padding)
+
+
+def batch_and_parse(ds: tf.data.Dataset, batch_size: int, max_len: int, pseudo_len: int,
+                    trim_padding: bool = False) -> tf.data.Dataset:
+    """Serialized examples -> batched feature dicts (parsed in parallel), optionally trimmed, prefetched."""
     ds = ds.batch(batch_size).map(make_parser(max_len, pseudo_len), num_parallel_calls=tf.data.AUTOTUNE)
     if trim_padding:
         ds = ds.map(trim_history_padding, num_parallel_calls=tf.data.AUTOTUNE)

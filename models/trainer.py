@@ -165,11 +165,7 @@ def training_dataset(records: List[bytes], cfg) -> tf.data.Dataset:
     seeded shuffle of all rows (reshuffled each epoch), batch, parse, trim, prefetch."""
     ds = tf.data.Dataset.from_tensor_slices(tf.constant(records, tf.string))
     ds = ds.shuffle(max(1, len(records)), seed=cfg.train.seed, reshuffle_each_iteration=True)
-    ds = ds.batch(cfg.train.batch_size).map(D.make_parser(cfg.data.max_len, cfg.data.pseudo_len),
-                                            num_parallel_calls=tf.data.AUTOTUNE)
-    if cfg.train.trim_padding:
-        ds = ds.map(D.trim_history_padding, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return D.batch_and_parse(ds, cfg.train.batch_size, cfg.data.max_len, cfg.data.pseudo_len, cfg.train.trim_padding)
 
 
 def train_model(train_files: List[str], eval_files: List[str], examples_root: str, cfg, log_dir: str):
