@@ -15,24 +15,27 @@ def metrics(value):
 
 
 def fake_result(setting, seed, value, epochs=3):
+    overrides = dict(o.split("=") for o in setting.overrides)
     history = [{"epoch": e, "loss": 1.0, "val_ndcg": value, "metrics": metrics(value * e / epochs),
                 "test_metrics": metrics(value * (1.5 if e == 1 else 1.0))} for e in range(epochs + 1)]
     return {"pair": "cloth_sport", "setting": setting.name, "seed": seed, "overrides": setting.overrides,
             "seconds": 60.0, "finished": "2026-11-23 12:00 UTC", "epochs_run": epochs, "best_epoch": epochs,
             "max_epochs": 20 if setting.seeded else 0, "test": {"sampled": metrics(value), "full": metrics(value / 2)},
             "eval": {"sampled": metrics(value)}, "history": history if setting.seeded else [],
-            "config": {"train": {"learning_rate": float(dict(o.split("=") for o in setting.overrides)
-                                                        .get("train.learning_rate", 8e-4))}}}
+            "config": {"train": {"learning_rate": float(overrides.get("train.learning_rate", 8e-4)),
+                                 "early_stopping_patience": int(overrides.get("train.early_stopping_patience", 3)),
+                                 "epochs": int(overrides.get("train.epochs", 20))}}}
 
 
 def test_plan_runs_seed_by_seed_and_deterministic_models_once():
     runs = R.plan(seeds=2, sweep_seeds=1)
     names = [(s.name, k) for s, k in runs]
-    assert names[:9] == [("i2vae", 1), ("sasrec", 1), ("lightgcn", 1), ("popularity", 1), ("wo_psg", 1),
-                         ("wo_ifr_dsr", 1), ("wo_dnr", 1), ("i2vae_lr0.0003", 1), ("i2vae_lr0.0005", 1)]
-    assert ("i2vae_lr0.0003", 2) not in names  # tuning candidates: seed 1 only
+    assert names[:11] == [("i2vae", 1), ("sasrec", 1), ("lightgcn", 1), ("popularity", 1), ("wo_psg", 1),
+                          ("wo_ifr_dsr", 1), ("wo_dnr", 1), ("i2vae_lr0.0003", 1), ("i2vae_lr0.0005", 1),
+                          ("sasrec_p10", 1), ("i2vae_p10", 1)]
+    assert ("i2vae_lr0.0003", 2) not in names  # tuning candidates: seed 1 only until selected
     # then the main comparison's second seed before the ablations' second seed
-    assert names[9:11] == [("i2vae", 2), ("sasrec", 2)] and names[11] == ("wo_psg", 2)
+    assert names[11:13] == [("i2vae", 2), ("sasrec", 2)] and names[13] == ("wo_psg", 2)
     assert ("lightgcn", 2) not in names and ("i2vae", 2) in names
     assert [n for n, _ in names[-6:]] == ["density_25", "density_50", "density_75", "overlap_25", "overlap_50",
                                           "overlap_75"]
@@ -115,5 +118,37 @@ def test_tuning_selects_on_validation_not_test(tmp_path):
         write_result(results_dir, r)
     md = open(R.write_report("cloth_sport", str(results_dir), "cmd")).read()
     tuning = md.split("## Tuning on the validation split")[1].split("##")[0]
-    assert "| **selected** i2VAE lr 0.0003 | 0.0003 | 7.00 | 7.00 | 7.00 | 1.00 |" in tuning
-    assert "| i2VAE lr 0.0005 | 0.0005 | 2.00 |" in tuning and "| i2VAE (default) | 0.0008 |" in tuning
+    assert "| **selected** i2VAE lr 0.0003 | 0.0003 | 3 | 20 | 1 | 3 (3) | 7.00 | 7.00 | 7.00 | 1.00 |" in tuning
+    assert "| i2VAE lr 0.0005 | 0.0005 | 3 | 20 | 1 | 3 (3) | 2.00 |" in tuning
+    assert "| i2VAE (default) | 0.0008 |" in tuning
+    # Table 2 shows the selected candidate, with its (worse) test figure
+    table2 = md.split("## Table 2")[1].split("##")[0]
+    assert "| Cloth | all | 1.00 | 1.00 | 5.00 | 2.59 |" in table2 and "i2VAE lr 0.0003: 1 seed(s)" in table2
+
+
+def test_selected_candidate_earns_further_seeds_and_replaces_the_default(tmp_path):
+    results = {"sasrec": [], "sasrec_p10": []}
+    for seed, (default_val, long_val) in enumerate([(0.05, 0.08), (0.06, 0.07)], 1):
+        for name, val in (("sasrec", default_val), ("sasrec_p10", long_val)):
+            r = fake_result(R.BY_NAME[name], seed, 0.03)
+            r["eval"] = {"sampled": metrics(val)}
+            results[name].append(r)
+    seed1 = {n: runs[:1] for n, runs in results.items()}
+    assert R.selected(seed1, "sasrec") == "sasrec_p10" and R.selected(seed1, "i2vae") == "i2vae"
+    names = [(s.name, k) for s, k in R.plan(3, 0, results=seed1)]
+    assert ("sasrec_p10", 2) in names and ("sasrec_p10", 3) in names and ("i2vae_lr0.0003", 2) not in names
+    assert names.index(("sasrec_p10", 2)) < names.index(("wo_psg", 2))  # before the ablations' further seeds
+    # equal validation keeps the default
+    tie = {"sasrec": seed1["sasrec"], "sasrec_p10": [dict(seed1["sasrec_p10"][0], eval=seed1["sasrec"][0]["eval"])]}
+    assert R.selected(tie, "sasrec") == "sasrec"
+    # a candidate with a second seed is compared on the seeds both share
+    lopsided = {"sasrec": results["sasrec"][:1], "sasrec_p10": results["sasrec_p10"]}
+    assert R.shared_seeds(lopsided, ["sasrec", "sasrec_p10"]) == [1]
+    results_dir = tmp_path / "cloth_sport"
+    for runs in results.values():
+        for r in runs:
+            write_result(results_dir, r)
+    md = open(R.write_report("cloth_sport", str(results_dir), "cmd")).read()
+    assert "SASRec patience 10, ≤40 epochs HR@10" in md.split("## Table 2")[1].split("##")[0]
+    tuning = md.split("## Tuning on the validation split")[1].split("##")[0]
+    assert "| **selected** SASRec patience 10, ≤40 epochs | 0.0008 | 10 | 40 | 1,2 |" in tuning
