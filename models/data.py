@@ -85,3 +85,33 @@ def read_rows(files: List[str]) -> List[Dict]:
     """Reads gzip TFRecords of examples into Python dicts (driver-side: graph building, evaluation)."""
     ds = tf.data.TFRecordDataset(files, compression_type="GZIP")
     return [F.from_example(record) for record in ds.as_numpy_iterator()]
+
+
+def prefix_target_rows(rows: List[Dict], max_len: int, per_row: int) -> List[Dict]:
+    """Extra training rows: earlier items of each row's target-domain history as targets.
+
+    Why: the paper's CSV gives one target per (user, domain), the last item, so the i2VAE
+    learns from about one example per user, while SASRec learns from every position of
+    its sequences. Each extra row keeps the items before its target as history and the
+    other domain unchanged (the CSV has no order across domains). Its pseudo-sequence is
+    the shortened history followed by the row's recalled items; those exclude every item
+    the user has seen, so no later target leaks in (the pseudo-sequence is up to the
+    removed items shorter than T'). Up to `per_row` rows per row, latest targets first;
+    every extra row keeps at least one history item. Group flags are copied: training
+    does not read them.
+    """
+    out = []
+    for row in rows:
+        history_name, pseudo_name = ((F.HISTORY_X, F.PSEUDO_X) if row[F.TARGET_DOMAIN] == 0
+                                     else (F.HISTORY_Y, F.PSEUDO_Y))
+        history, pseudo = list(row[history_name]), list(row[pseudo_name])
+        shown = min(len(history), max_len)
+        if pseudo[:shown] != history[len(history) - shown:]:
+            raise ValueError(f"row of user {row.get(F.USER_ID)!r}: {pseudo_name} does not start with the "
+                             f"last {shown} items of {history_name}; was it made by the pseudo-sequence generator?")
+        recalled = pseudo[shown:]
+        for j in range(len(history) - 1, max(0, len(history) - 1 - per_row), -1):
+            prefix = history[:j]
+            out.append(dict(row, **{history_name: prefix, pseudo_name: prefix[-max_len:] + recalled,
+                                    F.TARGET_ITEM: history[j]}))
+    return out

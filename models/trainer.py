@@ -183,6 +183,11 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
     if not isinstance(model, LossTermsModel):
         print(f"[train] {cfg.model.kind}: nothing to train (fixed scores)", flush=True)
         return model, {"best_epoch": 0, "best_val_ndcg": None, "epochs_run": 0, "history": []}, popularity
+    if cfg.train.prefix_targets > 0:
+        extra = D.prefix_target_rows(train_rows, cfg.data.max_len, cfg.train.prefix_targets)
+        train_records = train_records + [F.to_example(r) for r in extra]
+        print(f"[train] prefix targets: {len(extra)} extra rows from {len(train_rows)} train rows "
+              f"(up to {cfg.train.prefix_targets} per row)", flush=True)
     train_ds = training_dataset(train_records, cfg)
     del train_records
     eval_rows = read_canonical(eval_files)[1]

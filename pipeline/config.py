@@ -143,6 +143,9 @@ class TrainConfig:
     seed: int = 42  # model initialisation and batch order
     jit_compile: bool = False  # compile the train step with XLA
     trim_padding: bool = True  # cut each batch's histories to its longest row (same outputs, less work)
+    # extra training rows: up to this many earlier items of each train row's target-domain
+    # history become targets too, each with the items before it (0 = off: one target per row)
+    prefix_targets: int = 0
     # tf.distribute strategy: "none", "mirrored" (all local GPUs, or the CPU) or
     # "multi_worker" (MultiWorkerMirroredStrategy, workers from TF_CONFIG)
     distribute: str = "none"

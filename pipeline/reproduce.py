@@ -79,6 +79,10 @@ SETTINGS += [Setting(f"{m}_p10", (['model.kind="sasrec"'] if m == "sasrec" else 
 # d = 128 dimensions): a 4x wider decoder of the same shape is a candidate, chosen on validation.
 SETTINGS += [Setting("i2vae_wide", ["model.decoder_hidden=[128, 256, 128]"], "tuning",
                      label="i2VAE decoder [128, 256, 128]", tunes="i2vae")]
+# One target per train row (the CSV's last item) against SASRec's every position: earlier
+# history items as extra targets (models/data.py `prefix_target_rows`) are a candidate too.
+SETTINGS += [Setting("i2vae_prefix", ["train.prefix_targets=19"], "tuning",
+                     label="i2VAE + earlier targets", tunes="i2vae")]
 BY_NAME = {s.name: s for s in SETTINGS}
 
 
@@ -265,7 +269,7 @@ def tuning_table(pair, results) -> str:
     """Each model's candidates, selected by validation score on their shared seeds (the
     same criterion as epoch selection); test figures shown only for reading."""
     dx, dy = DOMAIN_NAMES.get(pair, ("X", "Y"))
-    cols = ["learning rate", "patience", "epoch cap", "decoder", "seeds", "epochs run (selected)", f"val NDCG@{K} {dx}",
+    cols = ["learning rate", "patience", "epoch cap", "decoder", "prefix targets", "seeds", "epochs run (selected)", f"val NDCG@{K} {dx}",
             f"val NDCG@{K} {dy}", "val mean"] + [
         f"test {m}@{K} {dn} {g.replace('_', '-')}" for dn in (dx, dy) for g in GROUPS for m in ("HR", "NDCG")]
     lines = ["| candidate | " + " | ".join(cols) + " |", "|" + "---|" * (1 + len(cols))]
@@ -280,7 +284,8 @@ def tuning_table(pair, results) -> str:
             label = {"i2vae": "i2VAE (default)", "sasrec": "SASRec (default)"}.get(n, BY_NAME[n].label)
             cells = [("**selected** " if n == best else "") + label, f"{train['learning_rate']:g}",
                      str(train["early_stopping_patience"]), str(train["epochs"]),
-                     str(runs[0]["config"]["model"]["decoder_hidden"]), ",".join(map(str, seeds)),
+                     str(runs[0]["config"]["model"]["decoder_hidden"]), str(train.get("prefix_targets", 0)),
+                     ",".join(map(str, seeds)),
                      ", ".join(f"{r['epochs_run']} ({r['best_epoch']})" for r in runs)]
             cells += [f"{100 * np.mean([r['eval']['sampled'][d]['all'][f'NDCG@{K}'] for r in runs]):.2f}"
                       for d in ("x", "y")]
