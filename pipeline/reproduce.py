@@ -269,8 +269,8 @@ def tuning_table(pair, results) -> str:
     """Each model's candidates, selected by validation score on their shared seeds (the
     same criterion as epoch selection); test figures shown only for reading."""
     dx, dy = DOMAIN_NAMES.get(pair, ("X", "Y"))
-    cols = ["learning rate", "patience", "epoch cap", "decoder", "prefix targets", "seeds", "epochs run (selected)", f"val NDCG@{K} {dx}",
-            f"val NDCG@{K} {dy}", "val mean"] + [
+    cols = ["learning rate", "patience", "epoch cap", "decoder", "prefix targets", "seeds", "epochs run (selected)",
+            f"val NDCG@{K} {dx}", f"val NDCG@{K} {dy}", "val mean"] + [
         f"test {m}@{K} {dn} {g.replace('_', '-')}" for dn in (dx, dy) for g in GROUPS for m in ("HR", "NDCG")]
     lines = ["| candidate | " + " | ".join(cols) + " |", "|" + "---|" * (1 + len(cols))]
     for model in ("i2vae", "sasrec"):
@@ -281,11 +281,12 @@ def tuning_table(pair, results) -> str:
         for n in names:
             runs = [r for r in results[n] if r["seed"] in seeds]
             train = runs[0]["config"]["train"]
+            # decoder and prefix targets are i2VAE's settings; SASRec has neither
+            i2vae_only = ([str(runs[0]["config"]["model"]["decoder_hidden"]), str(train.get("prefix_targets", 0))]
+                          if model == "i2vae" else ["–", "–"])
             label = {"i2vae": "i2VAE (default)", "sasrec": "SASRec (default)"}.get(n, BY_NAME[n].label)
             cells = [("**selected** " if n == best else "") + label, f"{train['learning_rate']:g}",
-                     str(train["early_stopping_patience"]), str(train["epochs"]),
-                     str(runs[0]["config"]["model"]["decoder_hidden"]) if model == "i2vae" else "–",
-                     str(train.get("prefix_targets", 0)) if model == "i2vae" else "–",
+                     str(train["early_stopping_patience"]), str(train["epochs"]), *i2vae_only,
                      ",".join(map(str, seeds)),
                      ", ".join(f"{r['epochs_run']} ({r['best_epoch']})" for r in runs)]
             cells += [f"{100 * np.mean([r['eval']['sampled'][d]['all'][f'NDCG@{K}'] for r in runs]):.2f}"
