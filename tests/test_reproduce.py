@@ -128,6 +128,8 @@ def test_tuning_selects_on_validation_not_test(tmp_path):
     # Table 2 shows the selected candidate, with its (worse) test figure
     table2 = md.split("## Table 2")[1].split("##")[0]
     assert "| Cloth | all | 1.00 | 1.00 | 5.00 | 2.59 |" in table2 and "i2VAE lr 0.0003: 1 seed(s)" in table2
+    cutoffs = md.split("## i2VAE at every cutoff (test): i2VAE lr 0.0003, as selected")[1].split("##")[0]
+    assert "| Cloth | all | sampled | 1.00 | 1.00 |" in cutoffs  # the selected run, not the default's 5.00
 
 
 def test_selected_candidate_earns_further_seeds_and_replaces_the_default(tmp_path):
