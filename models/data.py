@@ -105,13 +105,43 @@ def prefix_target_rows(rows: List[Dict], max_len: int, per_row: int) -> List[Dic
         history_name, pseudo_name = ((F.HISTORY_X, F.PSEUDO_X) if row[F.TARGET_DOMAIN] == 0
                                      else (F.HISTORY_Y, F.PSEUDO_Y))
         history, pseudo = list(row[history_name]), list(row[pseudo_name])
-        shown = min(len(history), max_len)
-        if pseudo[:shown] != history[len(history) - shown:]:
-            raise ValueError(f"row of user {row.get(F.USER_ID)!r}: {pseudo_name} does not start with the "
-                             f"last {shown} items of {history_name}; was it made by the pseudo-sequence generator?")
-        recalled = pseudo[shown:]
+        _check_pseudo_starts_with_history(row, history, pseudo, history_name, pseudo_name, max_len)
+        recalled = pseudo[min(len(history), max_len):]
         for j in range(len(history) - 1, max(0, len(history) - 1 - per_row), -1):
             prefix = history[:j]
             out.append(dict(row, **{history_name: prefix, pseudo_name: prefix[-max_len:] + recalled,
                                     F.TARGET_ITEM: history[j]}))
     return out
+
+
+def cold_start_rows(rows: List[Dict], max_len: int) -> List[Dict]:
+    """Extra training rows shaped like a cold-start test row: no target-domain history.
+
+    Why: every row of the paper's train split has target-domain history (the target is the
+    last item of that domain's sequence), so training never shows the model the input a
+    cold-start test row has (history in the other domain only, DESIGN.md item 7). Each
+    train row whose other domain has history gives one such row: the first item of its
+    target-domain history becomes the target, that history is emptied, the other domain is
+    unchanged. Its pseudo-sequence keeps only the row's recalled items, which exclude every
+    item the user has seen, so no target leaks in (they were recalled with the user's full
+    train history, so they are better informed than a true cold-start user's).
+    """
+    out = []
+    for row in rows:
+        own, other, pseudo_name = ((F.HISTORY_X, F.HISTORY_Y, F.PSEUDO_X) if row[F.TARGET_DOMAIN] == 0
+                                   else (F.HISTORY_Y, F.HISTORY_X, F.PSEUDO_Y))
+        history, pseudo = list(row[own]), list(row[pseudo_name])
+        if not history or not row[other]:
+            continue
+        _check_pseudo_starts_with_history(row, history, pseudo, own, pseudo_name, max_len)
+        out.append(dict(row, **{own: [], pseudo_name: pseudo[min(len(history), max_len):],
+                                F.TARGET_ITEM: history[0]}))
+    return out
+
+
+def _check_pseudo_starts_with_history(row, history, pseudo, history_name, pseudo_name, max_len):
+    """The extra rows cut the history tail off the pseudo-sequence: it must be there."""
+    shown = min(len(history), max_len)
+    if pseudo[:shown] != history[len(history) - shown:]:
+        raise ValueError(f"row of user {row.get(F.USER_ID)!r}: {pseudo_name} does not start with the "
+                         f"last {shown} items of {history_name}; was it made by the pseudo-sequence generator?")

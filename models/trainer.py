@@ -188,6 +188,11 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
         train_records = train_records + [F.to_example(r) for r in extra]
         print(f"[train] prefix targets: {len(extra)} extra rows from {len(train_rows)} train rows "
               f"(up to {cfg.train.prefix_targets} per row)", flush=True)
+    if cfg.train.cold_start_rows:
+        extra = D.cold_start_rows(train_rows, cfg.data.max_len)
+        train_records = train_records + [F.to_example(r) for r in extra]
+        print(f"[train] cold-start rows: {len(extra)} extra rows without target-domain history "
+              f"from {len(train_rows)} train rows", flush=True)
     train_ds = training_dataset(train_records, cfg)
     del train_records
     eval_rows = read_canonical(eval_files)[1]
