@@ -140,7 +140,7 @@ def _write_quarantine(bad_rows: List[Dict], output_dir: str) -> None:
     a reader can tell "nothing rejected" from "not written"."""
     os.makedirs(os.path.join(output_dir, QUARANTINE_DIR), exist_ok=True)
     with open(os.path.join(output_dir, QUARANTINE_FILE), "w") as f:
-        for bad in sorted(bad_rows, key=lambda b: logic._order_key(b["source"])):
+        for bad in sorted(bad_rows, key=lambda b: logic.source_order_key(b["source"])):
             f.write(json.dumps(bad) + "\n")
 
 

@@ -132,7 +132,7 @@ def duplicate_key(row: Dict) -> Tuple:
 
 def split_duplicates(rows: Sequence[Dict]) -> Tuple[Dict, List[Tuple[Dict, IngestError]]]:
     """Keeps the first row (in file order) of a duplicate group; the rest get an error naming both lines."""
-    ordered = sorted(rows, key=lambda r: _order_key(r["source"]))
+    ordered = sorted(rows, key=lambda r: source_order_key(r["source"]))
     first = ordered[0]
     errors = [(r, IngestError(f"{r['source']}: duplicate row: user_id {r['user_id']!r} with domain_id "
                               f"{r['target_domain']} is already at {first['source']}", "duplicate"))
@@ -276,7 +276,7 @@ def rows_from_user_events(user_id: str, events: Iterable[Tuple], max_history_len
     is a real re-interaction), and a user whose history in a domain is longer than
     `max_history_length` is rejected whole.
     """
-    ordered = sorted(events, key=lambda e: (e[0] or 0.0, _order_key(e[1])))
+    ordered = sorted(events, key=lambda e: (e[0] or 0.0, source_order_key(e[1])))
     seen, kept, rejected = {}, [], []
     for event in ordered:
         timestamp, where, item, domain, record = event
@@ -304,7 +304,9 @@ def rows_from_user_events(user_id: str, events: Iterable[Tuple], max_history_len
     return rows, rejected
 
 
-def _order_key(where: str):
+def source_order_key(where: str):
+    """Sorts "file:line" (or "file:row N") locations by file, then by line number as a number,
+    so reports list rows in input order whichever Beam worker met them first."""
     path, _, pos = where.rpartition(":")
     digits = "".join(ch for ch in pos if ch.isdigit())
     return (path, int(digits) if digits else 0)
