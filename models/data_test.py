@@ -61,18 +61,18 @@ def test_prefix_target_rows_shift_the_target_back_without_leaking_later_items():
 def test_cold_start_rows_empty_the_target_domain_and_keep_only_recalled_items():
     row = _row([1, 2, 3, 4], [7, 8], [50, 51, 52, 53, 54, 55], target=5)
     (cold,) = D.cold_start_rows([row], max_len=3)
-    assert cold[F.HISTORY_X] == [] and cold[F.TARGET_ITEM] == 1  # the first item: the user's start in X
+    assert cold[F.HISTORY_X] == [] and cold[F.TARGET_ITEM] == 5  # the row's own (latest) target
     assert cold[F.PSEUDO_X] == [50, 51, 52]  # the history tail is cut off, the recalled items stay
     assert cold[F.HISTORY_Y] == [7, 8] and cold[F.PSEUDO_Y] == row[F.PSEUDO_Y]  # the other domain is unchanged
     assert not set(row[F.HISTORY_X] + [row[F.TARGET_ITEM]]) & set(cold[F.PSEUDO_X])
     y_row = _row([1], [7, 8, 9], [60, 61, 62, 63, 64, 65], target=10, target_domain=1)
     (cold_y,) = D.cold_start_rows([y_row], 3)
-    assert cold_y[F.HISTORY_Y] == [] and cold_y[F.TARGET_ITEM] == 7 and cold_y[F.HISTORY_X] == [1]
+    assert cold_y[F.HISTORY_Y] == [] and cold_y[F.TARGET_ITEM] == 10 and cold_y[F.HISTORY_X] == [1]
     # no other-domain history: the row would have no input at all, so none is made
     assert D.cold_start_rows([_row([1, 2], [], [50] * 6, target=3)], 3) == []
     # the trainer's input: serialisable, and parsed like a real cold-start row
     parsed = F.from_example(F.to_example(cold))
-    assert parsed[F.HISTORY_X] == [] and parsed[F.TARGET_ITEM] == 1
+    assert parsed[F.HISTORY_X] == [] and parsed[F.TARGET_ITEM] == 5
 
 
 def test_prefix_target_rows_reject_a_pseudo_sequence_that_does_not_start_with_the_history():

@@ -147,7 +147,7 @@ class TrainConfig:
     # history become targets too, each with the items before it (0 = off: one target per row)
     prefix_targets: int = 0
     # extra training rows for the cold-start path: each train row whose other domain has
-    # history, once more with an empty target-domain history and its first item as target
+    # history, once more with the same target and its target-domain history emptied
     # (the paper's train split has no row without target-domain history; its test split does)
     cold_start_rows: bool = False
     # tf.distribute strategy: "none", "mirrored" (all local GPUs, or the CPU) or
