@@ -124,7 +124,7 @@ def cold_start_rows(rows: List[Dict], max_len: int) -> List[Dict]:
     target-domain history emptied, the other domain unchanged. The target stays the row's
     latest item on purpose: a first version used the history's first item, and those old
     items taught the model a past that cold-start test targets (the newest items) do not
-    share; cold-start HR@10 fell below chance on cloth_sport (see README, Results). The
+    share; cold-start HR@10 fell to chance or below on cloth_sport (README, Results). The
     pseudo-sequence keeps only the row's recalled items, which exclude every item the user
     has seen, so the target does not leak in (they were recalled with the user's full train
     history, so they are better informed than a true cold-start user's).

@@ -1,5 +1,8 @@
 """The one i2VAE pipeline definition; every runner (local, Kubeflow) calls `create_pipeline`."""
+import glob
+import hashlib
 import json
+import os
 from typing import List, Optional
 
 from tfx import v1 as tfx
@@ -12,6 +15,23 @@ from components.training_overrides.component import TrainingOverrides
 from pipeline import config as C
 
 RUN_FN = "models.trainer.run_fn"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# what the Trainer executes besides its config: TFX's cache key holds `run_fn` as a name,
+# not its code, so without this a changed model reuses a model trained by the old code
+TRAINER_CODE = ("models/*.py", "serving/export.py", "pipeline/config.py")
+
+
+def code_fingerprint(patterns=TRAINER_CODE, root: str = ROOT) -> str:
+    """SHA-256 over the contents of the matching source files (tests excluded), in path order."""
+    digest = hashlib.sha256()
+    paths = sorted({p for pattern in patterns for p in glob.glob(os.path.join(root, pattern))})
+    for path in paths:
+        if path.endswith("_test.py"):
+            continue
+        digest.update(os.path.relpath(path, root).encode() + b"\0")
+        with open(path, "rb") as f:
+            digest.update(f.read() + b"\0")
+    return digest.hexdigest()
 
 
 def create_pipeline(
@@ -55,7 +75,8 @@ def create_pipeline(
         hyperparameters=overrides.outputs["hyperparameters"],
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
-        custom_config={"config": config_json},
+        # the fingerprint is read by no one: it is there so that new training code misses the cache
+        custom_config={"config": config_json, "trainer_code": code_fingerprint()},
     )
     evaluator = RankingEvaluator(examples=pseudo.outputs["augmented_examples"], model=trainer.outputs["model"],
                                  config=config_json)

@@ -3,6 +3,7 @@ import json
 
 from pipeline import config as C
 from pipeline.kubeflow_runner import compile_pipeline
+from pipeline.pipeline import code_fingerprint
 
 COMPONENTS = {"InteractionExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomaliesGate", "PseudoSequenceGen",
               "TrainingOverrides", "Trainer", "RankingEvaluator", "Pusher"}
@@ -35,6 +36,20 @@ def test_compiled_spec_has_every_component_image_beam_args_and_parameters(tmp_pa
     assert trainer["artifacts"]["hyperparameters"]["taskOutputArtifact"]["producerTask"] == "TrainingOverrides"
     assert trainer["parameters"]["run_fn"]["runtimeValue"]["constantValue"]["stringValue"] == "models.trainer.run_fn"
     assert "module_file" not in json.dumps(trainer)  # dotted run_fn: no module wheel at compile time
+    # the training code's fingerprint is part of the Trainer's cache key (its custom_config)
+    custom = json.loads(trainer["parameters"]["custom_config"]["runtimeValue"]["constantValue"]["stringValue"])
+    assert custom["trainer_code"] == code_fingerprint() and json.loads(custom["config"])["train"]["epochs"] == 7
+
+
+def test_code_fingerprint_follows_the_training_code_not_its_tests(tmp_path):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "i2vae.py").write_text("LATENTS = 6\n")
+    (tmp_path / "models" / "i2vae_test.py").write_text("def test(): pass\n")
+    before = code_fingerprint(root=str(tmp_path))
+    (tmp_path / "models" / "i2vae_test.py").write_text("def test(): assert True\n")
+    assert code_fingerprint(root=str(tmp_path)) == before  # tests do not train anything
+    (tmp_path / "models" / "i2vae.py").write_text("LATENTS = 7\n")
+    assert code_fingerprint(root=str(tmp_path)) != before  # a changed model must miss the Trainer cache
 
 
 def test_training_overrides_apply_over_the_config():
