@@ -104,9 +104,8 @@ def prefix_target_rows(rows: List[Dict], max_len: int, per_row: int) -> List[Dic
     for row in rows:
         history_name, pseudo_name = ((F.HISTORY_X, F.PSEUDO_X) if row[F.TARGET_DOMAIN] == 0
                                      else (F.HISTORY_Y, F.PSEUDO_Y))
-        history, pseudo = list(row[history_name]), list(row[pseudo_name])
-        _check_pseudo_starts_with_history(row, history, pseudo, history_name, pseudo_name, max_len)
-        recalled = pseudo[min(len(history), max_len):]
+        history = list(row[history_name])
+        recalled = _recalled_items(row, history_name, pseudo_name, max_len)
         for j in range(len(history) - 1, max(0, len(history) - 1 - per_row), -1):
             prefix = history[:j]
             out.append(dict(row, **{history_name: prefix, pseudo_name: prefix[-max_len:] + recalled,
@@ -133,17 +132,18 @@ def cold_start_rows(rows: List[Dict], max_len: int) -> List[Dict]:
     for row in rows:
         own, other, pseudo_name = ((F.HISTORY_X, F.HISTORY_Y, F.PSEUDO_X) if row[F.TARGET_DOMAIN] == 0
                                    else (F.HISTORY_Y, F.HISTORY_X, F.PSEUDO_Y))
-        history, pseudo = list(row[own]), list(row[pseudo_name])
-        if not history or not row[other]:
+        if not row[own] or not row[other]:
             continue
-        _check_pseudo_starts_with_history(row, history, pseudo, own, pseudo_name, max_len)
-        out.append(dict(row, **{own: [], pseudo_name: pseudo[min(len(history), max_len):]}))
+        out.append(dict(row, **{own: [], pseudo_name: _recalled_items(row, own, pseudo_name, max_len)}))
     return out
 
 
-def _check_pseudo_starts_with_history(row, history, pseudo, history_name, pseudo_name, max_len):
-    """The extra rows cut the history tail off the pseudo-sequence: it must be there."""
+def _recalled_items(row, history_name, pseudo_name, max_len) -> List[int]:
+    """The pseudo-sequence without its history tail, which the extra rows cut off: the
+    tail must be there (the pseudo-sequence generator's layout), or the cut is wrong."""
+    history, pseudo = list(row[history_name]), list(row[pseudo_name])
     shown = min(len(history), max_len)
     if pseudo[:shown] != history[len(history) - shown:]:
         raise ValueError(f"row of user {row.get(F.USER_ID)!r}: {pseudo_name} does not start with the "
                          f"last {shown} items of {history_name}; was it made by the pseudo-sequence generator?")
+    return pseudo[shown:]

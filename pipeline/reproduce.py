@@ -195,7 +195,7 @@ def _stat(values) -> str:
     v = 100 * np.asarray([x for x in values if x is not None and np.isfinite(x)], np.float64)
     if len(v) == 0:
         return "–"
-    return f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if len(v) > 1 else f"{v.mean():.2f}"
+    return f"{v.mean():.2f} ± {_sample_std(v):.2f}" if len(v) > 1 else f"{v.mean():.2f}"
 
 
 def _sample_std(values) -> float:
