@@ -1,7 +1,6 @@
 """tf.data input pipeline: gzip TFRecords -> dicts of left-padded item-index tensors."""
 from __future__ import annotations
 
-import glob
 from typing import Dict, List
 
 import tensorflow as tf
@@ -49,7 +48,7 @@ def trim_history_padding(batch: Dict[str, tf.Tensor], multiple: int = 4) -> Dict
 
 
 def expand(patterns: List[str]) -> List[str]:
-    files = sorted(f for p in patterns for f in (glob.glob(p) if any(c in p for c in "*?[") else [p]))
+    files = sorted(f for p in patterns for f in (tf.io.gfile.glob(p) if any(c in p for c in "*?[") else [p]))
     if not files:
         raise FileNotFoundError(f"no TFRecord files match {patterns}")
     return files

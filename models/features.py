@@ -90,6 +90,5 @@ def read_vocab(path: str) -> List[str]:
 
 
 def write_lines(path: str, lines: List[str]) -> None:
-    with tf.io.gfile.GFile(path, "w") as f:
-        for line in lines:
-            f.write(f"{line}\n")
+    with tf.io.gfile.GFile(path, "w") as f:  # one write: GFile creates no file until written to
+        f.write("".join(f"{line}\n" for line in lines))

@@ -7,6 +7,7 @@ index i (1-based) is row i.
 """
 from __future__ import annotations
 
+import io
 import os
 from typing import Dict, List, Sequence
 
@@ -114,18 +115,23 @@ def left_pad(sequences, length: int):
 def save_generator(out_dir: str, emb_x, emb_y, user_ids: Sequence[str], neighbours: List, user_emb) -> None:
     """Saves the generator: per-domain item embeddings (row 0 = padding), the graph users'
     embeddings and ids, and each graph user's (X items, Y items) as values + offsets."""
-    os.makedirs(out_dir, exist_ok=True)
+    tf.io.gfile.makedirs(out_dir)
     arrays = {"item_emb_x": emb_x, "item_emb_y": emb_y, "user_emb": user_emb,
               "user_ids": np.asarray(list(user_ids), dtype=str)}
     for d, name in enumerate(("seen_x", "seen_y")):
         lists = [n[d] for n in neighbours]
         arrays[name + "_values"] = np.asarray([i for items in lists for i in items], np.int64)
         arrays[name + "_offsets"] = np.cumsum([0] + [len(items) for items in lists]).astype(np.int64)
-    np.savez(os.path.join(out_dir, "generator.npz"), **arrays)
+    buffer = io.BytesIO()  # np.savez wants a seekable file; GFile (gs://) is not
+    np.savez(buffer, **arrays)
+    with tf.io.gfile.GFile(os.path.join(out_dir, "generator.npz"), "wb") as f:
+        f.write(buffer.getvalue())
 
 
 def load_generator(out_dir: str) -> Dict:
-    with np.load(os.path.join(out_dir, "generator.npz")) as z:
+    with tf.io.gfile.GFile(os.path.join(out_dir, "generator.npz"), "rb") as f:
+        buffer = io.BytesIO(f.read())
+    with np.load(buffer) as z:
         g = {k: z[k] for k in z.files}
     for name in ("seen_x", "seen_y"):
         values, offsets = g.pop(name + "_values"), g.pop(name + "_offsets")

@@ -249,6 +249,6 @@ def run_fn(fn_args) -> None:
     export.export_saved_model(model, examples_root, popularity, cfg, fn_args.serving_model_dir)
     print(f"[train] SavedModel written to {fn_args.serving_model_dir}", flush=True)
     path = os.path.join(fn_args.model_run_dir, "training_history.json")
-    with open(path + ".partial", "w") as f:
+    with tf.io.gfile.GFile(path + ".partial", "w") as f:
         json.dump(history, f, indent=2, default=float)
-    os.replace(path + ".partial", path)
+    tf.io.gfile.rename(path + ".partial", path, overwrite=True)

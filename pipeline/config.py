@@ -266,9 +266,12 @@ def _deep_update(target: Dict[str, Any], update: Dict[str, Any], where: str) -> 
 
 
 def write_config(config: PipelineConfig, directory: str) -> str:
-    os.makedirs(directory, exist_ok=True)
+    """Writes `config.json` into `directory` (a local path or any tf.io.gfile URL, e.g. gs://)."""
+    import tensorflow as tf  # here, so that reading configs does not load TensorFlow
+
+    tf.io.gfile.makedirs(directory)
     path = os.path.join(directory, "config.json")
-    with open(path, "w") as f:
+    with tf.io.gfile.GFile(path, "w") as f:
         json.dump(to_dict(config), f, indent=2, sort_keys=True)
     return path
 

@@ -7,10 +7,10 @@ reads the anomalies artifact and fails the run with a readable summary, one line
 split and feature. Fix the data, or, if the change is intended, update the schema
 (`schema_path`, a curated schema.pbtxt, or delete it to let SchemaGen infer one).
 """
-import glob
 import os
 from typing import List
 
+import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx import v1 as tfx
 from tfx.types import standard_artifacts
@@ -23,10 +23,10 @@ class DataAnomaliesError(RuntimeError):
 def anomaly_lines(anomalies_uri: str) -> List[str]:
     """One readable line per anomaly, from every `Split-*/SchemaDiff.pb` of the artifact."""
     lines = []
-    for path in sorted(glob.glob(os.path.join(anomalies_uri, "Split-*", "SchemaDiff.pb"))):
+    for path in sorted(tf.io.gfile.glob(os.path.join(anomalies_uri, "Split-*", "SchemaDiff.pb"))):
         split = os.path.basename(os.path.dirname(path))[len("Split-"):]
         result = anomalies_pb2.Anomalies()
-        with open(path, "rb") as f:
+        with tf.io.gfile.GFile(path, "rb") as f:
             result.ParseFromString(f.read())
         for feature, info in sorted(result.anomaly_info.items()):
             details = "; ".join(r.description for r in info.reason if r.description) or info.description
@@ -40,7 +40,7 @@ def anomaly_lines(anomalies_uri: str) -> List[str]:
 
 def check_anomalies(anomalies_uri: str) -> int:
     """Raises DataAnomaliesError with the summary when there is any anomaly; returns the split count checked."""
-    splits = glob.glob(os.path.join(anomalies_uri, "Split-*", "SchemaDiff.pb"))
+    splits = tf.io.gfile.glob(os.path.join(anomalies_uri, "Split-*", "SchemaDiff.pb"))
     if not splits:
         raise DataAnomaliesError(f"{anomalies_uri}: no ExampleValidator result (Split-*/SchemaDiff.pb) to check")
     lines = anomaly_lines(anomalies_uri)

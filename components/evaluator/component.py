@@ -48,7 +48,7 @@ def evaluate_model(examples_uri: str, model_dir: str, splits, cfg, out_dir: str)
     k = cfg.eval.k
     report = {"k": k, "num_negatives": cfg.eval.num_negatives, "seed": cfg.eval.seed, "splits": {}}
     tables = []
-    os.makedirs(out_dir, exist_ok=True)
+    tf.io.gfile.makedirs(out_dir)
     for split in splits:
         rows = D.read_split(examples_uri, split)
         negatives = M.candidate_matrix(rows, num_items, cfg.eval.num_negatives, cfg.eval.seed)
@@ -66,16 +66,16 @@ def evaluate_model(examples_uri: str, model_dir: str, splits, cfg, out_dir: str)
             label = f"{cfg.eval.num_negatives} sampled negatives" if protocol == "sampled" else "full ranking"
             tables.append(M.format_table({m: report["splits"][split][m][protocol] for m in scorers}, k,
                                          f"{split} split, {label}"))
-        with open(os.path.join(out_dir, f"ranks_{split}.csv"), "w") as f:
+        with tf.io.gfile.GFile(os.path.join(out_dir, f"ranks_{split}.csv"), "w") as f:
             f.write("user_id,target_domain,target_item,is_cold_start,is_long_tailed,target_in_train,"
                     + ",".join(f"{m}_{p}_rank" for m in scorers for p in ("sampled", "full")) + "\n")
             for i, r in enumerate(rows):
                 ranks = [str(per_row[m][p][i]) for m in scorers for p in ("sampled", "full")]
                 f.write(f"{r[F.USER_ID]},{r[F.TARGET_DOMAIN]},{r[F.TARGET_ITEM]},{r[F.IS_COLD_START]},"
                         f"{r[F.IS_LONG_TAILED]},{int(leaked[i])}," + ",".join(ranks) + "\n")
-    with open(os.path.join(out_dir, "metrics.json"), "w") as f:
+    with tf.io.gfile.GFile(os.path.join(out_dir, "metrics.json"), "w") as f:
         json.dump(report, f, indent=2)
-    with open(os.path.join(out_dir, "metrics.md"), "w") as f:
+    with tf.io.gfile.GFile(os.path.join(out_dir, "metrics.md"), "w") as f:
         f.write("\n\n".join(tables) + "\n")
     return report
 
@@ -105,7 +105,7 @@ def RankingEvaluator(
     report = evaluate_model(examples.uri, path_utils.serving_model_path(model.uri), splits, cfg, evaluation.uri)
     blessed = is_blessed(report, cfg)
     blessing.set_int_custom_property("blessed", int(blessed))
-    with open(os.path.join(evaluation.uri, "metrics.md")) as f:
+    with tf.io.gfile.GFile(os.path.join(evaluation.uri, "metrics.md")) as f:
         print(f.read(), flush=True)
     print(f"[evaluate] model {'BLESSED' if blessed else 'NOT blessed'} "
           f"(validation NDCG@{cfg.eval.k} vs {cfg.eval.bless_against})", flush=True)

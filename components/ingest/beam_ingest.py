@@ -10,6 +10,7 @@ import os
 from typing import Dict, List, Tuple
 
 import apache_beam as beam
+import tensorflow as tf
 
 from components.ingest import logic
 from models import features as F
@@ -20,11 +21,11 @@ QUARANTINE_FILE = os.path.join(QUARANTINE_DIR, "bad_rows.jsonl")
 
 def detect_format(data_path: str) -> str:
     """'paper' for a folder with train.csv and test.csv, 'long' for one CSV/Parquet file."""
-    if os.path.isdir(data_path):
-        if all(os.path.exists(os.path.join(data_path, f)) for f in ("train.csv", "test.csv")):
+    if tf.io.gfile.isdir(data_path):
+        if all(tf.io.gfile.exists(os.path.join(data_path, f)) for f in ("train.csv", "test.csv")):
             return "paper"
         raise logic.IngestError(f"{data_path}: a folder must hold the paper's train.csv and test.csv")
-    if os.path.isfile(data_path) and data_path.endswith((".csv", ".parquet")):
+    if tf.io.gfile.exists(data_path) and data_path.endswith((".csv", ".parquet")):
         return "long"
     raise logic.IngestError(f"{data_path}: not found, or not a folder / .csv / .parquet file")
 
@@ -124,7 +125,7 @@ class _ToExample(beam.DoFn):
 
 def _write_vocabs(vocabs, output_dir: str):
     vocab_x, vocab_y = vocabs
-    os.makedirs(os.path.join(output_dir, F.VOCAB_DIR), exist_ok=True)
+    tf.io.gfile.makedirs(os.path.join(output_dir, F.VOCAB_DIR))
     for name, vocab in zip(F.VOCAB_FILES, (vocab_x, vocab_y)):
         F.write_lines(os.path.join(output_dir, F.VOCAB_DIR, name), vocab)
 
@@ -138,10 +139,10 @@ def _count_key(split_feats) -> Tuple[str, str]:
 def _write_quarantine(bad_rows: List[Dict], output_dir: str) -> None:
     """All rejected rows in file order, one JSON object per line; written even when empty, so
     a reader can tell "nothing rejected" from "not written"."""
-    os.makedirs(os.path.join(output_dir, QUARANTINE_DIR), exist_ok=True)
-    with open(os.path.join(output_dir, QUARANTINE_FILE), "w") as f:
-        for bad in sorted(bad_rows, key=lambda b: logic.source_order_key(b["source"])):
-            f.write(json.dumps(bad) + "\n")
+    tf.io.gfile.makedirs(os.path.join(output_dir, QUARANTINE_DIR))
+    lines = [json.dumps(bad) + "\n" for bad in sorted(bad_rows, key=lambda b: logic.source_order_key(b["source"]))]
+    with tf.io.gfile.GFile(os.path.join(output_dir, QUARANTINE_FILE), "w") as f:
+        f.write("".join(lines))  # one write, also when empty: GFile creates no file until written to
 
 
 def _records_report(read: int, used: int, bad_rows: List[Dict], policy: str, output_dir: str) -> Dict:
@@ -179,7 +180,7 @@ def _write_report(counts, vocabs, threshold, thinning, output_dir: str, data_pat
     for key, n in counts:
         split = key.split("/")[0]
         report["rows_by_split"][split] = report["rows_by_split"].get(split, 0) + n
-    with open(os.path.join(output_dir, "ingest_report.json"), "w") as f:
+    with tf.io.gfile.GFile(os.path.join(output_dir, "ingest_report.json"), "w") as f:
         json.dump(report, f, indent=2)
     print(f"[ingest] {data_path} ({data_format}): rows {report['rows_by_split']}, "
           f"items X={report['num_items_x']} Y={report['num_items_y']}, long-tail threshold {threshold:.2f}", flush=True)

@@ -152,7 +152,9 @@ def check_paper_header(line, path: str) -> None:
 
 
 def _raw_lines(path: str) -> Iterable[bytes]:
-    with open(path, "rb") as f:
+    import tensorflow as tf  # tf.io.gfile: local paths and gs:// alike
+
+    with tf.io.gfile.GFile(path, "rb") as f:
         yield from f
 
 
@@ -223,9 +225,12 @@ def read_long_table(path: str) -> Iterable[Tuple[str, Dict]]:
     """
     count = 0
     if path.endswith(".parquet"):
+        import pyarrow as pa
         import pyarrow.parquet as pq
+        import tensorflow as tf
 
-        table = pq.read_table(path)
+        with tf.io.gfile.GFile(path, "rb") as f:  # pyarrow cannot use a GFile: read_table loads it all anyway
+            table = pq.read_table(pa.BufferReader(f.read()))
         _check_long_columns(table.column_names, path)
         for i, record in enumerate(table.to_pylist()):
             count += 1

@@ -7,9 +7,9 @@ embeds the generator in the serving graph and standard Trainer takes only Exampl
 """
 
 import os
-import shutil
 
 import apache_beam as beam
+import tensorflow as tf
 from tfx import v1 as tfx
 from tfx.types import artifact_utils, standard_artifacts
 
@@ -22,7 +22,10 @@ from pipeline import config as C
 def run_pseudo_sequence_gen(in_uri: str, out_uri: str, splits, data_cfg, lightgcn_cfg, beam_pipeline) -> dict:
     """Trains the generator (in this process) and runs the Beam transform on `beam_pipeline`."""
     vocab_x, vocab_y = F.read_vocabs(in_uri)
-    shutil.copytree(os.path.join(in_uri, F.VOCAB_DIR), os.path.join(out_uri, F.VOCAB_DIR), dirs_exist_ok=True)
+    tf.io.gfile.makedirs(os.path.join(out_uri, F.VOCAB_DIR))
+    for name in F.VOCAB_FILES:
+        tf.io.gfile.copy(os.path.join(in_uri, F.VOCAB_DIR, name), os.path.join(out_uri, F.VOCAB_DIR, name),
+                         overwrite=True)
     train_rows = read_split(in_uri, "train")
     eval_rows = read_split(in_uri, "eval") if "eval" in splits else []
     generator_dir = os.path.join(out_uri, psg.GENERATOR_DIR)

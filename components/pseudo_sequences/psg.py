@@ -109,7 +109,7 @@ def train_generator(train_rows, eval_rows, num_items_x, num_items_y, data_cfg, c
     user_emb, item_emb = (t.numpy() for t in model.propagate())
     emb_x, emb_y = padded_item_embeddings(item_emb, num_items_x)
     P.save_generator(out_dir, emb_x, emb_y, list(graph.user_index), graph.neighbours(), user_emb)
-    with open(os.path.join(out_dir, "training.json"), "w") as f:
+    with tf.io.gfile.GFile(os.path.join(out_dir, "training.json"), "w") as f:
         json.dump(history, f, indent=2)
     return history
 

@@ -9,6 +9,7 @@ are just the config's, so every runner uses the same pipeline definition.
 import json
 import os
 
+import tensorflow as tf
 from tfx import v1 as tfx
 from tfx.types import standard_artifacts
 
@@ -26,7 +27,7 @@ def TrainingOverrides(
     for name, value in values.items():
         if value < 0:
             raise ValueError(f"pipeline parameter {name} must be >= 0, found {value}")
-    os.makedirs(hyperparameters.uri, exist_ok=True)
-    with open(os.path.join(hyperparameters.uri, OVERRIDES_FILE), "w") as f:
+    tf.io.gfile.makedirs(hyperparameters.uri)
+    with tf.io.gfile.GFile(os.path.join(hyperparameters.uri, OVERRIDES_FILE), "w") as f:
         json.dump(values, f, indent=2)
     print(f"[overrides] training settings for this run: {values}", flush=True)
