@@ -18,7 +18,7 @@ import tensorflow as tf
 from components.data_validation.component import check_anomalies
 from components.evaluator.component import evaluate_model
 from components.ingest import beam_ingest, logic
-from components.ingest.beam_ingest_test import run_ingest, split_rows
+from components.ingest.beam_ingest_test import run_ingest, split_rows, write_paper_pair
 from models import features as F
 from models import psg as P
 from models.trainer import run_fn
@@ -73,14 +73,7 @@ def test_generator_round_trips_through_gfile():
 
 
 def test_ingest_reads_paper_csvs_from_a_gfile_url_like_a_local_folder(tmp_path):
-    local = tmp_path / "pair"
-    local.mkdir()
-    train = ["user_id,seq_d1,seq_d2,domain_id"]
-    for u in range(300):
-        train.append(f'{u},"[{u % 7 + 1}, {u % 5 + 20}]","[{u % 3 + 100}, {u % 4 + 110}]",{u % 2}')
-    (local / "train.csv").write_text("\n".join(train) + "\n")
-    (local / "test.csv").write_text('user_id,seq_d1,seq_d2,domain_id\n900,"[1]","[100, 101]",0\n'
-                                    '901,"[2, 3]","[111, 112]",1\n')
+    local = write_paper_pair(tmp_path / "pair", 300)
     remote = "ram://remote_storage/pair"
     copy_tree(str(local), remote)
     assert beam_ingest.detect_format(remote) == "paper"

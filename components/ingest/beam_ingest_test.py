@@ -22,14 +22,19 @@ def split_rows(out_dir, split):
     return D.read_split(out_dir, split)
 
 
-def test_paper_format_rows_splits_and_vocab(tmp_path):
-    src = tmp_path / "pair"
+def write_paper_pair(src, train_users: int):
+    """A paper-format folder: `train_users` patterned train rows and two test rows (users 900, 901)."""
     src.mkdir()
     train = ["user_id,seq_d1,seq_d2,domain_id"]
-    for u in range(200):
+    for u in range(train_users):
         train.append(f'{u},"[{u % 7 + 1}, {u % 5 + 20}]","[{u % 3 + 100}, {u % 4 + 110}]",{u % 2}')
     (src / "train.csv").write_text("\n".join(train) + "\n")
     (src / "test.csv").write_text('user_id,seq_d1,seq_d2,domain_id\n900,"[1]","[100, 101]",0\n901,"[2, 3]","[111, 112]",1\n')
+    return src
+
+
+def test_paper_format_rows_splits_and_vocab(tmp_path):
+    src = write_paper_pair(tmp_path / "pair", 200)
     report = run_ingest(str(src), str(tmp_path / "out"))
     assert report["data_format"] == "paper"
     assert sum(report["rows_by_split"].values()) == 202  # nothing dropped
