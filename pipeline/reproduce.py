@@ -77,8 +77,9 @@ SETTINGS += [Setting(f"{m}_p10", (['model.kind="sasrec"'] if m == "sasrec" else 
              for m, label in (("sasrec", "SASRec"), ("i2vae", "i2VAE"))]
 # The paper's decoder [32, 64, 32] caps the rank of the item logits at 32 (SASRec scores with all
 # d = 128 dimensions): a 4x wider decoder of the same shape is a candidate, chosen on validation.
-SETTINGS += [Setting("i2vae_wide", ["model.decoder_hidden=[128, 256, 128]"], "tuning",
-                     label="i2VAE decoder [128, 256, 128]", tunes="i2vae")]
+WIDE = Setting("i2vae_wide", ["model.decoder_hidden=[128, 256, 128]"], "tuning",
+               label="i2VAE decoder [128, 256, 128]", tunes="i2vae")
+SETTINGS += [WIDE]
 # One target per train row (the CSV's last item) against SASRec's every position: earlier
 # history items as extra targets (models/data.py `prefix_target_rows`) are a candidate too.
 SETTINGS += [Setting("i2vae_prefix", ["train.prefix_targets=19"], "tuning",
@@ -87,20 +88,18 @@ SETTINGS += [Setting("i2vae_prefix", ["train.prefix_targets=19"], "tuning",
 # (models/data.py `cold_start_rows`); on phone_elec the earlier targets' Elec cold-start
 # validation NDCG@10 fell from 15.3 (epoch 5) to 6.0 (the selected epoch 11). Rows shaped
 # like a cold-start row are a candidate, alone and with the earlier targets.
+PREFIX_COLD = Setting("i2vae_prefix_cold", ["train.prefix_targets=19", "train.cold_start_rows=true"], "tuning",
+                      label="i2VAE + earlier targets + cold-start rows", tunes="i2vae")
 SETTINGS += [Setting("i2vae_cold", ["train.cold_start_rows=true"], "tuning",
-                     label="i2VAE + cold-start rows", tunes="i2vae"),
-             Setting("i2vae_prefix_cold", ["train.prefix_targets=19", "train.cold_start_rows=true"], "tuning",
-                     label="i2VAE + earlier targets + cold-start rows", tunes="i2vae")]
+                     label="i2VAE + cold-start rows", tunes="i2vae"), PREFIX_COLD]
 # On phone_elec the selected earlier targets + cold-start rows trail SASRec on Phone long-tailed
 # validation NDCG@10 (9.1 vs 12.0). Two candidates on top of it, each from an earlier seed-1 hint
 # on validation: the 4x wider decoder (Phone validation NDCG@10 5.51 -> 7.13 at the defaults) and
 # the paper grid's smallest lambda_a (lambda_a = 0 raised the validation mean 8.67 -> 9.05).
-SETTINGS += [Setting("i2vae_prefix_cold_wide", ["train.prefix_targets=19", "train.cold_start_rows=true",
-                                                "model.decoder_hidden=[128, 256, 128]"], "tuning",
-                     label="i2VAE + earlier targets + cold-start rows, decoder [128, 256, 128]", tunes="i2vae"),
-             Setting("i2vae_prefix_cold_la", ["train.prefix_targets=19", "train.cold_start_rows=true",
-                                              "train.lambda_a=0.0001"], "tuning",
-                     label="i2VAE + earlier targets + cold-start rows, lambda_a 1e-4", tunes="i2vae")]
+SETTINGS += [Setting(f"{PREFIX_COLD.name}_{suffix}", PREFIX_COLD.overrides + [override], "tuning",
+                     label=f"{PREFIX_COLD.label}, {what}", tunes="i2vae")
+             for suffix, override, what in (("wide", WIDE.overrides[0], "decoder [128, 256, 128]"),
+                                            ("la", "train.lambda_a=0.0001", "lambda_a 1e-4"))]
 BY_NAME = {s.name: s for s in SETTINGS}
 
 
@@ -305,7 +304,7 @@ def tuning_table(pair, results) -> str:
         for n in names:
             runs = [r for r in results[n] if r["seed"] in seeds]
             train = runs[0]["config"]["train"]
-            # decoder and extra rows are i2VAE's settings; SASRec has neither
+            # decoder, extra rows and lambda_a are i2VAE's settings; SASRec has none of them
             i2vae_only = ([str(runs[0]["config"]["model"]["decoder_hidden"]), str(train.get("prefix_targets", 0)),
                            "yes" if train.get("cold_start_rows") else "no", f"{train['lambda_a']:g}"]
                           if model == "i2vae" else ["–"] * 4)
