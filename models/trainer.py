@@ -30,15 +30,20 @@ class RankingValidation(tf.keras.callbacks.Callback):
     """Per-epoch validation HR/NDCG (sampled protocol), early stopping on the mean NDCG@K of
     both domains, best weights restored at the end. Logs every figure to TensorBoard.
 
+    With `selection="per_domain"` each domain keeps the weights of its own best epoch
+    (`best_weights_by_domain`; the model ends with domain X's) and training stops once
+    neither domain has improved for `patience` epochs; `best` is then the mean of the two
+    domains' best validation NDCG@K, the score of the combined model.
+
     With `test_rows`, the test split is also scored every epoch and kept in the history
     under `test_metrics`, only so the paper's protocol (best test value over epochs) can be
     reported beside ours; it never influences selection or stopping.
     """
 
     def __init__(self, rows, num_items, data_cfg, eval_cfg, patience, log_dir=None, total_epochs=None,
-                 test_rows=None):
+                 test_rows=None, selection="mean"):
         super().__init__()
-        self.data_cfg, self.eval_cfg, self.patience = data_cfg, eval_cfg, patience
+        self.data_cfg, self.eval_cfg, self.patience, self.selection = data_cfg, eval_cfg, patience, selection
         self.ks = sorted(set(eval_cfg.ks) | {eval_cfg.k})
         self.sets = {"val": rows}
         if test_rows:
@@ -47,6 +52,9 @@ class RankingValidation(tf.keras.callbacks.Callback):
                           for name, r in self.sets.items()}
         self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "validation")) if log_dir else None
         self.best, self.best_epoch, self.best_weights, self.wait, self.untrained = -1.0, 0, None, 0, math.nan
+        self.best_by_domain = {d: -1.0 for d in M.DOMAINS}
+        self.best_epoch_by_domain = {d: 0 for d in M.DOMAINS}
+        self.best_weights_by_domain = {d: None for d in M.DOMAINS}
         self.history: List[Dict] = []
         self.total_epochs, self.start = total_epochs, time.time()
 
@@ -85,12 +93,15 @@ class RankingValidation(tf.keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         k = self.eval_cfg.k
         result, ndcg = self._validate(epoch + 1, float((logs or {}).get("loss", math.nan)))
-        improved = ndcg > self.best
-        if improved:
-            self.best, self.best_epoch, self.wait = ndcg, epoch + 1, 0
-            self.best_weights = self.model.get_weights()
+        if self.selection == "per_domain":
+            improved = self._per_domain(epoch + 1, result)
         else:
-            self.wait += 1
+            improved = ndcg > self.best
+            if improved:
+                self.best, self.best_epoch, self.wait = ndcg, epoch + 1, 0
+                self.best_weights = self.model.get_weights()
+            else:
+                self.wait += 1
         elapsed = time.time() - self.start
         eta = ""
         if self.total_epochs:
@@ -99,12 +110,65 @@ class RankingValidation(tf.keras.callbacks.Callback):
               f"X {100 * result['x']['all'][f'NDCG@{k}']:.2f} Y {100 * result['y']['all'][f'NDCG@{k}']:.2f}"
               f"{' (best)' if improved else ''} [{elapsed:.0f}s{eta}]", flush=True)
         if self.wait >= self.patience:
-            print(f"[train] early stop: no gain for {self.patience} epochs; best epoch {self.best_epoch}", flush=True)
+            print(f"[train] early stop: no gain for {self.patience} epochs; best epoch {self.selected()}", flush=True)
             self.model.stop_training = True
+
+    def selected(self) -> str:
+        """The selected epoch, or each domain's ("X 8, Y 12") under per-domain selection."""
+        if self.selection != "per_domain":
+            return str(self.best_epoch)
+        return ", ".join(f"{d.upper()} {self.best_epoch_by_domain[d]}" for d in M.DOMAINS)
+
+    def _per_domain(self, epoch, result) -> bool:
+        """Keeps each domain's best epoch and weights; True when either domain improved."""
+        k, improved, weights = self.eval_cfg.k, False, None
+        for d in M.DOMAINS:
+            value = result[d]["all"][f"NDCG@{k}"]
+            if value > self.best_by_domain[d]:
+                weights = weights if weights is not None else self.model.get_weights()
+                self.best_by_domain[d], self.best_epoch_by_domain[d] = float(value), epoch
+                self.best_weights_by_domain[d], improved = weights, True
+        self.wait = 0 if improved else self.wait + 1
+        self.best = float(np.mean(list(self.best_by_domain.values())))
+        self.best_epoch = max(self.best_epoch_by_domain.values())
+        first = self.best_weights_by_domain[M.DOMAINS[0]]
+        self.best_weights = first if first is not None else self.best_weights_by_domain[M.DOMAINS[1]]
+        return improved
 
     def on_train_end(self, logs=None):
         if self.best_weights is not None:
             self.model.set_weights(self.best_weights)
+
+
+class PerDomainSelection:
+    """Two trained copies of one model, each domain scored by the copy of its own best
+    validation epoch (`train.epoch_selection="per_domain"`).
+
+    It has what the exporter needs (`score_all`, `variables`), so the SavedModel holds both
+    weight sets behind the usual signatures and serving needs nothing new.
+    """
+
+    def __init__(self, model_x, model_y):
+        self.model_x, self.model_y = model_x, model_y
+
+    @property
+    def variables(self):
+        return list(self.model_x.variables) + list(self.model_y.variables)
+
+    def score_all(self, features):
+        return self.model_x.score_all(features)[0], self.model_y.score_all(features)[1]
+
+
+def per_domain_model(model, validation: RankingValidation, build, features):
+    """`model` (holding domain X's best weights) alone when both domains chose the same
+    epoch, else a `PerDomainSelection` with a second copy from `build()` set to domain Y's."""
+    weights_y = validation.best_weights_by_domain[M.DOMAINS[1]]
+    if weights_y is None or weights_y is validation.best_weights:
+        return model
+    model_y = build()
+    model_y.score_all(features)  # creates the variables, in the same order as `model`'s
+    model_y.set_weights(weights_y)
+    return PerDomainSelection(model, model_y)
 
 
 def make_strategy(name: str, devices=None) -> tf.distribute.Strategy:
@@ -198,7 +262,7 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
     eval_rows = read_canonical(eval_files)[1]
     test_rows = read_canonical([F.split_pattern(examples_root, "test")])[1] if cfg.eval.track_test_per_epoch else None
     validation = RankingValidation(eval_rows, num_items, cfg.data, cfg.eval, cfg.train.early_stopping_patience,
-                                   log_dir, cfg.train.epochs, test_rows)
+                                   log_dir, cfg.train.epochs, test_rows, cfg.train.epoch_selection)
     # first, so a NaN batch stops training before any other callback sees its logs
     callbacks = [StopOnNonFiniteLoss(), tf.keras.callbacks.TensorBoard(log_dir=log_dir, histogram_freq=0), validation]
     if isinstance(model, I2VAE):
@@ -215,9 +279,20 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
     except NonFiniteLossError as e:  # the run fails: nothing is exported, evaluated or pushed
         print(f"[train] {e}", flush=True)
         raise
-    return model, {"best_epoch": validation.best_epoch, "best_val_ndcg": validation.best,
-                   "untrained_val_ndcg": validation.untrained, "epochs_run": len(validation.history) - 1,
-                   "history": validation.history}, popularity
+    history = {"best_epoch": validation.best_epoch, "best_val_ndcg": validation.best,
+               "untrained_val_ndcg": validation.untrained, "epochs_run": len(validation.history) - 1,
+               "history": validation.history}
+    if cfg.train.epoch_selection == "per_domain":
+        history["best_epochs"] = dict(validation.best_epoch_by_domain)
+        print(f"[train] per-domain selection: epoch {validation.selected()}", flush=True)
+
+        def build():
+            with strategy.scope():
+                return build_model(num_items, cfg, popularity, generator)
+
+        model = per_domain_model(model, validation, build,
+                                 E.features_from_rows(eval_rows[:2], cfg.data.max_len, cfg.data.pseudo_len))
+    return model, history, popularity
 
 
 def apply_overrides(cfg, overrides):

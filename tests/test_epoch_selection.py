@@ -1,0 +1,109 @@
+"""Per-domain epoch selection (`train.epoch_selection="per_domain"`): each domain keeps the
+weights of its own best validation epoch, training stops once neither domain improves, and
+the combined model scores (and exports) each domain with its own weights."""
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import build, config, features
+from test_repeatability import T, TP, write_examples
+
+from models import evaluation as E
+from models import features as F
+from models import metrics as M
+from models.trainer import PerDomainSelection, RankingValidation, per_domain_model, read_canonical, train_model
+from pipeline import config as C
+from serving.export import export_saved_model
+
+
+class Weights:
+    """A stand-in model whose weights are the number of the epoch that set them."""
+
+    def __init__(self):
+        self.epoch, self.stop_training = 0, False
+
+    def get_weights(self):
+        return [self.epoch]
+
+
+def scripted(selection, patience, ndcg_by_epoch):
+    """Runs RankingValidation over scripted validation NDCG@10 values ((x, y) per epoch)."""
+    validation = RankingValidation([], (3, 3), C.DataConfig(), C.EvalConfig(), patience, selection=selection)
+    model = Weights()
+    validation.model = model
+
+    def validate(step, loss):
+        x, y = ndcg_by_epoch[step - 1]
+        result = {"x": {"all": {"NDCG@10": x}}, "y": {"all": {"NDCG@10": y}}}
+        validation.history.append({"epoch": step, "loss": loss})
+        return result, (x + y) / 2
+
+    validation._validate = validate
+    for epoch in range(len(ndcg_by_epoch)):
+        model.epoch = epoch + 1
+        validation.on_epoch_end(epoch, {"loss": 1.0})
+        if model.stop_training:
+            break
+    return validation, model.epoch
+
+
+def test_each_domain_keeps_its_best_epoch_and_training_stops_when_neither_improves():
+    # X peaks at epoch 1, Y keeps rising to epoch 4; the mean peaks at epoch 2
+    curve = [(0.30, 0.10), (0.29, 0.20), (0.20, 0.25), (0.10, 0.30), (0.10, 0.29), (0.10, 0.28), (0.10, 0.27)]
+    per_domain, stopped = scripted("per_domain", 2, curve)
+    assert per_domain.best_epoch_by_domain == {"x": 1, "y": 4}
+    assert per_domain.best_weights_by_domain == {"x": [1], "y": [4]} and per_domain.best_weights == [1]
+    assert stopped == 6 and per_domain.best == pytest.approx(0.30) and per_domain.selected() == "X 1, Y 4"
+    mean, stopped = scripted("mean", 2, curve)
+    assert mean.best_epoch == 2 and mean.best_weights == [2] and stopped == 4 and mean.selected() == "2"
+
+
+def test_combined_model_scores_and_exports_each_domain_with_its_own_weights(examples_root, tmp_path):
+    model_x, popularity = build("i2vae", examples_root)
+    model_y, _ = build("i2vae", examples_root)
+    for v in model_y.trainable_variables:  # other weights than model_x's
+        v.assign(v + tf.random.normal(v.shape, stddev=0.1, seed=4))
+    inputs = {k: tf.constant(v) for k, v in features().items()}
+    expected = model_x.score_all(inputs)[0].numpy(), model_y.score_all(inputs)[1].numpy()
+    assert not np.allclose(model_x.score_all(inputs)[1], expected[1])  # the test can tell them apart
+
+    validation = RankingValidation([], (3, 3), C.DataConfig(), C.EvalConfig(), 3, selection="per_domain")
+    validation.best_weights = model_x.get_weights()
+    validation.best_weights_by_domain = {"x": validation.best_weights, "y": model_y.get_weights()}
+    fresh = lambda: build("i2vae", examples_root)[0]  # noqa: E731 - weights are overwritten
+    combined = per_domain_model(model_x, validation, fresh, features())
+    assert isinstance(combined, PerDomainSelection)
+    for got, want in zip(combined.score_all(inputs), expected):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-6, atol=1e-6)
+    export_saved_model(combined, examples_root, popularity, config("i2vae"), str(tmp_path / "saved"))
+    out = tf.saved_model.load(str(tmp_path / "saved")).signatures["score_items"](**inputs)
+    np.testing.assert_allclose(out["scores_x"].numpy(), expected[0], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(out["scores_y"].numpy(), expected[1], rtol=1e-6, atol=1e-6)
+    # the same epoch for both domains: the one model, nothing doubled
+    validation.best_weights_by_domain["y"] = validation.best_weights
+    assert per_domain_model(model_x, validation, fresh, features()) is model_x
+
+
+def test_training_with_per_domain_selection_scores_each_domain_at_its_best_epoch(tmp_path):
+    """End to end on tiny TFRecords: the returned model's validation NDCG@10 in each domain is
+    that domain's best over the epochs (so the second copy got the right weights in the right
+    order, though it was built by a call rather than by `fit`)."""
+    root = write_examples(str(tmp_path / "examples"))
+    cfg = C.load_config(overrides=[
+        "model.embedding_dim=8", "model.latent_dim=4", "model.num_heads=2", "model.num_blocks=1",
+        f"data.max_len={T}", f"data.pseudo_len={TP}", "train.epochs=6", "train.batch_size=32",
+        "train.learning_rate=0.02", "eval.num_negatives=20", 'train.epoch_selection="per_domain"',
+        "train.early_stopping_patience=6", "train.seed=3"])
+    model, history, _ = train_model([F.split_pattern(root, "train")], [F.split_pattern(root, "eval")], root, cfg,
+                                    str(tmp_path / "logs"))
+    epochs = history["history"][1:]
+    for d in M.DOMAINS:
+        values = [e["metrics"][d]["all"]["NDCG@10"] for e in epochs]
+        assert history["best_epochs"][d] == 1 + int(np.argmax(values))
+    rows = read_canonical([F.split_pattern(root, "eval")])[1]
+    negatives = M.candidate_matrix(rows, (40, 30), cfg.eval.num_negatives, cfg.eval.seed)
+    got = E.evaluate_rows(E.keras_scorer(model), rows, negatives, T, TP, [10])["sampled"]
+    for d in M.DOMAINS:
+        best = history["history"][history["best_epochs"][d]]["metrics"][d]["all"]["NDCG@10"]
+        assert got[d]["all"]["NDCG@10"] == pytest.approx(best, abs=1e-6)
+    assert history["best_epochs"]["x"] != history["best_epochs"]["y"], "this run should need two weight sets"
+    assert isinstance(model, PerDomainSelection)
