@@ -129,7 +129,8 @@ class RankingValidation(tf.keras.callbacks.Callback):
                 self.best_by_domain[d], self.best_epoch_by_domain[d] = float(value), epoch
                 self.best_weights_by_domain[d], improved = weights, True
         self.wait = 0 if improved else self.wait + 1
-        self.best = float(np.mean(list(self.best_by_domain.values())))
+        found = [v for v in self.best_by_domain.values() if v >= 0]  # a domain without validation rows has none
+        self.best = float(np.mean(found)) if found else -1.0
         self.best_epoch = max(self.best_epoch_by_domain.values())
         first = self.best_weights_by_domain[M.DOMAINS[0]]
         self.best_weights = first if first is not None else self.best_weights_by_domain[M.DOMAINS[1]]

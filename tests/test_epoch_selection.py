@@ -53,6 +53,10 @@ def test_each_domain_keeps_its_best_epoch_and_training_stops_when_neither_improv
     assert per_domain.best_epoch_by_domain == {"x": 1, "y": 4}
     assert per_domain.best_weights_by_domain == {"x": [1], "y": [4]} and per_domain.best_weights == [1]
     assert stopped == 6 and per_domain.best == pytest.approx(0.30) and per_domain.selected() == "X 1, Y 4"
+    # a domain with no validation rows (NaN) never wins an epoch; the other one decides
+    no_y, _ = scripted("per_domain", 2, [(x, float("nan")) for x, _ in curve])
+    assert no_y.best_epoch_by_domain == {"x": 1, "y": 0} and no_y.best == pytest.approx(0.30)
+    assert no_y.best_weights == [1] and no_y.best_weights_by_domain["y"] is None
     mean, stopped = scripted("mean", 2, curve)
     assert mean.best_epoch == 2 and mean.best_weights == [2] and stopped == 4 and mean.selected() == "2"
 
