@@ -430,8 +430,8 @@ def write_report(pair: str, results_dir: str, command: str) -> str:
         "seed, never the user's own items, ties counted against the positive; the epoch is selected on the "
         "validation split (10% of train users) by mean NDCG@10 of both domains (a candidate marked \"epoch "
         "per domain\" keeps each domain's own best validation epoch; its SavedModel holds both weight sets), "
-        "and test is reported once at that epoch. Figures are mean ± sample std over seeds, in %. The seed varies model initialisation and "
-        "batch order; the data split, LightGCN and the negatives are fixed.",
+        "and test is reported once at that epoch. Figures are mean ± sample std over seeds, in %. The seed "
+        "varies model initialisation and batch order; the data split, LightGCN and the negatives are fixed.",
         "",
         "## Table 2: all users, long-tailed and cold-start (test, 999 sampled negatives)",
         "",
