@@ -29,6 +29,21 @@ def masked_mean(x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(x * m, axis=1) / tf.maximum(tf.reduce_sum(m, axis=1), 1.0)
 
 
+def pool_history(x: tf.Tensor, mask: tf.Tensor, how: str = "mean") -> tf.Tensor:
+    """Pools a history encoder's output [B, T, d] to [B, d].
+
+    "mean" is the paper's (DESIGN.md step 2). "last" reads the most recent item's position
+    (histories are left-padded, so it is always the last one), as SASRec does; "mean_last"
+    averages the two, keeping the paper's mean and adding recency. An empty row pools to
+    zeros in every mode, because the encoder zeroes padded positions.
+    """
+    mean = masked_mean(x, mask)
+    if how == "mean":
+        return mean
+    last = x[:, -1] * tf.cast(mask[:, -1], x.dtype)[:, None]
+    return last if how == "last" else 0.5 * (mean + last)
+
+
 def noise_adaptive_weight(length: tf.Tensor, max_len: int, a: float = 0.8, b: float = 0.8) -> tf.Tensor:
     """w = exp(a * L / T) - b with L the real history length capped at T (paper eq. for DN-R)."""
     capped = tf.minimum(tf.cast(length, tf.float32), float(max_len))
@@ -312,6 +327,7 @@ class I2VAE(LossTermsModel):
         d, k, s = model_cfg.embedding_dim, model_cfg.latent_dim, model_cfg.min_scale
         self.num_items = (num_items_x, num_items_y)
         self.model_cfg, self.train_cfg = model_cfg, train_cfg
+        self.pooling = model_cfg.pooling
         self.max_len, self.pseudo_len = max_len, pseudo_len
         # one initializer per table: a shared unseeded instance gives both tables the same first rows
         self.item_emb_x = tf.keras.layers.Embedding(num_items_x + 1, d, name="item_emb_x",
@@ -360,7 +376,9 @@ class I2VAE(LossTermsModel):
         ys, my = self.enc_y(features[F.HISTORY_Y], training=training)
         axs, max_ = self.enc_ax(features[F.PSEUDO_X], training=training)
         ays, may = self.enc_ay(features[F.PSEUDO_Y], training=training)
-        X, Y = masked_mean(xs, mx), masked_mean(ys, my)
+        # pooling applies to the real histories only: a pseudo-sequence ends in recalled
+        # items, so its last position carries no recency
+        X, Y = pool_history(xs, mx, self.pooling), pool_history(ys, my, self.pooling)
         Xa, Ya = masked_mean(axs, max_), masked_mean(ays, may)
         has_x = tf.reduce_any(mx, axis=1)
         has_y = tf.reduce_any(my, axis=1)

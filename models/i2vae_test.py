@@ -6,15 +6,16 @@ import pytest
 import tensorflow as tf
 
 from models import features as F
-from models.i2vae import I2VAE, masked_mean, noise_adaptive_weight, tfd
+from models.i2vae import I2VAE, masked_mean, noise_adaptive_weight, pool_history, tfd
 from pipeline.config import ModelConfig, TrainConfig
 
 T, TP = 5, 8
 
 
-def small_model(**train):
+def small_model(pooling="mean", **train):
     tf.keras.utils.set_random_seed(0)
-    return I2VAE(30, 20, ModelConfig(embedding_dim=16, latent_dim=8, num_heads=2, num_blocks=1, dropout=0.0),
+    return I2VAE(30, 20, ModelConfig(embedding_dim=16, latent_dim=8, num_heads=2, num_blocks=1, dropout=0.0,
+                                     pooling=pooling),
                  TrainConfig(**train), max_len=T, pseudo_len=TP)
 
 
@@ -61,8 +62,31 @@ def test_masked_mean_of_empty_row_is_zero():
     assert np.all(out[0] == 0) and np.all(out[1] == 1)
 
 
-def test_padding_invariance():
-    m = small_model()
+def test_pool_history_modes():
+    # rows: [pad, 1, 3] and all padding; the encoder zeroes padded positions
+    x = tf.constant([[[0.0, 0.0], [1.0, 2.0], [3.0, 6.0]], [[0.0, 0.0]] * 3])
+    mask = tf.constant([[False, True, True], [False] * 3])
+    np.testing.assert_allclose(pool_history(x, mask, "mean").numpy(), [[2, 4], [0, 0]])
+    np.testing.assert_allclose(pool_history(x, mask, "last").numpy(), [[3, 6], [0, 0]])
+    np.testing.assert_allclose(pool_history(x, mask, "mean_last").numpy(), [[2.5, 5], [0, 0]])
+
+
+def test_pooling_mode_changes_scores():
+    b = batch()
+    mean_x, _ = small_model("mean").score_all(b)
+    last_x, _ = small_model("last").score_all(b)
+    # same initial weights, so any difference comes from how the histories are pooled
+    assert not np.allclose(mean_x.numpy(), last_x.numpy())
+
+
+def test_config_rejects_unknown_pooling():
+    with pytest.raises(ValueError, match="model.pooling"):
+        ModelConfig(pooling="max")
+
+
+@pytest.mark.parametrize("pooling", ["mean", "last", "mean_last"])
+def test_padding_invariance(pooling):
+    m = small_model(pooling)
     b = batch()
     sx, sy = m.score_all(b)
     # less left padding: drop the two leading columns, which are padding in every row

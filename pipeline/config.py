@@ -108,6 +108,10 @@ class ModelConfig:
     dropout: float = 0.2  # dropout on embeddings, attention and feed-forward outputs
     cross_encoder: str = "attention"  # "attention" or "mlp"
     decoder_hidden: List[int] = dataclasses.field(default_factory=lambda: [32, 64, 32])  # decoder MLP (paper)
+    # how a history encoder's output becomes X, Y: "mean" over real positions (the paper),
+    # "last" (the most recent item's position, as SASRec reads it) or "mean_last" (their
+    # average). Pseudo-sequences are always mean-pooled. Not the paper's: a tuning candidate.
+    pooling: str = "mean"
     min_scale: float = 1e-4  # floor added to every posterior and prior scale (softplus + min_scale)
     sasrec_negatives: int = 256  # uniform negatives shared by the batch in SASRec's sampled softmax
 
@@ -116,10 +120,13 @@ class ModelConfig:
             raise ValueError(f"model.kind must be one of {MODEL_KINDS}, found {self.kind!r}")
         if self.cross_encoder not in ("attention", "mlp"):
             raise ValueError(f"model.cross_encoder must be 'attention' or 'mlp', found {self.cross_encoder!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"model.pooling must be one of {POOLINGS}, found {self.pooling!r}")
 
 
 MODEL_KINDS = ("i2vae", "sasrec", "lightgcn", "popularity")
 EPOCH_SELECTIONS = ("mean", "per_domain")
+POOLINGS = ("mean", "last", "mean_last")
 
 
 @dataclasses.dataclass

@@ -29,20 +29,22 @@ def fake_result(setting, seed, value, epochs=3):
                                  "cold_start_rows": overrides.get("train.cold_start_rows") == "true",
                                  "lambda_a": float(overrides.get("train.lambda_a", 5e-3)),
                                  "epoch_selection": json.loads(overrides.get("train.epoch_selection", '"mean"'))},
-                       "model": {"decoder_hidden": json.loads(overrides.get("model.decoder_hidden", "[32, 64, 32]"))}}}
+                       "model": {"decoder_hidden": json.loads(overrides.get("model.decoder_hidden", "[32, 64, 32]")),
+                                 "pooling": json.loads(overrides.get("model.pooling", '"mean"'))}}}
 
 
 def test_plan_runs_seed_by_seed_and_deterministic_models_once():
     runs = R.plan(seeds=2, sweep_seeds=1)
     names = [(s.name, k) for s, k in runs]
-    assert names[:18] == [("i2vae", 1), ("sasrec", 1), ("lightgcn", 1), ("popularity", 1), ("wo_psg", 1),
+    assert names[:20] == [("i2vae", 1), ("sasrec", 1), ("lightgcn", 1), ("popularity", 1), ("wo_psg", 1),
                           ("wo_ifr_dsr", 1), ("wo_dnr", 1), ("i2vae_lr0.0003", 1), ("i2vae_lr0.0005", 1),
                           ("sasrec_p10", 1), ("i2vae_p10", 1), ("i2vae_wide", 1),
                           ("i2vae_prefix", 1), ("i2vae_cold", 1), ("i2vae_prefix_cold", 1),
-                          ("i2vae_prefix_cold_wide", 1), ("i2vae_prefix_cold_la", 1), ("i2vae_prefix_cold_la_pd", 1)]
+                          ("i2vae_prefix_cold_wide", 1), ("i2vae_prefix_cold_la", 1), ("i2vae_prefix_cold_la_pd", 1),
+                          ("i2vae_prefix_cold_ml", 1), ("i2vae_prefix_cold_la_pd_ml", 1)]
     assert ("i2vae_lr0.0003", 2) not in names  # tuning candidates: seed 1 only until selected
     # then the main comparison's second seed before the ablations' second seed
-    assert names[18:20] == [("i2vae", 2), ("sasrec", 2)] and names[20] == ("wo_psg", 2)
+    assert names[20:22] == [("i2vae", 2), ("sasrec", 2)] and names[22] == ("wo_psg", 2)
     assert ("lightgcn", 2) not in names and ("i2vae", 2) in names
     assert [n for n, _ in names[-6:]] == ["density_25", "density_50", "density_75", "overlap_25", "overlap_50",
                                           "overlap_75"]
@@ -126,12 +128,12 @@ def test_tuning_selects_on_validation_not_test(tmp_path):
         write_result(results_dir, r)
     md = open(R.write_report("cloth_sport", str(results_dir), "cmd")).read()
     tuning = md.split("## Tuning on the validation split")[1].split("##")[0]
-    assert ("| **selected** i2VAE lr 0.0003 | 0.0003 | 3 | 20 | both domains | [32, 64, 32] | 0 | no | 0.005 | 1 "
+    assert ("| **selected** i2VAE lr 0.0003 | 0.0003 | 3 | 20 | both domains | [32, 64, 32] | 0 | no | 0.005 | mean | 1 "
             "| 3 (3) | 7.00 | 7.00 | 7.00 | 1.00 |") in tuning
-    assert "| i2VAE lr 0.0005 | 0.0005 | 3 | 20 | both domains | [32, 64, 32] | 0 | no | 0.005 | 1 | 3 (3) | 2.00 |" \
+    assert "| i2VAE lr 0.0005 | 0.0005 | 3 | 20 | both domains | [32, 64, 32] | 0 | no | 0.005 | mean | 1 | 3 (3) | 2.00 |" \
         in tuning
     assert "| i2VAE (default) | 0.0008 |" in tuning
-    assert ("| i2VAE + cold-start rows | 0.0008 | 3 | 20 | both domains | [32, 64, 32] | 0 | yes | 0.005 | 1 |"
+    assert ("| i2VAE + cold-start rows | 0.0008 | 3 | 20 | both domains | [32, 64, 32] | 0 | yes | 0.005 | mean | 1 |"
             in tuning)
     # Table 2 shows the selected candidate, with its (worse) test figure
     table2 = md.split("## Table 2")[1].split("##")[0]
@@ -165,7 +167,7 @@ def test_selected_candidate_earns_further_seeds_and_replaces_the_default(tmp_pat
     md = open(R.write_report("cloth_sport", str(results_dir), "cmd")).read()
     assert "SASRec patience 10, ≤40 epochs HR@10" in md.split("## Table 2")[1].split("##")[0]
     tuning = md.split("## Tuning on the validation split")[1].split("##")[0]
-    assert "| **selected** SASRec patience 10, ≤40 epochs | 0.0008 | 10 | 40 | both domains | – | – | – | – | 1,2 |" \
+    assert "| **selected** SASRec patience 10, ≤40 epochs | 0.0008 | 10 | 40 | both domains | – | – | – | – | – | 1,2 |" \
         in tuning
 
 
@@ -185,6 +187,16 @@ def test_per_domain_selection_shows_each_domains_epoch(tmp_path):
     row = [line for line in tuning.splitlines() if "epoch per domain" in line][0]
     assert "| 5 | 20 | per domain |" in row and "| 12 (12/7) |" in row
     assert "selected epoch 7–12" in md.split("## Table 2")[1].split("##")[0]
+
+
+def test_pooling_candidate_row(tmp_path):
+    results_dir = tmp_path / "phone_elec"
+    write_result(results_dir, fake_result(R.BY_NAME["i2vae"], 1, 0.05))
+    write_result(results_dir, fake_result(R.BY_NAME["i2vae_prefix_cold_ml"], 1, 0.04))
+    md = open(R.write_report("phone_elec", str(results_dir), "cmd")).read()
+    tuning = md.split("## Tuning on the validation split")[1].split("##")[0]
+    row = [line for line in tuning.splitlines() if "pooled mean + last" in line][0]
+    assert "| 19 | yes | 0.005 | mean + last | 1 |" in row and not row.startswith("| **selected**")
 
 
 def test_result_files_are_not_git_ignored():
