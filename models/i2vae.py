@@ -327,7 +327,6 @@ class I2VAE(LossTermsModel):
         d, k, s = model_cfg.embedding_dim, model_cfg.latent_dim, model_cfg.min_scale
         self.num_items = (num_items_x, num_items_y)
         self.model_cfg, self.train_cfg = model_cfg, train_cfg
-        self.pooling = model_cfg.pooling
         self.max_len, self.pseudo_len = max_len, pseudo_len
         # one initializer per table: a shared unseeded instance gives both tables the same first rows
         self.item_emb_x = tf.keras.layers.Embedding(num_items_x + 1, d, name="item_emb_x",
@@ -378,7 +377,7 @@ class I2VAE(LossTermsModel):
         ays, may = self.enc_ay(features[F.PSEUDO_Y], training=training)
         # pooling applies to the real histories only: a pseudo-sequence ends in recalled
         # items, so its last position carries no recency
-        X, Y = pool_history(xs, mx, self.pooling), pool_history(ys, my, self.pooling)
+        X, Y = pool_history(xs, mx, self.model_cfg.pooling), pool_history(ys, my, self.model_cfg.pooling)
         Xa, Ya = masked_mean(axs, max_), masked_mean(ays, may)
         has_x = tf.reduce_any(mx, axis=1)
         has_y = tf.reduce_any(my, axis=1)
