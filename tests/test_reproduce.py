@@ -36,15 +36,16 @@ def fake_result(setting, seed, value, epochs=3):
 def test_plan_runs_seed_by_seed_and_deterministic_models_once():
     runs = R.plan(seeds=2, sweep_seeds=1)
     names = [(s.name, k) for s, k in runs]
-    assert names[:20] == [("i2vae", 1), ("sasrec", 1), ("lightgcn", 1), ("popularity", 1), ("wo_psg", 1),
+    assert names[:22] == [("i2vae", 1), ("sasrec", 1), ("lightgcn", 1), ("popularity", 1), ("wo_psg", 1),
                           ("wo_ifr_dsr", 1), ("wo_dnr", 1), ("i2vae_lr0.0003", 1), ("i2vae_lr0.0005", 1),
                           ("sasrec_p10", 1), ("i2vae_p10", 1), ("i2vae_wide", 1),
                           ("i2vae_prefix", 1), ("i2vae_cold", 1), ("i2vae_prefix_cold", 1),
                           ("i2vae_prefix_cold_wide", 1), ("i2vae_prefix_cold_la", 1), ("i2vae_prefix_cold_la_pd", 1),
-                          ("i2vae_prefix_cold_ml", 1), ("i2vae_prefix_cold_la_pd_ml", 1)]
+                          ("i2vae_prefix_cold_ml", 1), ("i2vae_prefix_cold_la_pd_ml", 1),
+                          ("i2vae_prefix_cold_pd", 1), ("i2vae_prefix_cold_la_pd_wide", 1)]
     assert ("i2vae_lr0.0003", 2) not in names  # tuning candidates: seed 1 only until selected
     # then the main comparison's second seed before the ablations' second seed
-    assert names[20:22] == [("i2vae", 2), ("sasrec", 2)] and names[22] == ("wo_psg", 2)
+    assert names[22:24] == [("i2vae", 2), ("sasrec", 2)] and names[24] == ("wo_psg", 2)
     assert ("lightgcn", 2) not in names and ("i2vae", 2) in names
     assert [n for n, _ in names[-6:]] == ["density_25", "density_50", "density_75", "overlap_25", "overlap_50",
                                           "overlap_75"]
