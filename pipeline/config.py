@@ -12,6 +12,13 @@ import os
 from typing import Any, Dict, List, Optional
 
 
+def _check_choice(field: str, value, allowed: tuple) -> None:
+    """Rejects a value outside `allowed`, naming the field (e.g. from a typo in `--set`)."""
+    if value not in allowed:
+        choices = " or ".join(map(repr, allowed)) if len(allowed) == 2 else f"one of {allowed}"
+        raise ValueError(f"{field} must be {choices}, found {value!r}")
+
+
 @dataclasses.dataclass
 class DataConfig:
     """Ingest settings.
@@ -52,8 +59,7 @@ class DataConfig:
     max_history_length: int = 1000
 
     def __post_init__(self):
-        if self.on_bad_rows not in ("stop", "skip"):
-            raise ValueError(f"data.on_bad_rows must be 'stop' or 'skip', found {self.on_bad_rows!r}")
+        _check_choice("data.on_bad_rows", self.on_bad_rows, ("stop", "skip"))
         if self.max_history_length < 1:
             raise ValueError(f"data.max_history_length must be >= 1, found {self.max_history_length!r}")
         for name in ("val_fraction", "eval_fraction", "test_fraction", "cold_start_fraction", "long_tail_share",
@@ -84,10 +90,8 @@ class LightGCNConfig:
     seed: int = 42  # seed of initialisation and negative sampling
 
     def __post_init__(self):
-        if self.user_embedding not in ("graph", "fold_in"):
-            raise ValueError(f"lightgcn.user_embedding must be 'graph' or 'fold_in', found {self.user_embedding!r}")
-        if self.pseudo_source not in ("lightgcn", "random"):
-            raise ValueError(f"lightgcn.pseudo_source must be 'lightgcn' or 'random', found {self.pseudo_source!r}")
+        _check_choice("lightgcn.user_embedding", self.user_embedding, ("graph", "fold_in"))
+        _check_choice("lightgcn.pseudo_source", self.pseudo_source, ("lightgcn", "random"))
 
 
 @dataclasses.dataclass
@@ -116,12 +120,9 @@ class ModelConfig:
     sasrec_negatives: int = 256  # uniform negatives shared by the batch in SASRec's sampled softmax
 
     def __post_init__(self):
-        if self.kind not in MODEL_KINDS:
-            raise ValueError(f"model.kind must be one of {MODEL_KINDS}, found {self.kind!r}")
-        if self.cross_encoder not in ("attention", "mlp"):
-            raise ValueError(f"model.cross_encoder must be 'attention' or 'mlp', found {self.cross_encoder!r}")
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"model.pooling must be one of {POOLINGS}, found {self.pooling!r}")
+        _check_choice("model.kind", self.kind, MODEL_KINDS)
+        _check_choice("model.cross_encoder", self.cross_encoder, ("attention", "mlp"))
+        _check_choice("model.pooling", self.pooling, POOLINGS)
 
 
 MODEL_KINDS = ("i2vae", "sasrec", "lightgcn", "popularity")
@@ -173,8 +174,7 @@ class TrainConfig:
     grid_lambda_a: List[float] = dataclasses.field(default_factory=lambda: [1e-4, 5e-3, 1e-2, 1e-1])  # lambda_a range
 
     def __post_init__(self):
-        if self.epoch_selection not in EPOCH_SELECTIONS:
-            raise ValueError(f"train.epoch_selection must be one of {EPOCH_SELECTIONS}, found {self.epoch_selection!r}")
+        _check_choice("train.epoch_selection", self.epoch_selection, EPOCH_SELECTIONS)
 
 
 @dataclasses.dataclass

@@ -32,6 +32,17 @@ def test_unknown_fields_are_named(override):
         C.load_config(None, [override])
 
 
+@pytest.mark.parametrize("field, allowed", [
+    ("data.on_bad_rows", "'stop' or 'skip'"), ("lightgcn.user_embedding", "'graph' or 'fold_in'"),
+    ("lightgcn.pseudo_source", "'lightgcn' or 'random'"), ("model.kind", "one of ('i2vae', 'sasrec', "),
+    ("model.cross_encoder", "'attention' or 'mlp'"), ("model.pooling", "one of ('mean', 'last', 'mean_last')"),
+    ("train.epoch_selection", "'mean' or 'per_domain'")])
+def test_a_value_outside_its_choices_names_the_field_and_the_choices(field, allowed):
+    with pytest.raises(ValueError) as err:
+        C.load_config(None, [f'{field}="typo"'])
+    assert str(err.value).startswith(f"{field} must be {allowed}") and str(err.value).endswith("found 'typo'")
+
+
 SUBCOMMANDS = ("demo", "run", "synthetic", "reproduce", "kubeflow", "bench")
 
 
