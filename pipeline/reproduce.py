@@ -92,40 +92,43 @@ PREFIX_COLD = Setting("i2vae_prefix_cold", ["train.prefix_targets=19", "train.co
                       label="i2VAE + earlier targets + cold-start rows", tunes="i2vae")
 SETTINGS += [Setting("i2vae_cold", ["train.cold_start_rows=true"], "tuning",
                      label="i2VAE + cold-start rows", tunes="i2vae"), PREFIX_COLD]
+
+
+def on_top(base: Setting, change: tuple) -> Setting:
+    """A tuning candidate that adds one change, (suffix, overrides, what), to another candidate."""
+    suffix, overrides, what = change
+    return Setting(f"{base.name}_{suffix}", base.overrides + overrides, "tuning", label=f"{base.label}, {what}",
+                   tunes="i2vae")
+
+
+# The changes that later candidates add on top of earlier ones.
+WIDER_DECODER = ("wide", WIDE.overrides, "decoder [128, 256, 128]")
+SMALL_LAMBDA_A = ("la", ["train.lambda_a=0.0001"], "lambda_a 1e-4")
+EPOCH_PER_DOMAIN = ("pd", ['train.epoch_selection="per_domain"', "train.early_stopping_patience=5"],
+                    "epoch per domain, patience 5")
+MEAN_LAST = ("ml", ['model.pooling="mean_last"'], "history pooled mean + last")
 # On phone_elec the selected earlier targets + cold-start rows trail SASRec on Phone long-tailed
 # validation NDCG@10 (9.1 vs 12.0). Two candidates on top of it, each from an earlier seed-1 hint
 # on validation: the 4x wider decoder (Phone validation NDCG@10 5.51 -> 7.13 at the defaults) and
 # the paper grid's smallest lambda_a (lambda_a = 0 raised the validation mean 8.67 -> 9.05).
-PREFIX_COLD_WIDE, PREFIX_COLD_LA = [
-    Setting(f"{PREFIX_COLD.name}_{suffix}", PREFIX_COLD.overrides + [override], "tuning",
-            label=f"{PREFIX_COLD.label}, {what}", tunes="i2vae")
-    for suffix, override, what in (("wide", WIDE.overrides[0], "decoder [128, 256, 128]"),
-                                   ("la", "train.lambda_a=0.0001", "lambda_a 1e-4"))]
-SETTINGS += [PREFIX_COLD_WIDE, PREFIX_COLD_LA]
+PREFIX_COLD_LA = on_top(PREFIX_COLD, SMALL_LAMBDA_A)
+SETTINGS += [on_top(PREFIX_COLD, WIDER_DECODER), PREFIX_COLD_LA]
 # phone_elec's selected lambda_a 1e-4 run stopped at epoch 10 with its domains apart: Elec's
 # validation NDCG@10 peaked at epoch 7, Phone's was still rising (14.41 at epoch 8). Each domain
 # at its own best validation epoch (`train.epoch_selection`), with patience 5, is a candidate.
-EPOCH_PER_DOMAIN = ['train.epoch_selection="per_domain"', "train.early_stopping_patience=5"]
-PREFIX_COLD_LA_PD = Setting(f"{PREFIX_COLD_LA.name}_pd", PREFIX_COLD_LA.overrides + EPOCH_PER_DOMAIN, "tuning",
-                            label=f"{PREFIX_COLD_LA.label}, epoch per domain, patience 5", tunes="i2vae")
+PREFIX_COLD_LA_PD = on_top(PREFIX_COLD_LA, EPOCH_PER_DOMAIN)
 SETTINGS += [PREFIX_COLD_LA_PD]
 # Both pairs' selected models trail SASRec on long-tailed NDCG@10 (Phone 12.80 vs 14.30, Sport
 # 5.26 vs 5.56) while beating it on HR@10: the item is found but ranked lower. i2VAE mean-pools
 # each history; SASRec reads the most recent position. Averaging the two (`model.pooling`) on
 # top of each pair's selected candidate is a candidate.
-MEAN_LAST = 'model.pooling="mean_last"'
-SETTINGS += [Setting(f"{base.name}_ml", base.overrides + [MEAN_LAST], "tuning",
-                     label=f"{base.label}, history pooled mean + last", tunes="i2vae")
-             for base in (PREFIX_COLD, PREFIX_COLD_LA_PD)]
+SETTINGS += [on_top(PREFIX_COLD, MEAN_LAST), on_top(PREFIX_COLD_LA_PD, MEAN_LAST)]
 # Mean + last pooling was not selected on either pair. Two more candidates, one per pair's
 # remaining gap: on cloth_sport, phone_elec's epoch per domain with patience 5 on top of its
 # selected candidate (whose run stopped at epoch 14, three epochs after both domains' best);
 # on phone_elec, the 4x wider decoder on top of its selected one (the paper decoder's rank-32
 # logits against SASRec's 128, and Phone validation NDCG@10 5.51 -> 7.13 at the defaults).
-SETTINGS += [Setting(f"{PREFIX_COLD.name}_pd", PREFIX_COLD.overrides + EPOCH_PER_DOMAIN, "tuning",
-                     label=f"{PREFIX_COLD.label}, epoch per domain, patience 5", tunes="i2vae"),
-             Setting(f"{PREFIX_COLD_LA_PD.name}_wide", PREFIX_COLD_LA_PD.overrides + WIDE.overrides, "tuning",
-                     label=f"{PREFIX_COLD_LA_PD.label}, decoder [128, 256, 128]", tunes="i2vae")]
+SETTINGS += [on_top(PREFIX_COLD, EPOCH_PER_DOMAIN), on_top(PREFIX_COLD_LA_PD, WIDER_DECODER)]
 BY_NAME = {s.name: s for s in SETTINGS}
 
 
