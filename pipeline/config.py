@@ -127,6 +127,8 @@ class ModelConfig:
 
 MODEL_KINDS = ("i2vae", "sasrec", "lightgcn", "popularity")
 EPOCH_SELECTIONS = ("mean", "per_domain")
+RECONSTRUCTIONS = ("softmax", "bce")
+DISTRIBUTE_STRATEGIES = ("none", "mirrored", "multi_worker")
 POOLINGS = ("mean", "last", "mean_last")
 
 
@@ -175,6 +177,8 @@ class TrainConfig:
 
     def __post_init__(self):
         _check_choice("train.epoch_selection", self.epoch_selection, EPOCH_SELECTIONS)
+        _check_choice("train.reconstruction", self.reconstruction, RECONSTRUCTIONS)
+        _check_choice("train.distribute", self.distribute, DISTRIBUTE_STRATEGIES)
 
 
 @dataclasses.dataclass

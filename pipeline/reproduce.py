@@ -216,13 +216,14 @@ def shared_seeds(results: Dict[str, List[Dict]], names: List[str]) -> List[int]:
 
 def selected(results: Dict[str, List[Dict]], model: str) -> str:
     """The candidate with the best validation score over the seeds all candidates share; the
-    default when nothing else has run. Test figures play no part."""
+    default when nothing else has run. A tie keeps the default, else the candidate first in
+    `SETTINGS` (the one that changes less). Test figures play no part."""
     names = candidates(results, model)
     seeds = shared_seeds(results, names)
     if len(names) < 2 or not seeds:
         return model
     score = {n: np.mean([validation_score(r) for r in results[n] if r["seed"] in seeds]) for n in names}
-    return max(names, key=lambda n: (score[n], n == model))  # a tie keeps the default
+    return max(names, key=lambda n: (score[n], n == model))  # max() keeps the first of equal keys
 
 
 def main_names(results: Dict[str, List[Dict]]) -> List[str]:
@@ -496,7 +497,7 @@ def write_report(pair: str, results_dir: str, command: str) -> str:
                   "its own best epoch (patience 5) on earlier targets + cold-start rows (cloth_sport's selected "
                   "one), and the wider decoder on the per-domain lambda_a 1e-4 one (phone_elec's). "
                   "Per model, the candidate with the best mean validation NDCG@10 of both domains, over the seeds "
-                  "all its candidates share, is selected; Table 2 and the full-ranking table show the selected "
+                  "all its candidates share, is selected (a tie keeps the default, else the earlier row of this table); Table 2 and the full-ranking table show the selected "
                   "one. Test figures are shown for reading only; they play no part in the choice. The ablation "
                   "and sweep tables compare against the default i2VAE, whose settings they share.",
                   "", tuning_table(pair, results), ""]

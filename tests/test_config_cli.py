@@ -36,7 +36,8 @@ def test_unknown_fields_are_named(override):
     ("data.on_bad_rows", "'stop' or 'skip'"), ("lightgcn.user_embedding", "'graph' or 'fold_in'"),
     ("lightgcn.pseudo_source", "'lightgcn' or 'random'"), ("model.kind", "one of ('i2vae', 'sasrec', "),
     ("model.cross_encoder", "'attention' or 'mlp'"), ("model.pooling", "one of ('mean', 'last', 'mean_last')"),
-    ("train.epoch_selection", "'mean' or 'per_domain'")])
+    ("train.epoch_selection", "'mean' or 'per_domain'"), ("train.reconstruction", "'softmax' or 'bce'"),
+    ("train.distribute", "one of ('none', 'mirrored', 'multi_worker')")])
 def test_a_value_outside_its_choices_names_the_field_and_the_choices(field, allowed):
     with pytest.raises(ValueError) as err:
         C.load_config(None, [f'{field}="typo"'])
