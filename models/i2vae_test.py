@@ -130,8 +130,25 @@ def test_cold_start_row_ignores_empty_domain_input_and_uses_r():
     assert not np.allclose(moved[0], h_x.numpy()[0], atol=1e-3)
 
 
-def test_train_step_reduces_loss():
-    m = small_model(learning_rate=0.01)
+def test_bce_reconstruction_is_the_target_term_plus_one_term_per_negative():
+    """DESIGN.md's BCE: softplus(-h.e_target) + sum over sampled negatives of softplus(h.e_neg),
+    averaged over the batch with rows of the other domain counted as 0."""
+    m = small_model(reconstruction="bce", num_train_negatives=0)
+    m(batch())
+    h = tf.constant(np.random.default_rng(0).normal(size=(4, 16)), tf.float32)
+    targets, in_domain = tf.constant([4, 7, 6, 9], tf.int64), tf.constant([True, True, False, True])
+    emb = m.item_emb_x.embeddings.numpy()
+    pos = np.sum(h.numpy() * emb[targets.numpy()], axis=-1)
+    expected = np.mean(np.logaddexp(0, -pos) * in_domain.numpy())
+    np.testing.assert_allclose(m._reconstruction(h, m.item_emb_x, targets, in_domain, 30).numpy(), expected,
+                               rtol=1e-5)
+    m.train_cfg.num_train_negatives = 16  # every negative adds a positive term
+    assert m._reconstruction(h, m.item_emb_x, targets, in_domain, 30).numpy() > expected + 1e-3
+
+
+@pytest.mark.parametrize("reconstruction", ["softmax", "bce"])
+def test_train_step_reduces_loss(reconstruction):
+    m = small_model(learning_rate=0.01, reconstruction=reconstruction)
     m.compile(optimizer=tf.keras.optimizers.Adam(0.01))
     b = batch()
     first = float(m.losses_and_terms(b, training=False)[0])
