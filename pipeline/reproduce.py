@@ -216,8 +216,8 @@ def shared_seeds(results: Dict[str, List[Dict]], names: List[str]) -> List[int]:
 
 def selected(results: Dict[str, List[Dict]], model: str) -> str:
     """The candidate with the best validation score over the seeds all candidates share; the
-    default when nothing else has run. A tie keeps the default, else the candidate first in
-    `SETTINGS` (the one that changes less). Test figures play no part."""
+    default when nothing else has run. A tie keeps the default, else the candidate listed
+    first in `SETTINGS` (the earlier row of the tuning table). Test figures play no part."""
     names = candidates(results, model)
     seeds = shared_seeds(results, names)
     if len(names) < 2 or not seeds:
@@ -497,8 +497,8 @@ def write_report(pair: str, results_dir: str, command: str) -> str:
                   "its own best epoch (patience 5) on earlier targets + cold-start rows (cloth_sport's selected "
                   "one), and the wider decoder on the per-domain lambda_a 1e-4 one (phone_elec's). "
                   "Per model, the candidate with the best mean validation NDCG@10 of both domains, over the seeds "
-                  "all its candidates share, is selected (a tie keeps the default, else the earlier row of this table); Table 2 and the full-ranking table show the selected "
-                  "one. Test figures are shown for reading only; they play no part in the choice. The ablation "
+                  "all its candidates share, is selected (a tie keeps the default, else the earlier row of this "
+                  "table); Table 2 and the full-ranking table show the selected one. Test figures are shown for reading only; they play no part in the choice. The ablation "
                   "and sweep tables compare against the default i2VAE, whose settings they share.",
                   "", tuning_table(pair, results), ""]
     for table, title, text in (

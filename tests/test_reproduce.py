@@ -158,7 +158,7 @@ def test_selected_candidate_earns_further_seeds_and_replaces_the_default(tmp_pat
     # equal validation keeps the default
     tie = {"sasrec": seed1["sasrec"], "sasrec_p10": [dict(seed1["sasrec_p10"][0], eval=seed1["sasrec"][0]["eval"])]}
     assert R.selected(tie, "sasrec") == "sasrec"
-    # equal validation between two candidates keeps the one listed first (the smaller change)
+    # equal validation between two candidates keeps the one listed first in SETTINGS
     runs = {n: [dict(fake_result(R.BY_NAME[n], 1, 0.03), eval={"sampled": metrics(v)})]
             for n, v in (("i2vae", 0.05), ("i2vae_prefix_cold", 0.07), ("i2vae_prefix_cold_pd", 0.07))}
     assert R.selected(runs, "i2vae") == "i2vae_prefix_cold"
