@@ -498,7 +498,8 @@ def write_report(pair: str, results_dir: str, command: str) -> str:
                   "one), and the wider decoder on the per-domain lambda_a 1e-4 one (phone_elec's). "
                   "Per model, the candidate with the best mean validation NDCG@10 of both domains, over the seeds "
                   "all its candidates share, is selected (a tie keeps the default, else the earlier row of this "
-                  "table); Table 2 and the full-ranking table show the selected one. Test figures are shown for reading only; they play no part in the choice. The ablation "
+                  "table); Table 2 and the full-ranking table show the selected one. Test figures are shown "
+                  "for reading only; they play no part in the choice. The ablation "
                   "and sweep tables compare against the default i2VAE, whose settings they share.",
                   "", tuning_table(pair, results), ""]
     for table, title, text in (
