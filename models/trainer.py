@@ -174,13 +174,12 @@ def per_domain_model(model, validation: RankingValidation, build, features):
 
 def make_strategy(name: str, devices=None) -> tf.distribute.Strategy:
     """The tf.distribute strategy `train.distribute` names (`devices` for MirroredStrategy)."""
-    if name == "none":
-        return tf.distribute.get_strategy()
+    C.check_choice("train.distribute", name, C.DISTRIBUTE_STRATEGIES)
     if name == "mirrored":
         return tf.distribute.MirroredStrategy(devices)
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"train.distribute must be 'none', 'mirrored' or 'multi_worker', found {name!r}")
+    return tf.distribute.get_strategy()
 
 
 def build_model(num_items, cfg, popularity=None, generator=None):

@@ -12,7 +12,7 @@ import os
 from typing import Any, Dict, List, Optional
 
 
-def _check_choice(field: str, value, allowed: tuple) -> None:
+def check_choice(field: str, value, allowed: tuple) -> None:
     """Rejects a value outside `allowed`, naming the field (e.g. from a typo in `--set`)."""
     if value not in allowed:
         choices = " or ".join(map(repr, allowed)) if len(allowed) == 2 else f"one of {allowed}"
@@ -59,7 +59,7 @@ class DataConfig:
     max_history_length: int = 1000
 
     def __post_init__(self):
-        _check_choice("data.on_bad_rows", self.on_bad_rows, ("stop", "skip"))
+        check_choice("data.on_bad_rows", self.on_bad_rows, ("stop", "skip"))
         if self.max_history_length < 1:
             raise ValueError(f"data.max_history_length must be >= 1, found {self.max_history_length!r}")
         for name in ("val_fraction", "eval_fraction", "test_fraction", "cold_start_fraction", "long_tail_share",
@@ -90,8 +90,8 @@ class LightGCNConfig:
     seed: int = 42  # seed of initialisation and negative sampling
 
     def __post_init__(self):
-        _check_choice("lightgcn.user_embedding", self.user_embedding, ("graph", "fold_in"))
-        _check_choice("lightgcn.pseudo_source", self.pseudo_source, ("lightgcn", "random"))
+        check_choice("lightgcn.user_embedding", self.user_embedding, ("graph", "fold_in"))
+        check_choice("lightgcn.pseudo_source", self.pseudo_source, ("lightgcn", "random"))
 
 
 @dataclasses.dataclass
@@ -120,9 +120,9 @@ class ModelConfig:
     sasrec_negatives: int = 256  # uniform negatives shared by the batch in SASRec's sampled softmax
 
     def __post_init__(self):
-        _check_choice("model.kind", self.kind, MODEL_KINDS)
-        _check_choice("model.cross_encoder", self.cross_encoder, ("attention", "mlp"))
-        _check_choice("model.pooling", self.pooling, POOLINGS)
+        check_choice("model.kind", self.kind, MODEL_KINDS)
+        check_choice("model.cross_encoder", self.cross_encoder, ("attention", "mlp"))
+        check_choice("model.pooling", self.pooling, POOLINGS)
 
 
 MODEL_KINDS = ("i2vae", "sasrec", "lightgcn", "popularity")
@@ -176,9 +176,9 @@ class TrainConfig:
     grid_lambda_a: List[float] = dataclasses.field(default_factory=lambda: [1e-4, 5e-3, 1e-2, 1e-1])  # lambda_a range
 
     def __post_init__(self):
-        _check_choice("train.epoch_selection", self.epoch_selection, EPOCH_SELECTIONS)
-        _check_choice("train.reconstruction", self.reconstruction, RECONSTRUCTIONS)
-        _check_choice("train.distribute", self.distribute, DISTRIBUTE_STRATEGIES)
+        check_choice("train.epoch_selection", self.epoch_selection, EPOCH_SELECTIONS)
+        check_choice("train.reconstruction", self.reconstruction, RECONSTRUCTIONS)
+        check_choice("train.distribute", self.distribute, DISTRIBUTE_STRATEGIES)
 
 
 @dataclasses.dataclass

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SCRIPT = textwrap.dedent("""
@@ -49,3 +51,10 @@ def test_mirrored_strategy_over_two_cpus_trains_with_decreasing_loss():
     losses = result["loss"]
     assert all(l == l and abs(l) < 1e6 for l in losses)  # finite
     assert losses[-1] < losses[0], losses
+
+
+def test_an_unknown_strategy_name_is_refused_naming_the_field_and_the_choices():
+    from models.trainer import make_strategy
+    with pytest.raises(ValueError, match=r"train.distribute must be one of \('none', 'mirrored', 'multi_worker'\)"
+                                          r", found 'mirored'"):
+        make_strategy("mirored")
