@@ -21,6 +21,7 @@ from models import features as F
 from models import metrics as M
 from models import baselines as B
 from models import psg as P
+from models.backup import EpochBackup
 from models.i2vae import (I2VAE, KLAnnealing, LossTermsModel, NonFiniteLossError, PosteriorHistograms,
                           StopOnNonFiniteLoss)
 from pipeline import config as C
@@ -56,6 +57,8 @@ class RankingValidation(tf.keras.callbacks.Callback):
         self.best_epoch_by_domain = {d: 0 for d in M.DOMAINS}
         self.best_weights_by_domain = {d: None for d in M.DOMAINS}
         self.history: List[Dict] = []
+        self.resumed_at: List[int] = []  # epochs a backup was resumed from (models/backup.py)
+        self.seconds_before = 0.0  # training time before the last resume
         self.total_epochs, self.start = total_epochs, time.time()
 
     def set_model(self, model):
@@ -84,7 +87,10 @@ class RankingValidation(tf.keras.callbacks.Callback):
         return result, ndcg
 
     def on_train_begin(self, logs=None):
-        """Epoch 0: the untrained model, the reference every trained epoch must beat."""
+        """Epoch 0: the untrained model, the reference every trained epoch must beat
+        (already in the history when a backup was restored)."""
+        if self.history:
+            return
         result, self.untrained = self._validate(0, math.nan)
         k = self.eval_cfg.k
         print(f"[train] untrained: val NDCG@{k} X {100 * result['x']['all'][f'NDCG@{k}']:.2f} "
@@ -105,7 +111,8 @@ class RankingValidation(tf.keras.callbacks.Callback):
         elapsed = time.time() - self.start
         eta = ""
         if self.total_epochs:
-            eta = f", at most {elapsed / (epoch + 1) * (self.total_epochs - epoch - 1):.0f}s left"
+            done = epoch + 1 - (self.resumed_at[-1] if self.resumed_at else 0)  # epochs timed in this process
+            eta = f", at most {elapsed / done * (self.total_epochs - epoch - 1):.0f}s left"
         print(f"[train] epoch {epoch + 1}: loss {self.history[-1]['loss']:.4f} val NDCG@{k} "
               f"X {100 * result['x']['all'][f'NDCG@{k}']:.2f} Y {100 * result['y']['all'][f'NDCG@{k}']:.2f}"
               f"{' (best)' if improved else ''} [{elapsed:.0f}s{eta}]", flush=True)
@@ -232,6 +239,15 @@ def training_dataset(records: List[bytes], cfg) -> tf.data.Dataset:
     return D.batch_and_parse(ds, cfg.train.batch_size, cfg.data.max_len, cfg.data.pseudo_len, cfg.train.trim_padding)
 
 
+def epoch_backup(cfg, validation: RankingValidation, train_rows: int) -> EpochBackup:
+    """The `train.backup_dir` backup of this run: its identity is the whole config but the
+    folder, and the number of train rows (the same config on other data must not resume)."""
+    identity = C.to_dict(cfg)
+    identity["train"].pop("backup_dir")
+    identity["train_rows"] = train_rows
+    return EpochBackup(cfg.train.backup_dir, validation, identity)
+
+
 def train_model(train_files: List[str], eval_files: List[str], examples_root: str, cfg, log_dir: str):
     """Builds `cfg.model.kind` and, for the trainable ones (i2VAE, SASRec), trains it with
     early stopping on validation NDCG. Returns (model, validation history, popularity)."""
@@ -258,6 +274,7 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
         print(f"[train] cold-start rows: {len(extra)} extra rows without target-domain history "
               f"from {len(train_rows)} train rows", flush=True)
     train_ds = training_dataset(train_records, cfg)
+    probe = training_dataset(train_records[:2], cfg).take(1).get_single_element() if cfg.train.backup_dir else None
     del train_records
     eval_rows = read_canonical(eval_files)[1]
     test_rows = read_canonical([F.split_pattern(examples_root, "test")])[1] if cfg.eval.track_test_per_epoch else None
@@ -274,14 +291,33 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
     print(f"[train] {cfg.model.kind} on {num_items[0]}+{num_items[1]} items, up to {cfg.train.epochs} epochs, "
           f"batch {cfg.train.batch_size}, d={cfg.model.embedding_dim}, T={cfg.data.max_len}, T'={cfg.data.pseudo_len}",
           flush=True)
+    backup, initial_epoch = None, 0
+    if cfg.train.backup_dir:
+        backup = epoch_backup(cfg, validation, len(train_rows))
+        callbacks.append(backup)  # after `validation`: saves the epoch's result with it
+
+        def build_variables():
+            with strategy.scope():
+                model.losses_and_terms(probe)  # a train batch of two rows: every variable training uses
+                model.optimizer.build(model.trainable_variables)
+
+        backup.set_model(model)
+        state = backup.restore(build_variables)
+        if state:
+            initial_epoch = cfg.train.epochs if state["stopped"] else state["epoch"]
+            for _ in range(min(initial_epoch, cfg.train.epochs)):
+                iter(train_ds)  # each iterator draws the next shuffle order: the coming epochs keep theirs
     try:
-        model.fit(train_ds, epochs=cfg.train.epochs, callbacks=callbacks, verbose=0)
+        model.fit(train_ds, epochs=cfg.train.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=0)
     except NonFiniteLossError as e:  # the run fails: nothing is exported, evaluated or pushed
         print(f"[train] {e}", flush=True)
         raise
     history = {"best_epoch": validation.best_epoch, "best_val_ndcg": validation.best,
                "untrained_val_ndcg": validation.untrained, "epochs_run": len(validation.history) - 1,
                "history": validation.history}
+    if validation.resumed_at:
+        history["resumed_at"] = list(validation.resumed_at)
+        history["seconds_before_resume"] = round(validation.seconds_before, 1)
     if cfg.train.epoch_selection == "per_domain":
         history["best_epochs"] = dict(validation.best_epoch_by_domain)
         print(f"[train] per-domain selection: epoch {validation.selected()}", flush=True)
@@ -327,3 +363,5 @@ def run_fn(fn_args) -> None:
     with tf.io.gfile.GFile(path + ".partial", "w") as f:
         json.dump(history, f, indent=2, default=float)
     tf.io.gfile.rename(path + ".partial", path, overwrite=True)
+    if cfg.train.backup_dir:  # the run's outputs are complete: its epoch backup is spent
+        EpochBackup(cfg.train.backup_dir, None, {}).clear()

@@ -170,6 +170,9 @@ class TrainConfig:
     # tf.distribute strategy: "none", "mirrored" (all local GPUs, or the CPU) or
     # "multi_worker" (MultiWorkerMirroredStrategy, workers from TF_CONFIG)
     distribute: str = "none"
+    # folder for epoch backups (models/backup.py): a killed run resumes at its next epoch
+    # ("" = none; `i2vae reproduce` sets one per run under its work folder)
+    backup_dir: str = ""
     # the paper's search ranges (section 4.2.3), recorded for tuning runs on the validation split
     grid_learning_rate: List[float] = dataclasses.field(default_factory=lambda: [3e-4, 5e-4, 8e-4])
     grid_lambda_t: List[float] = dataclasses.field(default_factory=lambda: [1e-4, 1e-3, 1e-2, 1e-1])  # lambda_t range

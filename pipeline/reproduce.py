@@ -159,7 +159,9 @@ def run_one(pair: str, data_path: str, setting: Setting, seed: int, base_config:
     """Runs the pipeline for one (setting, seed) and writes its result file."""
     from pipeline.local_runner import run_local
 
-    cfg = C.load_config(base_config, setting.overrides + [f"train.seed={seed}", "eval.track_test_per_epoch=true"])
+    backup = os.path.join(work_dir, "backups", f"{setting.name}-seed{seed}")  # a killed run resumes at its next epoch
+    cfg = C.load_config(base_config, setting.overrides + [f"train.seed={seed}", "eval.track_test_per_epoch=true",
+                                                          f"train.backup_dir={json.dumps(backup)}"])
     cfg.data_path = data_path
     start = time.time()
     paths = run_local(cfg, os.path.join(work_dir, setting.data_variant))
@@ -172,9 +174,10 @@ def run_one(pair: str, data_path: str, setting: Setting, seed: int, base_config:
     kind = cfg.model.kind
     result = {
         "pair": pair, "setting": setting.name, "seed": seed, "overrides": setting.overrides,
-        "seconds": round(time.time() - start, 1), "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "seconds": round(time.time() - start + history.get("seconds_before_resume", 0.0), 1), "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "epochs_run": history["epochs_run"], "best_epoch": history["best_epoch"],
         **({"best_epochs": history["best_epochs"]} if "best_epochs" in history else {}),
+        **({"resumed_at": history["resumed_at"]} if "resumed_at" in history else {}),
         "max_epochs": cfg.train.epochs if kind in ("i2vae", "sasrec") else 0,
         "test": report["splits"]["test"][kind], "eval": report["splits"]["eval"][kind],
         "history": [{k: e.get(k) for k in ("epoch", "loss", "val_ndcg", "metrics", "test_metrics")}
