@@ -13,7 +13,7 @@ PAIR ?= cloth_sport
 SEEDS ?= 5
 SWEEP_SEEDS ?= 1
 
-.PHONY: venv demo test run reproduce kubeflow tensorboard clean bench
+.PHONY: venv demo test test-slow run reproduce kubeflow tensorboard clean bench
 
 venv: $(VENV)/.installed
 
@@ -43,8 +43,11 @@ bench: venv  # speed (cloth_sport run needed: make run), scale, serving
 	$(PY) -m pipeline.cli bench scale
 	$(PY) -m pipeline.cli bench serving --model-base-path $(OUT)/cloth_sport/serving_model/i2vae
 
-test: venv
+test: venv  # the default suite (about 20 minutes on 2 cores)
 	$(PY) -m pytest -q
+
+test-slow: venv  # the suites marked slow: more pipeline runs, MirroredStrategy, repeatability
+	$(PY) -m pytest -q -m slow
 
 RUN ?= $(OUT)/demo
 tensorboard: venv  # make tensorboard RUN=runs/cloth_sport

@@ -147,6 +147,7 @@ MIRRORED = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # a fresh TF process traced for two replicas; `make test-slow`
 def test_nan_on_one_replica_of_mirrored_strategy_is_caught_at_its_batch():
     """Keras sums the logs over replicas, so replica 1's NaN shows at its own batch (had only
     the first replica's logs been read, the NaN would show a batch later, in every term)."""

@@ -117,6 +117,7 @@ def test_training_beats_untrained_model_and_popularity(run):
     assert paths["pushed_model"], "blessed against popularity, so pushed"
 
 
+@pytest.mark.slow  # two more pipeline runs; `make test-slow`
 def test_baseline_runs_in_the_same_pipeline(baseline_run):
     cfg, paths = baseline_run
     kind = cfg.model.kind
