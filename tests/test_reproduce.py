@@ -90,13 +90,17 @@ def test_report_tables_mean_std_paper_column_and_paper_protocol(tmp_path):
     for setting, seed, value in [(R.BY_NAME["i2vae"], 1, 0.04), (R.BY_NAME["i2vae"], 2, 0.06),
                                  (R.BY_NAME["popularity"], 1, 0.02), (R.BY_NAME["wo_dnr"], 1, 0.03),
                                  (R.BY_NAME["density_50"], 1, 0.01)]:
-        write_result(results_dir, fake_result(setting, seed, value))
+        result = fake_result(setting, seed, value)
+        if seed == 2:
+            result["resumed_at"] = [2]
+        write_result(results_dir, result)
     md = open(R.write_report("cloth_sport", str(results_dir), "i2vae reproduce --pair cloth_sport")).read()
     assert "Command: `i2vae reproduce --pair cloth_sport`" in md
     table2 = md.split("## Table 2")[1].split("##")[0]
     # Cloth all users: i2VAE mean 5.00 ± sample std 1.41, popularity 2.00, the paper's 5.00 / 2.59
     assert "| Cloth | all | 5.00 ± 1.41 | 5.00 ± 1.41 | 2.00 | 2.00 | 5.00 | 2.59 |" in table2
-    assert "i2VAE (ours): 2 seed(s), 3–3 epochs run (cap 20)" in table2
+    assert "i2VAE (ours): 2 seed(s), 3–3 epochs run (cap 20), selected epoch 3–3, 1 resumed from an epoch backup" \
+        in table2
     assert "## Table 3" in md and "w/o DN-R HR@10" in md and "## Table 4" in md and "D_s=50% HR@10" in md
     protocol = md.split("## The paper's protocol")[1]
     assert "| Cloth | all | 7.50 ± 2.12 |" in protocol  # best test over epochs: 1.5 x at epoch 1
@@ -214,3 +218,29 @@ def test_result_files_are_not_git_ignored():
     ignored = subprocess.run(["git", "check-ignore", "-q", path], cwd=R.REPO)
     assert ignored.returncode == 1, f"{path} is git-ignored"
     assert subprocess.run(["git", "check-ignore", "-q", "runs/reproduce/x"], cwd=R.REPO).returncode == 0
+
+
+def test_run_one_gives_each_run_its_own_backup_and_counts_time_before_a_resume(tmp_path, monkeypatch):
+    """The pipeline is stood in for: it records the config and writes what run_fn and the
+    evaluator would, as for a run resumed at epoch 2 after 100 s of training."""
+    from pipeline import local_runner
+
+    seen = []
+
+    def fake_run_local(cfg, out):
+        seen.append(cfg)
+        os.makedirs(out, exist_ok=True)
+        result = fake_result(R.BY_NAME["i2vae"], 1, 0.05)
+        json.dump({"splits": {"test": {"i2vae": result["test"]}, "eval": {"i2vae": result["eval"]}}},
+                  open(os.path.join(out, "metrics.json"), "w"))
+        json.dump({"epochs_run": 3, "best_epoch": 3, "history": result["history"], "resumed_at": [2],
+                   "seconds_before_resume": 100.0}, open(os.path.join(out, "history.json"), "w"))
+        return {"metrics": os.path.join(out, "metrics.json"), "training_history": os.path.join(out, "history.json")}
+
+    monkeypatch.setattr(local_runner, "run_local", fake_run_local)
+    for seed in (1, 2):
+        result = R.run_one("cloth_sport", "data", R.BY_NAME["i2vae"], seed, None, str(tmp_path / "work"),
+                           str(tmp_path / "results"))
+        assert result["resumed_at"] == [2] and result["seconds"] >= 100.0
+    assert [c.train.backup_dir for c in seen] == [str(tmp_path / "work" / "backups" / f"i2vae-seed{k}")
+                                                  for k in (1, 2)]
