@@ -46,7 +46,7 @@ bench: venv  # speed (cloth_sport run needed: make run), scale, serving
 test: venv  # the default suite (about 20 minutes on 2 cores)
 	$(PY) -m pytest -q
 
-test-slow: venv  # the suites marked slow: more pipeline runs, MirroredStrategy, repeatability
+test-slow: venv  # the tests marked slow: more pipeline runs, MirroredStrategy, XLA, repeatability
 	$(PY) -m pytest -q -m slow
 
 RUN ?= $(OUT)/demo

@@ -196,6 +196,7 @@ def test_without_informative_regularizer_r_learns_only_as_cold_start_fallback():
     assert all(g is not None and float(tf.norm(g)) > 0 for g in grads)
 
 
+@pytest.mark.slow  # XLA compiles the train step; `make test-slow`
 def test_jit_compiled_training_matches_eager_loss():
     """`train.jit_compile`: the XLA-compiled train step runs and computes the same objective."""
     b = batch()

@@ -54,6 +54,7 @@ def curated_schema(path, max_item):
     return str(path)
 
 
+@pytest.mark.slow  # a pipeline run; `make test-slow`
 def test_pipeline_stops_before_training_on_anomalies(tmp_path):
     data = synthetic.write_csv(str(tmp_path / "interactions.csv"),
                                synthetic.SyntheticConfig(num_users=200, num_items_x=30, num_items_y=20, seed=3))
