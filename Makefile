@@ -43,7 +43,7 @@ bench: venv  # speed (cloth_sport run needed: make run), scale, serving
 	$(PY) -m pipeline.cli bench scale
 	$(PY) -m pipeline.cli bench serving --model-base-path $(OUT)/cloth_sport/serving_model/i2vae
 
-test: venv  # the default suite (about 20 minutes on 2 cores)
+test: venv  # the default suite: every test not marked slow
 	$(PY) -m pytest -q
 
 test-slow: venv  # the tests marked slow: more pipeline runs, MirroredStrategy, XLA, repeatability
