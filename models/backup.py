@@ -27,6 +27,8 @@ from typing import Dict, List, Optional
 import numpy as np
 import tensorflow as tf
 
+from models.data import write_json_atomically
+
 STATE = "state.json"
 _VALIDATION_FIELDS = ("history", "best", "best_epoch", "wait", "untrained", "best_by_domain",
                       "best_epoch_by_domain", "resumed_at")
@@ -89,10 +91,7 @@ class EpochBackup(tf.keras.callbacks.Callback):
                  "seconds": v.seconds_before + time.time() - v.start,  # training time up to this backup
                  "weights": {"slots": slots, "sizes": [len(ws) for ws in sets]},
                  "validation": {k: getattr(self.validation, k) for k in _VALIDATION_FIELDS}}
-        path = os.path.join(self.directory, STATE)
-        with tf.io.gfile.GFile(path + ".partial", "w") as f:
-            json.dump(state, f, default=float)
-        tf.io.gfile.rename(path + ".partial", path, overwrite=True)
+        write_json_atomically(os.path.join(self.directory, STATE), state)
         for old in tf.io.gfile.glob(os.path.join(self.directory, "epoch-*")):
             if os.path.basename(old.rstrip("/")) != name:
                 tf.io.gfile.rmtree(old)
@@ -102,11 +101,12 @@ class EpochBackup(tf.keras.callbacks.Callback):
         return v.best_weights, v.best_weights_by_domain["x"], v.best_weights_by_domain["y"]
 
     # ------------------------------------------------------------- restore
-    def restore(self, build_variables) -> Optional[Dict]:
+    def restore(self, probe: Dict) -> Optional[Dict]:
         """Loads the backup, if there is one, into the model, its optimizer and the
-        validation callback. `build_variables()` must create every model and optimizer
-        variable first. Returns the saved state (its `epoch` is fit's `initial_epoch`;
-        `stopped` means training had ended) or None when there is no backup."""
+        validation callback. `probe` (a small training batch) creates every variable that
+        training uses before the checkpoint is read. Returns the saved state (its `epoch`
+        is fit's `initial_epoch`; `stopped` means training had ended) or None when there
+        is no backup."""
         path = os.path.join(self.directory, STATE)
         if not tf.io.gfile.exists(path):
             return None
@@ -116,7 +116,9 @@ class EpochBackup(tf.keras.callbacks.Callback):
         if differ:
             raise ValueError(f"the training backup in {self.directory} was written by another run: "
                              + "; ".join(differ) + ". Delete that folder or set another train.backup_dir.")
-        build_variables()
+        with self.model.distribute_strategy.scope():
+            self.model.losses_and_terms(probe)
+            self.model.optimizer.build(self.model.trainable_variables)
         folder = os.path.join(self.directory, state["folder"])
         status = tf.train.Checkpoint(model=self.model, optimizer=self.model.optimizer).read(os.path.join(folder, "ckpt"))
         status.assert_existing_objects_matched()
@@ -136,13 +138,14 @@ class EpochBackup(tf.keras.callbacks.Callback):
               f"{' (training had ended)' if state['stopped'] else ''}", flush=True)
         return state
 
-    def clear(self) -> None:
-        """Removes the backup once the run's outputs are written: only the files it wrote,
-        then the folder if that left it empty."""
-        for path in tf.io.gfile.glob(os.path.join(self.directory, "epoch-*")):
-            tf.io.gfile.rmtree(path)
-        for name in (STATE, STATE + ".partial"):
-            if tf.io.gfile.exists(os.path.join(self.directory, name)):
-                tf.io.gfile.remove(os.path.join(self.directory, name))
-        if tf.io.gfile.isdir(self.directory) and not tf.io.gfile.listdir(self.directory):
-            tf.io.gfile.rmtree(self.directory)
+
+def remove_backup(directory: str) -> None:
+    """Removes a backup once its run's outputs are written: only the files a backup
+    writes, then the folder if that left it empty."""
+    for path in tf.io.gfile.glob(os.path.join(directory, "epoch-*")):
+        tf.io.gfile.rmtree(path)
+    for name in (STATE, STATE + ".partial"):
+        if tf.io.gfile.exists(os.path.join(directory, name)):
+            tf.io.gfile.remove(os.path.join(directory, name))
+    if tf.io.gfile.isdir(directory) and not tf.io.gfile.listdir(directory):
+        tf.io.gfile.rmtree(directory)

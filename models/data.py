@@ -1,6 +1,8 @@
 """tf.data input pipeline: gzip TFRecords -> dicts of left-padded item-index tensors."""
 from __future__ import annotations
 
+import json
+
 from typing import Dict, List
 
 import tensorflow as tf
@@ -73,6 +75,14 @@ def batch_and_parse(ds: tf.data.Dataset, batch_size: int, max_len: int, pseudo_l
     if trim_padding:
         ds = ds.map(trim_history_padding, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def write_json_atomically(path: str, value, **dump_args) -> None:
+    """JSON through `tf.io.gfile`, written to `<path>.partial` and renamed: a reader (or a
+    re-run after a kill) sees the whole file or none of it."""
+    with tf.io.gfile.GFile(path + ".partial", "w") as f:
+        json.dump(value, f, default=float, **dump_args)
+    tf.io.gfile.rename(path + ".partial", path, overwrite=True)
 
 
 def read_split(examples_root: str, split: str) -> List[Dict]:

@@ -21,7 +21,7 @@ from models import features as F
 from models import metrics as M
 from models import baselines as B
 from models import psg as P
-from models.backup import EpochBackup
+from models.backup import EpochBackup, remove_backup
 from models.i2vae import (I2VAE, KLAnnealing, LossTermsModel, NonFiniteLossError, PosteriorHistograms,
                           StopOnNonFiniteLoss)
 from pipeline import config as C
@@ -291,18 +291,12 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
     print(f"[train] {cfg.model.kind} on {num_items[0]}+{num_items[1]} items, up to {cfg.train.epochs} epochs, "
           f"batch {cfg.train.batch_size}, d={cfg.model.embedding_dim}, T={cfg.data.max_len}, T'={cfg.data.pseudo_len}",
           flush=True)
-    backup, initial_epoch = None, 0
+    initial_epoch = 0
     if cfg.train.backup_dir:
         backup = epoch_backup(cfg, validation, len(train_rows))
         callbacks.append(backup)  # after `validation`: saves the epoch's result with it
-
-        def build_variables():
-            with strategy.scope():
-                model.losses_and_terms(probe)  # a train batch of two rows: every variable training uses
-                model.optimizer.build(model.trainable_variables)
-
         backup.set_model(model)
-        state = backup.restore(build_variables)
+        state = backup.restore(probe)
         if state:
             initial_epoch = cfg.train.epochs if state["stopped"] else state["epoch"]
             for _ in range(min(initial_epoch, cfg.train.epochs)):
@@ -359,9 +353,6 @@ def run_fn(fn_args) -> None:
                                              fn_args.model_run_dir)
     export.export_saved_model(model, examples_root, popularity, cfg, fn_args.serving_model_dir)
     print(f"[train] SavedModel written to {fn_args.serving_model_dir}", flush=True)
-    path = os.path.join(fn_args.model_run_dir, "training_history.json")
-    with tf.io.gfile.GFile(path + ".partial", "w") as f:
-        json.dump(history, f, indent=2, default=float)
-    tf.io.gfile.rename(path + ".partial", path, overwrite=True)
+    D.write_json_atomically(os.path.join(fn_args.model_run_dir, "training_history.json"), history, indent=2)
     if cfg.train.backup_dir:  # the run's outputs are complete: its epoch backup is spent
-        EpochBackup(cfg.train.backup_dir, None, {}).clear()
+        remove_backup(cfg.train.backup_dir)

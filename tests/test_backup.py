@@ -97,12 +97,7 @@ def test_restored_weights_and_optimizer_are_the_saved_epochs(killed_run):
     backup = epoch_backup(cfg, validation, len(train_rows))
     backup.set_model(model)
     probe = training_dataset(records[:2], cfg).take(1).get_single_element()
-
-    def build_variables():
-        model.losses_and_terms(probe)
-        model.optimizer.build(model.trainable_variables)
-
-    assert backup.restore(build_variables)["epoch"] == STOP_AFTER
+    assert backup.restore(probe)["epoch"] == STOP_AFTER
     steps = math.ceil(len(train_rows) / cfg.train.batch_size)
     assert int(model.optimizer.iterations.numpy()) == STOP_AFTER * steps
     got = E.evaluate_rows(E.keras_scorer(model), rows, validation.negatives["val"], T, TP, [10])["sampled"]
@@ -120,15 +115,15 @@ def test_a_backup_of_another_config_is_refused_naming_the_field(killed_run, tmp_
         train_model(train, val, root, other, str(tmp_path / "logs3"))
 
 
-def test_clear_removes_only_the_backups_files(tmp_path):
+def test_remove_backup_removes_only_the_backups_files(tmp_path):
     folder = tmp_path / "backup"
     (folder / "epoch-3").mkdir(parents=True)
     (folder / "epoch-3" / "ckpt.index").write_text("x")
     (folder / B.STATE).write_text("{}")
     (folder / "notes.txt").write_text("the user's")
-    B.EpochBackup(str(folder), None, {}).clear()
+    B.remove_backup(str(folder))
     assert os.listdir(folder) == ["notes.txt"]
     (folder / "notes.txt").unlink()
     (folder / B.STATE).write_text("{}")
-    B.EpochBackup(str(folder), None, {}).clear()
+    B.remove_backup(str(folder))
     assert not folder.exists()
