@@ -43,11 +43,11 @@ bench: venv  # speed (cloth_sport run needed: make run), scale, serving
 	$(PY) -m pipeline.cli bench scale
 	$(PY) -m pipeline.cli bench serving --model-base-path $(OUT)/cloth_sport/serving_model/i2vae
 
-test: venv  # the default suite: every test not marked slow
-	$(PY) -m pytest -q
+test: venv  # the default suite: every test not marked slow; lists the 15 slowest tests
+	$(PY) -m pytest -q --durations=15
 
 test-slow: venv  # the tests marked slow: more pipeline runs, MirroredStrategy, XLA, repeatability
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -m slow --durations=15
 
 RUN ?= $(OUT)/demo
 tensorboard: venv  # make tensorboard RUN=runs/cloth_sport
