@@ -240,7 +240,12 @@ class StopOnNonFiniteLoss(tf.keras.callbacks.Callback):
     def __init__(self):
         super().__init__()
         self._supports_tf_logs = True  # Keras need not convert the logs for us
-        self.epoch, self.steps = 0, 0  # own count: optimizer.iterations also counts the call that ends epoch 1
+        self.epoch, self.steps = 0, 0
+
+    def on_train_begin(self, logs=None):
+        # the model's step count, not this fit's: a run resumed from an epoch backup (or a
+        # second `fit`) goes on counting from the optimizer's restored steps
+        self.steps = int(self.model.optimizer.iterations.numpy())
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
