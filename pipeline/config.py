@@ -197,6 +197,11 @@ class EvalConfig:
     seed: int = 2024  # seed of the negatives, the same for every model
     bless_against: str = "popularity"  # "popularity" or "none"
 
+    def __post_init__(self):
+        check_choice("eval.bless_against", self.bless_against, ("popularity", "none"))
+        if self.num_negatives < 1:
+            raise ValueError(f"eval.num_negatives must be >= 1, found {self.num_negatives!r}")
+
 
 @dataclasses.dataclass
 class PipelineConfig:

@@ -37,11 +37,19 @@ def test_unknown_fields_are_named(override):
     ("lightgcn.pseudo_source", "'lightgcn' or 'random'"), ("model.kind", "one of ('i2vae', 'sasrec', "),
     ("model.cross_encoder", "'attention' or 'mlp'"), ("model.pooling", "one of ('mean', 'last', 'mean_last')"),
     ("train.epoch_selection", "'mean' or 'per_domain'"), ("train.reconstruction", "'softmax' or 'bce'"),
-    ("train.distribute", "one of ('none', 'mirrored', 'multi_worker')")])
+    ("train.distribute", "one of ('none', 'mirrored', 'multi_worker')"),
+    ("eval.bless_against", "'popularity' or 'none'")])
 def test_a_value_outside_its_choices_names_the_field_and_the_choices(field, allowed):
     with pytest.raises(ValueError) as err:
         C.load_config(None, [f'{field}="typo"'])
     assert str(err.value).startswith(f"{field} must be {allowed}") and str(err.value).endswith("found 'typo'")
+
+
+
+def test_no_sampled_negatives_is_refused_when_the_config_loads():
+    with pytest.raises(ValueError) as err:
+        C.load_config(None, ["eval.num_negatives=0"])
+    assert str(err.value) == "eval.num_negatives must be >= 1, found 0"
 
 
 SUBCOMMANDS = ("demo", "run", "synthetic", "reproduce", "kubeflow", "bench")
