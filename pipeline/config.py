@@ -19,6 +19,12 @@ def check_choice(field: str, value, allowed: tuple) -> None:
         raise ValueError(f"{field} must be {choices}, found {value!r}")
 
 
+def check_at_least(field: str, value, minimum) -> None:
+    """Rejects a value below `minimum`, naming the field."""
+    if value < minimum:
+        raise ValueError(f"{field} must be >= {minimum}, found {value!r}")
+
+
 @dataclasses.dataclass
 class DataConfig:
     """Ingest settings.
@@ -60,8 +66,7 @@ class DataConfig:
 
     def __post_init__(self):
         check_choice("data.on_bad_rows", self.on_bad_rows, ("stop", "skip"))
-        if self.max_history_length < 1:
-            raise ValueError(f"data.max_history_length must be >= 1, found {self.max_history_length!r}")
+        check_at_least("data.max_history_length", self.max_history_length, 1)
         for name in ("val_fraction", "eval_fraction", "test_fraction", "cold_start_fraction", "long_tail_share",
                      "train_density", "train_overlap"):
             if not 0.0 <= getattr(self, name) <= 1.0:
@@ -199,8 +204,7 @@ class EvalConfig:
 
     def __post_init__(self):
         check_choice("eval.bless_against", self.bless_against, ("popularity", "none"))
-        if self.num_negatives < 1:
-            raise ValueError(f"eval.num_negatives must be >= 1, found {self.num_negatives!r}")
+        check_at_least("eval.num_negatives", self.num_negatives, 1)
 
 
 @dataclasses.dataclass

@@ -45,7 +45,6 @@ def test_a_value_outside_its_choices_names_the_field_and_the_choices(field, allo
     assert str(err.value).startswith(f"{field} must be {allowed}") and str(err.value).endswith("found 'typo'")
 
 
-
 def test_no_sampled_negatives_is_refused_when_the_config_loads():
     with pytest.raises(ValueError) as err:
         C.load_config(None, ["eval.num_negatives=0"])
