@@ -31,8 +31,9 @@ def features_from_rows(rows: Sequence[Dict], max_len: int, pseudo_len: int) -> D
 
 
 def keras_scorer(model) -> Scorer:
-    """A scorer over a model's `score_all`, traced once for any batch and width."""
-    fn = tf.function(model.score_all, reduce_retracing=True)
+    """A scorer over a model's `score_all`, traced once for any batch and width (without
+    autograph, as in `LossTermsModel.train_step`)."""
+    fn = tf.function(model.score_all, reduce_retracing=True, autograph=False)
 
     def score(features):
         return [s.numpy() for s in fn({k: tf.constant(v) for k, v in features.items()})]

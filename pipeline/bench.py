@@ -2,11 +2,15 @@
 
     i2vae bench speed --run runs/cloth_sport          # s per training epoch and per full test evaluation
     i2vae bench scale --users 50000,200000,800000     # recall and training cost as the data grows
+    i2vae bench trace                                 # graph trace time, with and without autograph
 
 Speed runs the paper's settings (batch 512, d=128, T=20, T'=40, attention cross-domain
 encoder) on the run's real examples, with full history padding (the baseline measured in
 the same run) and with per-batch trimming (the default), and reports the ratio. Scale
-runs each size in a fresh process, so peak RSS is that size's own.
+runs each size in a fresh process, so peak RSS is that size's own. Trace times the
+first call of the train step (tracing plus one step) at the paper's settings, once with
+autograph converting the model code (Keras' default, the baseline) and once as we run
+it (`do_not_convert`), each in a fresh process.
 """
 from __future__ import annotations
 
@@ -227,3 +231,73 @@ def print_scale(results: List[Dict]) -> None:
         print(f"| {r['users']:,} | {r['rows']:,} | {r['items']:,} | {r['recall_s']:.1f} | "
               f"{r['recall_users_per_s']:.0f} | {per_user:.2f} | {per_pair:.2f} | {r['peak_rss_recall_mb']:.0f} | "
               f"{r['train_examples_per_s']:.0f} |")
+
+
+# ------------------------------------------------------------------ trace
+
+TRACE_MODES = ("autograph", "no_conversion")
+
+
+def trace_one(mode: str, items_x: int = 10000, items_y: int = 10000, steps: int = 3) -> Dict:
+    """Seconds of the train step's first call (trace + one step) and of later steps, and the
+    validation loss of the same batch, under `mode` (one of TRACE_MODES)."""
+    import tensorflow as tf
+
+    from models import features as F
+    from models.i2vae import LossTermsModel
+    from models.trainer import build_model
+    from pipeline import config as C
+
+    cfg = C.load_config()
+    model = build_model((items_x, items_y), cfg)
+    rng = np.random.default_rng(0)
+    b, t, tp = cfg.train.batch_size, cfg.data.max_len, cfg.data.pseudo_len
+    batch = {F.HISTORY_X: rng.integers(0, items_x + 1, (b, t)), F.HISTORY_Y: rng.integers(0, items_y + 1, (b, t)),
+             F.PSEUDO_X: rng.integers(1, items_x + 1, (b, tp)), F.PSEUDO_Y: rng.integers(1, items_y + 1, (b, tp)),
+             F.TARGET_DOMAIN: rng.integers(0, 2, b)}
+    batch[F.TARGET_ITEM] = np.where(batch[F.TARGET_DOMAIN] == 0, rng.integers(1, items_x + 1, b),
+                                    rng.integers(1, items_y + 1, b))
+    batch = {k: tf.constant(v, tf.int64) for k, v in batch.items()}
+    if mode == "autograph":  # the undecorated train step, converted as Keras' fit would
+        raw = LossTermsModel.train_step.__wrapped__
+        step = tf.function(lambda data: raw(model, data))
+    elif mode == "no_conversion":
+        step = tf.function(model.train_step)
+    else:
+        raise ValueError(f"mode must be one of {TRACE_MODES}, found {mode!r}")
+    val_loss = float(model.losses_and_terms(batch, training=False)[0])  # eager, before any update
+    start = time.perf_counter()
+    float(step(batch)["loss"])
+    first_s = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(steps):
+        float(step(batch)["loss"])
+    step_s = (time.perf_counter() - start) / steps
+    return {"mode": mode, "first_call_s": first_s, "step_s": step_s, "trace_s": first_s - step_s,
+            "val_loss_before": val_loss, "loss_after": float(model.losses_and_terms(batch, training=False)[0])}
+
+
+def trace() -> List[Dict]:
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
+    results = []
+    for mode in TRACE_MODES:
+        code = f"import json; from pipeline.bench import trace_one; print(json.dumps(trace_one({mode!r})))"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+        if out.returncode != 0:
+            raise RuntimeError(f"trace run ({mode}) failed:\n{out.stderr[-3000:]}")
+        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(f"[bench] {mode}: first call {results[-1]['first_call_s']:.1f}s, step {results[-1]['step_s']:.2f}s",
+              flush=True)
+    return results
+
+
+def print_trace(results: List[Dict]) -> None:
+    base, ours = results
+    print("\ntrace bench: i2VAE train step at the paper's settings (batch 512, d=128, T=20, T'=40), synthetic "
+          "batch, 10,000 + 10,000 items, one fresh process per mode; trace = first call - later step\n")
+    print("| measure | autograph conversion (Keras default, baseline) | no conversion (ours) | ours / baseline |")
+    print("|---|---|---|---|")
+    for key, name in (("first_call_s", "s first call (trace + step)"), ("trace_s", "s trace"),
+                      ("step_s", "s per later step")):
+        print(f"| {name} | {base[key]:.2f} | {ours[key]:.2f} | {ours[key] / base[key]:.2f} |")
+    print(f"| loss after 4 steps | {base['loss_after']:.6f} | {ours['loss_after']:.6f} | |")

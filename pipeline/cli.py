@@ -87,6 +87,8 @@ def cmd_bench(args):
         bench.print_speed(bench.speed(args.examples or bench.latest_examples(args.run), epochs=args.epochs))
     elif args.what == "scale":
         bench.print_scale(bench.scale([int(u) for u in args.users.split(",")], args.work))
+    elif args.what == "trace":
+        bench.print_trace(bench.trace())
     else:
         from serving import bench as serving_bench
 
@@ -144,9 +146,9 @@ def build_parser():
     kfp.add_argument("--data", required=True, help="data path as the cluster sees it (default of a pipeline parameter)")
     kfp.add_argument("--output", default="i2vae_pipeline.json", help="pipeline-spec JSON to write")
     _add_config_args(kfp)
-    ben = sub.add_parser("bench", help="benchmarks that print figures: speed, scale, serving",
+    ben = sub.add_parser("bench", help="benchmarks that print figures: speed, scale, trace, serving",
                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ben.add_argument("what", choices=["speed", "scale", "serving"])
+    ben.add_argument("what", choices=["speed", "scale", "trace", "serving"])
     ben.add_argument("--run", default="runs/cloth_sport", help="speed: a run directory of the paper's data")
     ben.add_argument("--examples", help="speed: an augmented Examples directory (instead of --run)")
     ben.add_argument("--epochs", type=int, default=2, help="speed: epochs per variant (the last one is reported)")

@@ -60,16 +60,18 @@ class ServingModule(tf.Module):
         features = {F.HISTORY_X: history_x, F.HISTORY_Y: history_y, F.PSEUDO_X: pseudo_x, F.PSEUDO_Y: pseudo_y}
         return self._model.score_all(features)
 
+    # autograph=False: every branch and loop here is over Python values, and autograph's
+    # conversion of the model code below would only double the export's trace time
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int64, name=F.HISTORY_X),
                                   tf.TensorSpec([None, None], tf.int64, name=F.HISTORY_Y),
                                   tf.TensorSpec([None, None], tf.int64, name=F.PSEUDO_X),
-                                  tf.TensorSpec([None, None], tf.int64, name=F.PSEUDO_Y)])
+                                  tf.TensorSpec([None, None], tf.int64, name=F.PSEUDO_Y)], autograph=False)
     def score_items(self, history_x, history_y, pseudo_x, pseudo_y):
         scores_x, scores_y = self._scores(history_x, history_y, pseudo_x, pseudo_y)
         return {"scores_x": scores_x, "scores_y": scores_y}
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.string, name=F.HISTORY_X),
-                                  tf.TensorSpec([None, None], tf.string, name=F.HISTORY_Y)])
+                                  tf.TensorSpec([None, None], tf.string, name=F.HISTORY_Y)], autograph=False)
     def recommend(self, history_x, history_y):
         hx, unknown_x = self._lookup(history_x, 0)
         hy, unknown_y = self._lookup(history_y, 1)

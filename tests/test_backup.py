@@ -64,6 +64,7 @@ def copy_of_backup(cfg, tmp_path):
     return tiny_config(str(tmp_path / "backup"))
 
 
+@pytest.mark.slow  # about a minute or more: run by `make test-slow`
 def test_a_killed_run_resumes_at_the_next_epoch_and_finishes(killed_run, tmp_path, capsys):
     root, cfg, train, val, state = killed_run
     cfg = copy_of_backup(cfg, tmp_path)

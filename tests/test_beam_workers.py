@@ -6,6 +6,7 @@ import os
 
 import apache_beam as beam
 import numpy as np
+import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from components.ingest import beam_ingest, logic, synthetic
@@ -23,6 +24,7 @@ def key(row):
     return row["user_id"], row["target_domain"]
 
 
+@pytest.mark.slow  # about a minute or more: run by `make test-slow`
 def test_ingest_and_pseudo_sequences_same_on_one_and_two_workers(tmp_path):
     data = synthetic.write_csv(str(tmp_path / "log.csv"), synthetic.SyntheticConfig(num_users=400, seed=11))
     data_cfg = DataConfig(max_len=6, pseudo_len=10)

@@ -13,6 +13,7 @@ import types
 
 import numpy as np
 import pandas as pd
+import pytest
 import tensorflow as tf
 
 from components.data_validation.component import check_anomalies
@@ -35,6 +36,7 @@ def copy_tree(src: str, dst: str) -> None:
             tf.io.gfile.copy(os.path.join(directory, name), os.path.join(target, name), overwrite=True)
 
 
+@pytest.mark.slow  # about a minute or more: run by `make test-slow`
 def test_trainer_and_evaluator_read_and_write_only_through_gfile(tmp_path):
     root = "ram://remote_storage/examples"
     copy_tree(write_examples(str(tmp_path / "examples")), root)
