@@ -195,21 +195,27 @@ def scale_one(path: str, items_x: int, items_y: int, batch: int = 1024, train_st
             "train_examples_per_s": train_steps * cfg.train.batch_size / train_s}
 
 
+def in_fresh_process(call: str, what: str) -> Dict:
+    """Runs `call` (a `pipeline.bench` function call returning a dict) in a new Python
+    process, so its memory and tracing are its own, and returns the dict."""
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
+    code = f"import json; from pipeline import bench; print(json.dumps(bench.{call}))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def scale(sizes: List[int], work_dir: str) -> List[Dict]:
     results = []
     os.makedirs(work_dir, exist_ok=True)
-    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
     for users in sizes:
         path = os.path.join(work_dir, f"rows_{users}.jsonl")
         start = time.perf_counter()
         info = write_rows(users, path)
         print(f"[bench] {users} users: {info['rows']} rows written in {time.perf_counter() - start:.0f}s", flush=True)
-        code = (f"import json; from pipeline.bench import scale_one; "
-                f"print(json.dumps(scale_one({path!r}, {info['items_x']}, {info['items_y']})))")
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-        if out.returncode != 0:
-            raise RuntimeError(f"scale run for {users} users failed:\n{out.stderr[-3000:]}")
-        r = dict(json.loads(out.stdout.strip().splitlines()[-1]), users=users)
+        r = dict(in_fresh_process(f"scale_one({path!r}, {info['items_x']}, {info['items_y']})",
+                                  f"scale run for {users} users"), users=users)
         results.append(r)
         print(f"[bench] {users} users: recall {r['recall_s']:.1f}s ({r['recall_users_per_s']:.0f} users/s), "
               f"peak RSS {r['peak_rss_recall_mb']:.0f} MB, training {r['train_examples_per_s']:.0f} examples/s",
@@ -240,7 +246,7 @@ TRACE_MODES = ("autograph", "no_conversion")
 
 def trace_one(mode: str, items_x: int = 10000, items_y: int = 10000, steps: int = 3) -> Dict:
     """Seconds of the train step's first call (trace + one step) and of later steps, and the
-    validation loss of the same batch, under `mode` (one of TRACE_MODES)."""
+    loss of the same batch after them, under `mode` (one of TRACE_MODES)."""
     import tensorflow as tf
 
     from models import features as F
@@ -265,7 +271,6 @@ def trace_one(mode: str, items_x: int = 10000, items_y: int = 10000, steps: int 
         step = tf.function(model.train_step)
     else:
         raise ValueError(f"mode must be one of {TRACE_MODES}, found {mode!r}")
-    val_loss = float(model.losses_and_terms(batch, training=False)[0])  # eager, before any update
     start = time.perf_counter()
     float(step(batch)["loss"])
     first_s = time.perf_counter() - start
@@ -273,19 +278,14 @@ def trace_one(mode: str, items_x: int = 10000, items_y: int = 10000, steps: int 
     for _ in range(steps):
         float(step(batch)["loss"])
     step_s = (time.perf_counter() - start) / steps
-    return {"mode": mode, "first_call_s": first_s, "step_s": step_s, "trace_s": first_s - step_s,
-            "val_loss_before": val_loss, "loss_after": float(model.losses_and_terms(batch, training=False)[0])}
+    return {"mode": mode, "first_call_s": first_s, "step_s": step_s, "trace_s": first_s - step_s, "steps": 1 + steps,
+            "loss_after": float(model.losses_and_terms(batch, training=False)[0])}
 
 
 def trace() -> List[Dict]:
-    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
     results = []
     for mode in TRACE_MODES:
-        code = f"import json; from pipeline.bench import trace_one; print(json.dumps(trace_one({mode!r})))"
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-        if out.returncode != 0:
-            raise RuntimeError(f"trace run ({mode}) failed:\n{out.stderr[-3000:]}")
-        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        results.append(in_fresh_process(f"trace_one({mode!r})", f"trace run ({mode})"))
         print(f"[bench] {mode}: first call {results[-1]['first_call_s']:.1f}s, step {results[-1]['step_s']:.2f}s",
               flush=True)
     return results
@@ -300,4 +300,4 @@ def print_trace(results: List[Dict]) -> None:
     for key, name in (("first_call_s", "s first call (trace + step)"), ("trace_s", "s trace"),
                       ("step_s", "s per later step")):
         print(f"| {name} | {base[key]:.2f} | {ours[key]:.2f} | {ours[key] / base[key]:.2f} |")
-    print(f"| loss after 4 steps | {base['loss_after']:.6f} | {ours['loss_after']:.6f} | |")
+    print(f"| loss after {ours['steps']} steps | {base['loss_after']:.6f} | {ours['loss_after']:.6f} | |")
