@@ -151,7 +151,7 @@ def build_parser():
     ben.add_argument("what", choices=["speed", "scale", "trace", "serving"])
     ben.add_argument("--run", default="runs/cloth_sport", help="speed: a run directory of the paper's data")
     ben.add_argument("--examples", help="speed: an augmented Examples directory (instead of --run)")
-    ben.add_argument("--epochs", type=int, default=2, help="speed: epochs per variant (the last one is reported)")
+    ben.add_argument("--epochs", type=int, default=2, help="speed: epochs per variant (all but the first, which traces, are averaged)")
     ben.add_argument("--users", default="50000,200000,800000", help="scale: comma-separated user counts")
     ben.add_argument("--work", default="runs/bench", help="scale: where the synthetic rows are written")
     ben.add_argument("--model-base-path", default="runs/cloth_sport/serving_model/i2vae", help="serving: the model")
