@@ -55,6 +55,9 @@ def recall_unseen(user_emb: tf.Tensor, item_emb: tf.Tensor, seen: tf.Tensor, k: 
     indices, 0 where fewer than k unseen items exist. Items are scored `item_chunk` at a
     time with a running top-k, so memory is B x min(N+1, item_chunk + k) whatever the
     catalogue size; callers bound B. The full users x items matrix never exists.
+
+    A user with no known history has a zero fold-in, whose scores all tie: such a row
+    recalls nothing (zeros), not the catalogue's first k items.
     """
     n = int(item_emb.shape[0])
     best_scores = best_items = None
@@ -68,7 +71,8 @@ def recall_unseen(user_emb: tf.Tensor, item_emb: tf.Tensor, seen: tf.Tensor, k: 
             values, pos = tf.math.top_k(values, k=min(k, int(values.shape[1])))
             idx = tf.gather(idx, pos, batch_dims=1)
         best_scores, best_items = values, idx
-    out = tf.where(best_scores > NEG_INF / 2, best_items, tf.zeros_like(best_items))
+    known = tf.reduce_any(tf.not_equal(user_emb, 0.0), axis=1, keepdims=True)
+    out = tf.where((best_scores > NEG_INF / 2) & known, best_items, tf.zeros_like(best_items))
     return tf.pad(out, [[0, 0], [0, k - int(out.shape[1])]])
 
 

@@ -39,33 +39,38 @@ def test_left_pad_keeps_tail():
 class _Gen:
     max_len, pseudo_len = 3, 4
     emb_x, emb_y = EMB_X, EMB_Y
-    user_emb = np.array([[1.0, 0.0]], np.float32)
-    seen_x = [np.array([2])]
-    seen_y = [np.array([1])]
-    user_index = {"graph_user": 0}
     source, seed = "lightgcn", 42
 
 
-def test_add_pseudo_excludes_history_and_graph_items():
+def test_add_pseudo_folds_in_every_row_and_excludes_its_history():
+    """Every split's rows get their pseudo-sequences the same way: the fold-in of their own
+    histories, recall excluding those histories (no graph embedding of the user)."""
     rows = [
-        {"user_id": "graph_user", "history_x": [1], "history_y": [], "target_item": 2, "target_domain": 0},
-        {"user_id": "new_user", "history_x": [], "history_y": [2], "target_item": 1, "target_domain": 0},
+        {"user_id": "u1", "history_x": [1], "history_y": [], "target_item": 2, "target_domain": 0},
+        {"user_id": "u2", "history_x": [], "history_y": [2], "target_item": 1, "target_domain": 0},
     ]
-    out = component_psg.add_pseudo(rows, _Gen())
-    graph, new = out
-    assert graph["pseudo_x"][0] == 1  # real history first
-    assert 2 not in graph["pseudo_x"] and 1 not in graph["pseudo_x"][1:]  # graph item 2 (the target) is excluded
-    assert 1 not in graph["pseudo_y"]
-    assert len(graph["pseudo_x"]) == 4
+    first, second = component_psg.add_pseudo(rows, _Gen())
+    assert first["pseudo_x"][0] == 1 and 1 not in first["pseudo_x"][1:]  # real history first, never recalled
+    assert len(first["pseudo_x"]) == 4
     # the fold-in user (Y history item 2 = [0, 1]) gets X items closest to [0, 1] first
-    assert new["pseudo_x"][0] == 3 and 2 not in new["pseudo_y"][1:] and new["pseudo_y"][0] == 2
+    assert second["pseudo_x"][0] == 3 and 2 not in second["pseudo_y"][1:] and second["pseudo_y"][0] == 2
+    # the same row in another batch, or named as another user, gets the same pseudo-sequences
+    again = component_psg.add_pseudo([dict(rows[1], user_id="someone_else")], _Gen())[0]
+    assert again["pseudo_x"] == second["pseudo_x"] and again["pseudo_y"] == second["pseudo_y"]
+
+
+def test_a_row_with_no_known_history_recalls_nothing():
+    """A zero fold-in ties every score: it must not recall the catalogue's first items."""
+    rows = [{"user_id": "u", "history_x": [], "history_y": [], "target_item": 1, "target_domain": 0}]
+    out = component_psg.add_pseudo(rows, _Gen())[0]
+    assert out["pseudo_x"] == [] and out["pseudo_y"] == []
 
 
 def test_random_pseudo_items_are_unseen_and_repeatable_per_user():
     """The w/o PSG ablation: history first, then random unseen items, the same in any batch."""
     big_x = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32)
     gen = _Gen()
-    gen.emb_x, gen.source, gen.user_index, gen.pseudo_len = big_x, "random", {}, 10
+    gen.emb_x, gen.source, gen.pseudo_len = big_x, "random", 10
     rows = [{"user_id": f"u{i}", "history_x": [1, 2], "history_y": [], "target_item": 3, "target_domain": 0}
             for i in range(6)]
     out = component_psg.add_pseudo(rows, gen)

@@ -158,7 +158,6 @@ def scale_one(path: str, items_x: int, items_y: int, batch: int = 1024, train_st
     class Gen:  # the arrays a trained generator holds; the recall cost does not depend on their values
         emb_x = rng.normal(size=(items_x + 1, 64)).astype(np.float32)
         emb_y = rng.normal(size=(items_y + 1, 64)).astype(np.float32)
-        user_emb, seen_x, seen_y, user_index = np.zeros((0, 64), np.float32), [], [], {}
         max_len, pseudo_len, source, seed = 20, 40, "lightgcn", 42
 
     psg.add_pseudo([{F.USER_ID: "warm", F.HISTORY_X: [1], F.HISTORY_Y: [1], F.TARGET_ITEM: 1, F.TARGET_DOMAIN: 0}],

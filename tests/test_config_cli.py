@@ -20,8 +20,8 @@ def test_defaults_are_the_papers():
 def test_file_then_overrides_and_round_trip(tmp_path):
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"train": {"epochs": 7}, "model": {"cross_encoder": "mlp"}}))
-    cfg = C.load_config(str(path), ["train.epochs=3", "lightgcn.user_embedding=fold_in"])
-    assert cfg.train.epochs == 3 and cfg.model.cross_encoder == "mlp" and cfg.lightgcn.user_embedding == "fold_in"
+    cfg = C.load_config(str(path), ["train.epochs=3", "lightgcn.pseudo_source=random"])
+    assert cfg.train.epochs == 3 and cfg.model.cross_encoder == "mlp" and cfg.lightgcn.pseudo_source == "random"
     written = C.write_config(cfg, str(tmp_path / "run"))
     assert C.from_dict(json.load(open(written))) == cfg
 
@@ -33,8 +33,7 @@ def test_unknown_fields_are_named(override):
 
 
 @pytest.mark.parametrize("field, allowed", [
-    ("data.on_bad_rows", "'stop' or 'skip'"), ("lightgcn.user_embedding", "'graph' or 'fold_in'"),
-    ("lightgcn.pseudo_source", "'lightgcn' or 'random'"), ("model.kind", "one of ('i2vae', 'sasrec', "),
+    ("data.on_bad_rows", "'stop' or 'skip'"), ("lightgcn.pseudo_source", "'lightgcn' or 'random'"), ("model.kind", "one of ('i2vae', 'sasrec', "),
     ("model.cross_encoder", "'attention' or 'mlp'"), ("model.pooling", "one of ('mean', 'last', 'mean_last')"),
     ("train.epoch_selection", "'mean' or 'per_domain'"), ("train.reconstruction", "'softmax' or 'bce'"),
     ("train.distribute", "one of ('none', 'mirrored', 'multi_worker')"),

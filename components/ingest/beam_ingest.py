@@ -105,6 +105,31 @@ def _with_split(row: Dict, cfg) -> List[Dict]:
     return [dict(row, split=split, removed_items=removed)]
 
 
+LEAK = "leak"  # tagged output: (count name, n) of held-out items removed per split
+TOUCHED = "touched"  # tagged output: the held-out rows whose hidden items another row showed
+TOUCHED_FILE = "leak_touched.json"
+
+
+def _held_out(user_rows, apply: bool):
+    """One user's rows, leak-free (`logic.remove_held_out`), with what was removed as counts."""
+    _, rows = user_rows
+    kept, counts, touched = logic.remove_held_out(sorted(rows, key=lambda r: logic.source_order_key(r["source"])),
+                                                  apply)
+    for name, n in counts.items():
+        yield beam.pvalue.TaggedOutput(LEAK, (name, n))
+    for row in touched:
+        yield beam.pvalue.TaggedOutput(TOUCHED, row)
+    yield from kept
+
+
+def _write_touched(touched: List[Dict], output_dir: str) -> None:
+    """The held-out rows the paper's raw split leaks into other rows, so reports can show them
+    as a group (`leak_touched`) whether or not the leak was removed."""
+    rows = sorted(touched, key=lambda r: (r["split"], r["user_id"], r["target_domain"]))
+    with tf.io.gfile.GFile(os.path.join(output_dir, TOUCHED_FILE), "w") as f:
+        json.dump(rows, f)
+
+
 def _thinning_key(row: Dict):
     yield "train_items_removed", row["removed_items"]
     if row["split"] == "removed":
@@ -158,7 +183,7 @@ def _records_report(read: int, used: int, bad_rows: List[Dict], policy: str, out
 
 
 def _write_report(counts, vocabs, threshold, thinning, output_dir: str, data_path: str, data_format: str,
-                  cfg=None, records=None):
+                  cfg=None, records=None, leaks=None):
     report = {
         "data_path": data_path,
         "data_format": data_format,
@@ -176,6 +201,13 @@ def _write_report(counts, vocabs, threshold, thinning, output_dir: str, data_pat
         "train_rows_removed": int(thinning.get("train_rows_removed", 0)),
         # input records (paper: CSV data lines; long: table records): read = used + quarantined
         "input_records": records,
+        # leak-free split (data.leak_free): held-out items removed from the rows of each split
+        # that must not see them (train: eval and test targets; eval: test targets), and the
+        # rows dropped because their target-domain list emptied
+        "leak_free": getattr(cfg, "leak_free", True),
+        "held_out_removed": {split: {"items": int((leaks or {}).get(f"{split}_items", 0)),
+                                     "rows_dropped": int((leaks or {}).get(f"{split}_rows", 0))}
+                             for split in ("train", "eval")},
     }
     for key, n in counts:
         split = key.split("/")[0]
@@ -187,6 +219,11 @@ def _write_report(counts, vocabs, threshold, thinning, output_dir: str, data_pat
     if records and records["quarantined"]:
         print(f"[ingest] quarantined {records['quarantined']} of {records['read']} input records "
               f"{records['quarantined_by_reason']} -> {records['quarantine_file']}", flush=True)
+    removed = report["held_out_removed"]
+    if any(v for counts in removed.values() for v in counts.values()):
+        print(f"[ingest] leak-free split: removed {removed['train']['items']} held-out items from train rows "
+              f"({removed['train']['rows_dropped']} rows dropped) and {removed['eval']['items']} from eval rows "
+              f"({removed['eval']['rows_dropped']} dropped)", flush=True)
     if report["train_items_removed"] or report["train_rows_removed"]:
         print(f"[ingest] density/overlap sweep removed {report['train_items_removed']} train history items and "
               f"{report['train_rows_removed']} train rows (D_s={report['train_density']}, "
@@ -231,7 +268,15 @@ def build_ingest(p: beam.Pipeline, data_path: str, data_format: str, cfg, output
     thinning = (marked | "ThinCount" >> beam.FlatMap(_thinning_key)
                        | "ThinSum" >> beam.CombinePerKey(sum)
                        | "ThinAll" >> beam.combiners.ToDict())
-    rows = marked | "Kept" >> beam.Filter(lambda r: r["split"] != "removed")
+    kept = marked | "Kept" >> beam.Filter(lambda r: r["split"] != "removed")
+    leak_free = (kept | "KeyUser" >> beam.Map(lambda r: (r["user_id"], r))
+                      | "RowsByUser" >> beam.GroupByKey()
+                      | "HoldOut" >> beam.FlatMap(_held_out, apply=cfg.leak_free).with_outputs(LEAK, TOUCHED,
+                                                                                               main="rows"))
+    rows = leak_free.rows
+    leaks = (leak_free[LEAK] | "LeakSum" >> beam.CombinePerKey(sum) | "LeakAll" >> beam.combiners.ToDict())
+    (leak_free[TOUCHED] | "TouchedList" >> beam.combiners.ToList()
+                        | "WriteTouched" >> beam.Map(_write_touched, output_dir=output_dir))
 
     def vocab(index):
         return (rows | f"Items{index}" >> beam.FlatMap(lambda r, i=index: logic.domain_items(r)[i])
@@ -266,4 +311,5 @@ def build_ingest(p: beam.Pipeline, data_path: str, data_format: str, cfg, output
                                   threshold=beam.pvalue.AsSingleton(threshold),
                                   thinning=beam.pvalue.AsSingleton(thinning), output_dir=output_dir,
                                   data_path=data_path, data_format=data_format, cfg=cfg,
-                                  records=beam.pvalue.AsSingleton(record_report))
+                                  records=beam.pvalue.AsSingleton(record_report),
+                                  leaks=beam.pvalue.AsSingleton(leaks))

@@ -73,3 +73,63 @@ def test_bad_input_stops_with_file_and_line(tmp_path):
         run_ingest(str(src), str(tmp_path / "out"))
     with pytest.raises(logic.IngestError, match="not found"):
         beam_ingest.detect_format(str(tmp_path / "missing.csv"))
+
+
+def write_leaky_pair(src):
+    """A paper-format pair with planted leaks, as in the paper's files: user 7's train row
+    (target X) lists the test target 555 last in Y; user 8's test row is cold-start in X,
+    and user 8's train rows hold that whole X history (a train row targets X)."""
+    src.mkdir()
+    train = ["user_id,seq_d1,seq_d2,domain_id"]
+    for u in range(60):
+        train.append(f'{u + 100},"[{u % 7 + 1}, {u % 5 + 20}]","[{u % 3 + 100}, {u % 4 + 110}]",{u % 2}')
+    train += ['7,"[1, 2, 3]","[101, 102, 555]",0',
+              '8,"[4, 5, 666]","[103, 104]",0', '8,"[4, 5, 666]","[103, 104, 105]",1']
+    (src / "train.csv").write_text("\n".join(train) + "\n")
+    (src / "test.csv").write_text('user_id,seq_d1,seq_d2,domain_id\n7,"[1, 2, 3]","[101, 102, 555]",1\n'
+                                  '8,"[666]","[103, 104, 105]",0\n')
+    return src
+
+
+def _cfg(**kw):
+    return DataConfig(val_fraction=0.0, **kw)  # every train row stays in train
+
+
+def test_no_trace_of_a_held_out_target_reaches_training(tmp_path):
+    from components.pseudo_sequences.psg import Graph
+
+    report = run_ingest(str(write_leaky_pair(tmp_path / "pair")), str(tmp_path / "out"), cfg=_cfg())
+    out = str(tmp_path / "out")
+    vocab_x = {item: i + 1 for i, item in enumerate(F.read_vocab(os.path.join(out, F.VOCAB_DIR, "vocab_x.txt")))}
+    vocab_y = {item: i + 1 for i, item in enumerate(F.read_vocab(os.path.join(out, F.VOCAB_DIR, "vocab_y.txt")))}
+    train = split_rows(out, "train")
+    by_user = {}
+    for r in train:
+        by_user.setdefault(r["user_id"], []).append(r)
+    # user 7: the test target (Y 555) is gone from the train row; the row itself stays
+    assert [r["history_y"] for r in by_user["7"]] == [[vocab_y["101"], vocab_y["102"]]]
+    # user 8: cold-start in X at test, so no X item of theirs is in train: the row targeting X
+    # is dropped, the row targeting Y keeps only its Y items
+    assert [(r["target_domain"], r["history_x"]) for r in by_user["8"]] == [(1, [])]
+    assert report["held_out_removed"]["train"] == {"items": 1 + 3 + 3, "rows_dropped": 1}
+    held_out = {("7", 1, vocab_y["555"])} | {("8", 0, vocab_x[i]) for i in ("4", "5", "666")}
+    for r in train:
+        shown = {(r["user_id"], 0, i) for i in r["history_x"]} | {(r["user_id"], 1, i) for i in r["history_y"]}
+        shown.add((r["user_id"], r["target_domain"], r["target_item"]))
+        assert not shown & held_out
+    graph = Graph(train, len(vocab_x), len(vocab_y))  # LightGCN's graph: built from these rows only
+    edges = set(zip(graph.users.tolist(), graph.items.tolist()))
+    for user, domain, item in held_out:
+        if user in graph.user_index:
+            assert (graph.user_index[user], (item - 1) + (len(vocab_x) if domain else 0)) not in edges
+    touched = json.load(open(os.path.join(out, beam_ingest.TOUCHED_FILE)))
+    assert {(t["user_id"], t["target_domain"]) for t in touched} == {("7", 1), ("8", 0)}
+
+
+def test_the_raw_split_stays_one_switch_away(tmp_path):
+    report = run_ingest(str(write_leaky_pair(tmp_path / "pair")), str(tmp_path / "out"), cfg=_cfg(leak_free=False))
+    assert report["leak_free"] is False and report["held_out_removed"]["train"] == {"items": 0, "rows_dropped": 0}
+    rows = {(r["user_id"], r["target_domain"]): r for r in split_rows(str(tmp_path / "out"), "train")}
+    assert len(rows[("7", 0)]["history_y"]) == 3 and ("8", 0) in rows
+    touched = json.load(open(os.path.join(str(tmp_path / "out"), beam_ingest.TOUCHED_FILE)))
+    assert {(t["user_id"], t["target_domain"]) for t in touched} == {("7", 1), ("8", 0)}

@@ -441,3 +441,64 @@ def build_example_features(row: Dict, vocab_x: Dict[str, int], vocab_y: Dict[str
 
 def domain_items(row: Dict) -> Tuple[List[str], List[str]]:
     return row["seq_x"], row["seq_y"]
+
+
+def held_out_items(rows: Sequence[Dict]) -> Dict[str, Tuple[set, set, List[bool]]]:
+    """What each held-out split hides of one user: {split: (X items, Y items, [whole X, whole Y])}.
+
+    An eval or test row hides its target; a cold-start row hides the whole history of its
+    target domain (DESIGN.md, evaluation protocol: leak-free data).
+    """
+    hidden: Dict[str, Tuple[set, set, List[bool]]] = {}
+    for row in rows:
+        if row["split"] == "train":
+            continue
+        items_x, items_y, whole = hidden.setdefault(row["split"], (set(), set(), [False, False]))
+        target, hx, hy = target_and_histories(row)
+        (items_x if row["target_domain"] == 0 else items_y).add(target)
+        own, other = (hx, hy) if row["target_domain"] == 0 else (hy, hx)
+        if is_cold_start(own, other):
+            whole[row["target_domain"]] = True
+    return hidden
+
+
+# which held-out splits a row of each split must not see: train sees neither, eval not test
+HIDDEN_FROM = {"train": ("eval", "test"), "eval": ("test",), "test": ()}
+
+
+def remove_held_out(rows: Sequence[Dict], apply: bool = True) -> Tuple[List[Dict], Dict[str, int], List[Dict]]:
+    """Leak-free rows of one user: no row shows what a later split's row of that user hides.
+
+    Returns (rows, counts, touched): `counts` holds items removed and rows dropped per edited
+    split (`train_items`, `train_rows`, `eval_items`, `eval_rows`); `touched` the held-out
+    rows whose hidden items some other row showed (reported as the `leak_touched` group).
+    A row whose target-domain list empties is dropped. With `apply=False` the rows are
+    returned unchanged (the paper's raw split) and only `touched` is computed.
+    """
+    hidden = held_out_items(rows)
+    counts: Dict[str, int] = {}
+    touched_splits = set()
+    out = []
+    for row in rows:
+        seqs, removed = [list(row["seq_x"]), list(row["seq_y"])], 0
+        for split in HIDDEN_FROM[row["split"]]:
+            if split not in hidden:
+                continue
+            items_x, items_y, whole = hidden[split]
+            for d, items in ((0, items_x), (1, items_y)):
+                kept = [] if whole[d] else [i for i in seqs[d] if i not in items]
+                if len(kept) < len(seqs[d]):
+                    touched_splits.add((split, d))
+                removed += len(seqs[d]) - len(kept)
+                seqs[d] = kept
+        if not apply or removed == 0:
+            out.append(row)
+            continue
+        counts[f"{row['split']}_items"] = counts.get(f"{row['split']}_items", 0) + removed
+        if not seqs[row["target_domain"]]:
+            counts[f"{row['split']}_rows"] = counts.get(f"{row['split']}_rows", 0) + 1
+            continue
+        out.append(dict(row, seq_x=seqs[0], seq_y=seqs[1]))
+    touched = [{"user_id": r["user_id"], "target_domain": r["target_domain"], "split": r["split"]}
+               for r in rows if (r["split"], r["target_domain"]) in touched_splits]
+    return out, counts, touched

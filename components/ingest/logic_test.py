@@ -145,3 +145,21 @@ def test_overlap_sweep_makes_a_user_single_domain_consistently():
     keep_all = DataConfig(train_overlap=1.0)
     row = {"user_id": "u", "seq_x": ["1"], "seq_y": ["a"], "target_domain": 0}
     assert logic.thin_train_row(row, keep_all) == (row, 0)
+
+
+def test_remove_held_out_strips_targets_and_cold_start_histories():
+    rows = [{"user_id": "u", "seq_x": ["1", "2"], "seq_y": ["7", "9"], "target_domain": 0, "split": "train",
+             "source": "train.csv:2"},
+            {"user_id": "u", "seq_x": ["1", "2"], "seq_y": ["7", "9"], "target_domain": 1, "split": "test",
+             "source": "test.csv:2"}]
+    kept, counts, touched = logic.remove_held_out(rows)
+    assert kept[0]["seq_y"] == ["7"] and kept[1] == rows[1]  # the test target 9 is gone from train only
+    assert counts == {"train_items": 1} and touched == [{"user_id": "u", "target_domain": 1, "split": "test"}]
+    cold = dict(rows[1], seq_y=["9"])  # cold-start in Y: the whole Y history is hidden
+    kept, counts, _ = logic.remove_held_out([rows[0], cold])
+    assert kept[0]["seq_y"] == [] and counts == {"train_items": 2}
+    train_y = dict(rows[0], target_domain=1)  # a train row whose target domain empties is dropped
+    kept, counts, _ = logic.remove_held_out([train_y, cold])
+    assert kept == [cold] and counts == {"train_items": 2, "train_rows": 1}
+    kept, counts, touched = logic.remove_held_out([train_y, cold], apply=False)
+    assert kept == [train_y, cold] and counts == {} and len(touched) == 1

@@ -22,22 +22,32 @@ GENERATOR_DIR = P.GENERATOR_DIR
 
 
 class Graph:
-    """The train split's user-item graph: user index, item nodes (X first, then Y), edges."""
+    """The train split's user-item graph: user index, item nodes (X first, then Y), edges.
+
+    A user's edges are the items of their train rows except those rows' targets: a train
+    row's pseudo-sequence then comes from embeddings never fitted on its own target, as an
+    eval or test row's does (DESIGN.md, evaluation protocol). The user's other row may list
+    a target as history (the paper's files do), so the targets are collected per user first.
+    """
 
     def __init__(self, rows: List[Dict], num_items_x: int, num_items_y: int):
         self.num_items_x, self.num_items_y = num_items_x, num_items_y
         self.user_index: Dict[str, int] = {}
+        targets: Dict[str, set] = {}
+        for row in rows:
+            targets.setdefault(row[F.USER_ID], set()).add((row[F.TARGET_DOMAIN], row[F.TARGET_ITEM]))
         users, items = [], []
         for row in sorted(rows, key=lambda r: r[F.USER_ID]):  # user indices independent of Beam's file order
+            held_out = targets[row[F.USER_ID]]
             u = self.user_index.setdefault(row[F.USER_ID], len(self.user_index))
-            xs = list(row[F.HISTORY_X]) + ([row[F.TARGET_ITEM]] if row[F.TARGET_DOMAIN] == 0 else [])
-            ys = list(row[F.HISTORY_Y]) + ([row[F.TARGET_ITEM]] if row[F.TARGET_DOMAIN] == 1 else [])
-            for i in xs:
-                users.append(u)
-                items.append(i - 1)
-            for j in ys:
-                users.append(u)
-                items.append(num_items_x + j - 1)
+            for i in row[F.HISTORY_X]:
+                if (0, i) not in held_out:
+                    users.append(u)
+                    items.append(i - 1)
+            for j in row[F.HISTORY_Y]:
+                if (1, j) not in held_out:
+                    users.append(u)
+                    items.append(num_items_x + j - 1)
         pairs = np.unique(np.stack([np.asarray(users, np.int64), np.asarray(items, np.int64)], 1).reshape(-1, 2), axis=0)
         self.users, self.items = pairs[:, 0], pairs[:, 1]
 
@@ -122,22 +132,15 @@ def save_untrained_generator(out_dir: str, num_items_x: int, num_items_y: int, d
 
 
 class AddPseudoSequences(beam.DoFn):
-    """Adds pseudo_x / pseudo_y to a batch of serialized examples.
+    """Adds pseudo_x / pseudo_y to a batch of serialized examples (`add_pseudo`)."""
 
-    Users in the train graph use their learned embedding (unless `use_graph` is off) and
-    exclude all their graph items; others get a fold-in embedding from their history.
-    """
-
-    def __init__(self, generator_dir: str, max_len: int, pseudo_len: int, use_graph: bool = True,
-                 source: str = "lightgcn", seed: int = 42):
-        self.generator_dir, self.max_len, self.pseudo_len, self.use_graph = generator_dir, max_len, pseudo_len, use_graph
+    def __init__(self, generator_dir: str, max_len: int, pseudo_len: int, source: str = "lightgcn", seed: int = 42):
+        self.generator_dir, self.max_len, self.pseudo_len = generator_dir, max_len, pseudo_len
         self.source, self.seed = source, seed
 
     def setup(self):
         g = P.load_generator(self.generator_dir)
-        self.emb_x, self.emb_y, self.user_emb = g["item_emb_x"], g["item_emb_y"], g["user_emb"]
-        self.seen_x, self.seen_y = g["seen_x"], g["seen_y"]
-        self.user_index = {u: i for i, u in enumerate(g["user_ids"])} if self.use_graph else {}
+        self.emb_x, self.emb_y = g["item_emb_x"], g["item_emb_y"]
 
     def process(self, batch: List[bytes]):
         rows = [F.from_example(b) for b in batch]
@@ -145,17 +148,17 @@ class AddPseudoSequences(beam.DoFn):
 
 
 def add_pseudo(rows: List[Dict], gen) -> List[Dict]:
-    """The batch computation behind AddPseudoSequences (`gen` holds the loaded arrays)."""
+    """The pseudo-sequences of a batch of rows of any split (`gen` holds the loaded arrays).
+
+    One function for every split and for serving: the user is the fold-in of the row's
+    own histories, and recall excludes the items of those histories, so train, eval and
+    test inputs are made the same way and no row sees an embedding fitted on its user's
+    held-out items.
+    """
     hx = P.left_pad([r[F.HISTORY_X] for r in rows], gen.max_len)
     hy = P.left_pad([r[F.HISTORY_Y] for r in rows], gen.max_len)
-    user = P.fold_in(gen.emb_x, gen.emb_y, hx, hy).numpy()
+    user = P.fold_in(gen.emb_x, gen.emb_y, hx, hy)
     seen = ([list(r[F.HISTORY_X]) for r in rows], [list(r[F.HISTORY_Y]) for r in rows])
-    for i, r in enumerate(rows):
-        g = gen.user_index.get(r[F.USER_ID])
-        if g is not None:
-            user[i] = gen.user_emb[g]
-            seen[0][i] += list(gen.seen_x[g])
-            seen[1][i] += list(gen.seen_y[g])
     out = [dict(r) for r in rows]
     for d, (hist, emb, name) in enumerate(((hx, gen.emb_x, F.PSEUDO_X), (hy, gen.emb_y, F.PSEUDO_Y))):
         width = max(1, max(len(s) for s in seen[d]))
@@ -190,7 +193,6 @@ def build_transform(p: beam.Pipeline, in_uri: str, out_uri: str, splits, generat
         (p | f"Read-{split}" >> beam.io.ReadFromTFRecord(F.split_pattern(in_uri, split))
            | f"Batch-{split}" >> beam.BatchElements(min_batch_size=64, max_batch_size=1024)
            | f"Pseudo-{split}" >> beam.ParDo(AddPseudoSequences(
-               generator_dir, data_cfg.max_len, data_cfg.pseudo_len, lightgcn_cfg.user_embedding == "graph",
-               lightgcn_cfg.pseudo_source, lightgcn_cfg.seed))
+               generator_dir, data_cfg.max_len, data_cfg.pseudo_len, lightgcn_cfg.pseudo_source, lightgcn_cfg.seed))
            | f"Write-{split}" >> beam.io.WriteToTFRecord(os.path.join(out_uri, F.SPLIT_DIR.format(split), "data"),
                                                          file_name_suffix=F.RECORD_SUFFIX))
