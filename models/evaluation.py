@@ -63,6 +63,7 @@ def compute_ranks(scorer: Scorer, rows: Sequence[Dict], negatives: np.ndarray, m
 
 def _full_ranks(scores: np.ndarray, targets: np.ndarray, own: List[List[int]]) -> np.ndarray:
     """Rank among all items of the domain except padding and the user's own history items."""
+    scores = M.finite_scores(scores)
     pos = np.take_along_axis(scores, targets[:, None], axis=1)
     above = scores >= pos
     above[:, 0] = False
@@ -71,23 +72,6 @@ def _full_ranks(scores: np.ndarray, targets: np.ndarray, own: List[List[int]]) -
         if len(items):
             above[r, np.asarray(items)] = False
     return above.sum(axis=1)
-
-
-def target_in_train(rows: Sequence[Dict], train_rows: Sequence[Dict]) -> np.ndarray:
-    """Per row: is its target among the same user's train interactions in that domain?
-
-    The paper's data has such rows (a user with a train row in one domain and a test row
-    in the other); graph models see the target in training, so results are also reported
-    on the rows without it (group `no_leak`).
-    """
-    seen: Dict[str, tuple] = {}
-    for r in train_rows:
-        items = seen.setdefault(r[F.USER_ID], (set(), set()))
-        items[0].update(r[F.HISTORY_X])
-        items[1].update(r[F.HISTORY_Y])
-        items[r[F.TARGET_DOMAIN]].add(r[F.TARGET_ITEM])
-    return np.asarray([r[F.TARGET_ITEM] in seen.get(r[F.USER_ID], (set(), set()))[r[F.TARGET_DOMAIN]]
-                       for r in rows], bool)
 
 
 def evaluate_rows(scorer: Scorer, rows: Sequence[Dict], negatives: np.ndarray, max_len: int, pseudo_len: int,

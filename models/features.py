@@ -29,6 +29,8 @@ VOCAB_DIR = "vocab"
 VOCAB_FILES = ("vocab_x.txt", "vocab_y.txt")
 SPLIT_DIR = "Split-{}"
 RECORD_SUFFIX = ".tfrecord.gz"
+# ingest's list of the held-out rows whose hidden items the raw split shows elsewhere
+LEAK_TOUCHED_FILE = "leak_touched.json"
 
 
 def to_example(features: Dict) -> bytes:

@@ -8,8 +8,8 @@ the paper's objective (section 3.4.5, DESIGN.md step 6) so each one can be logge
 Choices that differ from the authors' code, following the paper instead: sequences
 keep their order; scoring is a dot product h_u . e_i; scales are softplus + min_scale
 without clamps. A cold-start row (no history in a domain) takes its transferred latent
-from the auxiliary encoder r and has its domain-specific latent z masked to zero; its
-augmented latent z_a (from the pseudo-sequence) stays, since that is what the PSG adds.
+from the auxiliary encoder r and has its domain-specific latents z and z_a masked to
+zero, as the paper does.
 """
 from __future__ import annotations
 
@@ -145,9 +145,13 @@ class CrossDomainAttention(tf.keras.layers.Layer):
         self.attention = tf.keras.layers.MultiHeadAttention(num_heads, dim // num_heads)
         self.head = GaussianHead(latent_dim, hidden=[dim], min_scale=min_scale)
 
-    def call(self, query_seq, query_mask, kv_seq, kv_mask, training=False):
+    def call(self, query_seq, query_mask, kv_seq, kv_mask, training=False, per_position=False):
+        """One posterior per row (pooled over the query's positions) or, with
+        `per_position`, one per query position (the causal encoder's running interest)."""
         mask = tf.logical_and(query_mask[:, :, None], kv_mask[:, None, :])
         attended = self.attention(query_seq, kv_seq, kv_seq, attention_mask=mask, training=training)
+        if per_position:
+            return self.head(attended * tf.cast(query_mask, attended.dtype)[..., None])
         return self.head(masked_mean(attended, query_mask))
 
 
@@ -159,6 +163,8 @@ class CrossDomainMLP(tf.keras.layers.Layer):
         self.head = GaussianHead(latent_dim, hidden=[dim], min_scale=min_scale)
 
     def call(self, pooled_query, pooled_kv):
+        if pooled_query.shape.rank == 3:  # per position: the other domain's summary at every position
+            pooled_kv = tf.repeat(pooled_kv[:, None], tf.shape(pooled_query)[1], axis=1)
         return self.head(tf.concat([pooled_query, pooled_kv], axis=-1))
 
 
@@ -317,19 +323,61 @@ class LossTermsModel(tf.keras.Model):
         return self._update(*self.losses_and_terms(data, training=False))
 
 
+def recalled_part(pseudo: tf.Tensor, history: tf.Tensor) -> tf.Tensor:
+    """The recalled items of a pseudo-sequence [B, T'] (its history items set to padding 0).
+
+    Recall never returns a seen item, so an item that is in the row's history is part of
+    the copied history tail.
+    """
+    in_history = tf.reduce_any(tf.equal(pseudo[:, :, None], tf.cast(history, pseudo.dtype)[:, None, :]), axis=2)
+    return tf.where(in_history, tf.zeros_like(pseudo), pseudo)
+
+
+def augmented_sequence(pseudo: tf.Tensor, history: tf.Tensor) -> tf.Tensor:
+    """The causal encoder's augmented input [B, T' + T]: the recalled items, then the real
+    history, right-aligned with all padding on the left (so the history's left padding
+    leaves no gap and any padding width gives the same positions)."""
+    sequence = tf.concat([recalled_part(pseudo, history), tf.cast(history, pseudo.dtype)], axis=1)
+    real = tf.cast(sequence > 0, tf.int32)
+    order = tf.argsort(real, axis=1, stable=True)  # padding first, order kept
+    width = tf.maximum(tf.reduce_max(tf.reduce_sum(real, axis=1)), tf.shape(history)[1])
+    # the columns that are padding in every row cost attention work and change nothing
+    return tf.gather(sequence, order, batch_dims=1)[:, tf.shape(sequence)[1] - width:]
+
+
+def next_item_labels(history: tf.Tensor, last: tf.Tensor) -> tf.Tensor:
+    """Per position of a left-padded history [B, T], the item that follows it: the next
+    history item, and `last` [B] (the row's target, or 0 for none) after the last one."""
+    return tf.concat([history[:, 1:], tf.cast(last, history.dtype)[:, None]], axis=1)
+
+
 class I2VAE(LossTermsModel):
     """The i2VAE model.
+
+    Two encoders (`model_cfg.encoder`):
+      "bidirectional" (the paper): bidirectional self-attention, mean-pooled; one set of
+        six latents per row, and one target per row (its last item).
+      "causal" (an extension beyond the paper): causal self-attention, and the latents
+        of every history position, so every position predicts the item that follows it,
+        as SASRec trains; one encoder pass per row gives T targets. The augmented
+        sequence puts the recalled items before the history (recalled, then h_1..h_T),
+        so position t's augmented latent sees the recalled items and h_1..h_t only,
+        never a later history item. Inference reads the last position.
+
+    Both train the cold-start path on every row with both domains (`train_cfg.cold_start_loss`):
+    the row's target is also predicted from the transferred interest alone, z_t from r,
+    the domain-specific latents masked, as a cold-start row is scored (DESIGN.md step 7).
 
     Args:
       num_items_x / num_items_y: vocabulary sizes (item indices 1..N; 0 is padding).
       model_cfg: `pipeline.config.ModelConfig` (d, latent size, heads, blocks, dropout,
-        cross-domain encoder variant, decoder hidden sizes).
+        encoder, cross-domain encoder variant, decoder hidden sizes).
       train_cfg: `pipeline.config.TrainConfig` (lambda_t, lambda_a, a, b, negatives).
       max_len / pseudo_len: T and T'.
     """
 
-    LOSS_TERMS = ("rec_x", "rec_y", "kl_z_x", "kl_z_y", "kl_zt_x", "kl_zt_y", "kl_za_x", "kl_za_y",
-                  "informative_x", "informative_y", "denoising_x", "denoising_y")
+    LOSS_TERMS = ("rec_x", "rec_y", "rec_cold_x", "rec_cold_y", "kl_z_x", "kl_z_y", "kl_zt_x", "kl_zt_y",
+                  "kl_za_x", "kl_za_y", "informative_x", "informative_y", "denoising_x", "denoising_y")
 
     def __init__(self, num_items_x, num_items_y, model_cfg, train_cfg, max_len=20, pseudo_len=40, **kwargs):
         super().__init__(**kwargs)
@@ -337,16 +385,19 @@ class I2VAE(LossTermsModel):
         self.num_items = (num_items_x, num_items_y)
         self.model_cfg, self.train_cfg = model_cfg, train_cfg
         self.max_len, self.pseudo_len = max_len, pseudo_len
+        self.causal = model_cfg.encoder == "causal"
         # one initializer per table: a shared unseeded instance gives both tables the same first rows
         self.item_emb_x = tf.keras.layers.Embedding(num_items_x + 1, d, name="item_emb_x",
                                                     embeddings_initializer=tf.keras.initializers.TruncatedNormal(stddev=0.02))
         self.item_emb_y = tf.keras.layers.Embedding(num_items_y + 1, d, name="item_emb_y",
                                                     embeddings_initializer=tf.keras.initializers.TruncatedNormal(stddev=0.02))
-        enc = dict(dim=d, num_heads=model_cfg.num_heads, num_blocks=model_cfg.num_blocks, dropout=model_cfg.dropout)
+        enc = dict(dim=d, num_heads=model_cfg.num_heads, num_blocks=model_cfg.num_blocks, dropout=model_cfg.dropout,
+                   causal=self.causal)
+        augmented_len = pseudo_len + max_len if self.causal else pseudo_len  # causal: recalled items, then history
         self.enc_x = SASRecEncoder(self.item_emb_x, max_len, name="encoder_x", **enc)
         self.enc_y = SASRecEncoder(self.item_emb_y, max_len, name="encoder_y", **enc)
-        self.enc_ax = SASRecEncoder(self.item_emb_x, pseudo_len, name="encoder_pseudo_x", **enc)
-        self.enc_ay = SASRecEncoder(self.item_emb_y, pseudo_len, name="encoder_pseudo_y", **enc)
+        self.enc_ax = SASRecEncoder(self.item_emb_x, augmented_len, name="encoder_pseudo_x", **enc)
+        self.enc_ay = SASRecEncoder(self.item_emb_y, augmented_len, name="encoder_pseudo_y", **enc)
         self.q_z_x = GaussianHead(k, min_scale=s, name="q_z_x")
         self.q_z_y = GaussianHead(k, min_scale=s, name="q_z_y")
         self.q_za_x = GaussianHead(k, min_scale=s, name="q_za_x")
@@ -379,48 +430,88 @@ class I2VAE(LossTermsModel):
 
     # ----- encoding -----
     def encode(self, features, training=False):
-        """All posteriors, priors-independent masks and the sampled latents of a batch."""
-        xs, mx = self.enc_x(features[F.HISTORY_X], training=training)
-        ys, my = self.enc_y(features[F.HISTORY_Y], training=training)
-        axs, max_ = self.enc_ax(features[F.PSEUDO_X], training=training)
-        ays, may = self.enc_ay(features[F.PSEUDO_Y], training=training)
-        # pooling applies to the real histories only: a pseudo-sequence ends in recalled
-        # items, so its last position carries no recency
-        X, Y = pool_history(xs, mx, self.model_cfg.pooling), pool_history(ys, my, self.model_cfg.pooling)
-        Xa, Ya = masked_mean(axs, max_), masked_mean(ays, may)
-        has_x = tf.reduce_any(mx, axis=1)
-        has_y = tf.reduce_any(my, axis=1)
-        out = dict(has_x=has_x, has_y=has_y, has_ax=tf.reduce_any(max_, axis=1), has_ay=tf.reduce_any(may, axis=1),
+        """All posteriors and masks of a batch: one per row, or one per history position
+        ([B, T] batch shape) for the causal encoder; `mask_x` / `mask_y` mark real positions."""
+        hx, hy = features[F.HISTORY_X], features[F.HISTORY_Y]
+        xs, mx = self.enc_x(hx, training=training)
+        ys, my = self.enc_y(hy, training=training)
+        has_x, has_y = tf.reduce_any(mx, axis=1), tf.reduce_any(my, axis=1)
+        out = dict(has_x=has_x, has_y=has_y, mask_x=mx, mask_y=my,
                    len_x=tf.reduce_sum(tf.cast(mx, tf.int32), 1), len_y=tf.reduce_sum(tf.cast(my, tf.int32), 1))
+        if self.causal:
+            t = tf.shape(hx)[1]
+            axs, _ = self.enc_ax(augmented_sequence(features[F.PSEUDO_X], hx), training=training)
+            ays, _ = self.enc_ay(augmented_sequence(features[F.PSEUDO_Y], hy), training=training)
+            Xa, Ya = axs[:, -t:], ays[:, -t:]  # the real history's positions are the last ones of both
+            out["has_ax"], out["has_ay"] = has_x, has_y
+            X, Y = xs, ys
+            # the other domain's whole history, read at its last position (the causal summary)
+            X_all, Y_all = pool_history(xs, mx, "last"), pool_history(ys, my, "last")
+
+            def per_position(v):
+                return tf.repeat(v[:, None], t, axis=1)
+
+            out["r_zt_y"], out["r_zt_x"] = self.r_y(per_position(Y_all)), self.r_x(per_position(X_all))
+        else:
+            axs, max_ = self.enc_ax(features[F.PSEUDO_X], training=training)
+            ays, may = self.enc_ay(features[F.PSEUDO_Y], training=training)
+            # pooling applies to the real histories only: a pseudo-sequence ends in recalled
+            # items, so its last position carries no recency
+            X, Y = pool_history(xs, mx, self.model_cfg.pooling), pool_history(ys, my, self.model_cfg.pooling)
+            Xa, Ya = masked_mean(axs, max_), masked_mean(ays, may)
+            out["has_ax"], out["has_ay"] = tf.reduce_any(max_, axis=1), tf.reduce_any(may, axis=1)
+            out["r_zt_y"], out["r_zt_x"] = self.r_y(Y), self.r_x(X)
+            X_all, Y_all = X, Y
         out["q_z_x"], out["q_z_y"] = self.q_z_x(X), self.q_z_y(Y)
         out["q_za_x"], out["q_za_y"] = self.q_za_x(Xa), self.q_za_y(Ya)
         if isinstance(self.q_zt_y, CrossDomainAttention):
-            out["q_zt_y"] = self.q_zt_y(xs, mx, ys, my, training=training)  # Y's interest transferred to X
-            out["q_zt_x"] = self.q_zt_x(ys, my, xs, mx, training=training)
+            # Y's interest transferred to X: X's positions query Y's
+            out["q_zt_y"] = self.q_zt_y(xs, mx, ys, my, training=training, per_position=self.causal)
+            out["q_zt_x"] = self.q_zt_x(ys, my, xs, mx, training=training, per_position=self.causal)
         else:
-            out["q_zt_y"] = self.q_zt_y(X, Y)
-            out["q_zt_x"] = self.q_zt_x(Y, X)
-        out["r_zt_y"], out["r_zt_x"] = self.r_y(Y), self.r_x(X)
+            out["q_zt_y"] = self.q_zt_y(X, Y_all)
+            out["q_zt_x"] = self.q_zt_x(Y, X_all)
         return out
 
+    def _keep(self, enc, domain):
+        """Where the domain's own latents are real: per row, or per real position (causal)."""
+        return enc["mask_x" if domain == 0 else "mask_y"] if self.causal else enc["has_x" if domain == 0 else "has_y"]
+
     def latents(self, enc, training=False):
-        """Samples (training) or means (inference), with cold-start routing and masks."""
+        """Samples (training) or means (inference), with cold-start routing and masks.
+
+        A row with no history in a domain is cold-start there: its transferred latent comes
+        from r, and its domain-specific and augmented latents are masked, so it is scored
+        from the transferred interest alone (the paper). `model.cold_start_augmented` keeps
+        the augmented latent (a switch, off by default).
+        """
         both = tf.logical_and(enc["has_x"], enc["has_y"])[:, None]
+        if self.causal:
+            both = both[:, None]
 
         def mask(z, keep):
-            return z * tf.cast(keep, z.dtype)[:, None]
+            return z * tf.cast(keep, z.dtype)[..., None]
 
-        z_x = mask(_sample(enc["q_z_x"], training), enc["has_x"])
-        z_y = mask(_sample(enc["q_z_y"], training), enc["has_y"])
+        keep_x, keep_y = self._keep(enc, 0), self._keep(enc, 1)
+        z_x = mask(_sample(enc["q_z_x"], training), keep_x)
+        z_y = mask(_sample(enc["q_z_y"], training), keep_y)
         # cold-start in X (no X history): the transferred interest comes from r^y(z_t^y | y)
-        z_ty = mask(tf.where(both, _sample(enc["q_zt_y"], training), _sample(enc["r_zt_y"], training)), enc["has_y"])
-        z_tx = mask(tf.where(both, _sample(enc["q_zt_x"], training), _sample(enc["r_zt_x"], training)), enc["has_x"])
-        z_ax = mask(_sample(enc["q_za_x"], training), enc["has_ax"])
-        z_ay = mask(_sample(enc["q_za_y"], training), enc["has_ay"])
+        z_ty = mask(tf.where(both, _sample(enc["q_zt_y"], training), _sample(enc["r_zt_y"], training)),
+                    self._row(enc["has_y"]))
+        z_tx = mask(tf.where(both, _sample(enc["q_zt_x"], training), _sample(enc["r_zt_x"], training)),
+                    self._row(enc["has_x"]))
+        augmented = self.model_cfg.cold_start_augmented and not self.causal
+        z_ax = mask(_sample(enc["q_za_x"], training), enc["has_ax"] if augmented else keep_x)
+        z_ay = mask(_sample(enc["q_za_y"], training), enc["has_ay"] if augmented else keep_y)
         return z_x, z_y, z_tx, z_ty, z_ax, z_ay
 
+    def _row(self, flag):
+        """A per-row flag [B], broadcast over positions for the causal encoder."""
+        return flag[:, None] if self.causal else flag
+
     def call(self, features, training=False):
-        """User representations (h_u^X, h_u^Y), each [B, d]; score items with `score_all`."""
+        """User representations (h_u^X, h_u^Y), each [B, d] ([B, T, d] per position for the
+        causal encoder); score items with `score_all`."""
         enc = self.encode(features, training=training)
         z_x, z_y, z_tx, z_ty, z_ax, z_ay = self.latents(enc, training=training)
         h_x = self.dec_x(tf.concat([z_x, z_ty, z_ax], axis=-1))
@@ -430,66 +521,137 @@ class I2VAE(LossTermsModel):
     def score_all(self, features):
         """Scores of every item of each domain (column 0 is padding), at inference (means)."""
         h_x, h_y, _ = self(features, training=False)
+        if self.causal:  # the last position has seen the whole history
+            h_x, h_y = h_x[:, -1], h_y[:, -1]
         return (tf.matmul(h_x, self.item_emb_x.embeddings, transpose_b=True),
                 tf.matmul(h_y, self.item_emb_y.embeddings, transpose_b=True))
 
     # ----- objective -----
-    def _reconstruction(self, h, emb, targets, in_domain, num_items):
-        """-log p(target | z) for the rows of this domain (others contribute 0).
+    def _reconstruction(self, h, emb, targets, valid, num_items):
+        """-log p(target | z), averaged over the `valid` rows (or positions) of this domain.
 
-        "bce": BCE of the target against `num_train_negatives` uniform negatives (DESIGN.md).
+        h [..., d], targets and valid [...] (rows, or rows x positions).
         "softmax": cross-entropy over every item of the domain (padding excluded).
+        "sampled_softmax": against `softmax_negatives` uniform items shared by the batch
+          (accidental hits masked), as SASRec trains: the causal encoder's B x T x N full
+          logits would not fit.
+        "bce": BCE of the target against `num_train_negatives` uniform negatives (DESIGN.md).
         """
-        targets = tf.where(in_domain, targets, tf.ones_like(targets))
+        targets = tf.where(valid, targets, tf.ones_like(targets))
         if self.train_cfg.reconstruction == "softmax":
-            logits = tf.matmul(h, emb.embeddings, transpose_b=True)
-            logits = tf.concat([tf.fill([tf.shape(h)[0], 1], -1e9), logits[:, 1:]], axis=1)
-            nll = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits)
+            logits = tf.einsum("...d,nd->...n", h, emb.embeddings[1:])
+            nll = tf.nn.sparse_softmax_cross_entropy_with_logits(targets - 1, logits)
+        elif self.train_cfg.reconstruction == "sampled_softmax":
+            negatives = tf.random.uniform([self.train_cfg.softmax_negatives], 1, num_items + 1, dtype=tf.int64)
+            pos = tf.reduce_sum(h * emb(targets), axis=-1, keepdims=True)
+            neg = tf.einsum("...d,sd->...s", h, emb(negatives))
+            neg = tf.where(tf.equal(tf.cast(targets, tf.int64)[..., None], negatives), -1e9, neg)
+            logits = tf.concat([pos, neg], axis=-1)
+            nll = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.zeros_like(targets), logits)
         else:
             n = self.train_cfg.num_train_negatives
-            negatives = tf.random.uniform([tf.shape(h)[0], n], 1, num_items + 1, dtype=tf.int64)
+            negatives = tf.random.uniform(tf.concat([tf.shape(targets), [n]], 0), 1, num_items + 1, dtype=tf.int64)
             pos = tf.reduce_sum(h * emb(targets), axis=-1)
-            neg = tf.einsum("bd,bnd->bn", h, emb(negatives))
+            neg = tf.einsum("...d,...nd->...n", h, emb(negatives))
             nll = tf.nn.softplus(-pos) + tf.reduce_sum(tf.nn.softplus(neg), axis=-1)
-        return tf.reduce_mean(nll * tf.cast(in_domain, tf.float32))
+        v = tf.cast(valid, tf.float32)
+        return tf.reduce_sum(nll * v) / tf.maximum(tf.reduce_sum(v), 1.0)
+
+    def _cold_start_reconstruction(self, enc, domain, targets, rows, training):
+        """The row's target scored as a cold-start row would be: from r's transferred
+        latent alone (rows with both domains), so r and the cold-start decoder input train
+        on every overlapping row without extra rows."""
+        r = enc["r_zt_y" if domain == 0 else "r_zt_x"]
+        z_t = _sample(r, training)
+        if self.causal:
+            z_t = z_t[:, -1]
+        zeros = tf.zeros_like(z_t)
+        decoder, emb = (self.dec_x, self.item_emb_x) if domain == 0 else (self.dec_y, self.item_emb_y)
+        h = decoder(tf.concat([zeros, z_t, zeros], axis=-1))
+        valid = rows & enc["has_x"] & enc["has_y"]
+        return self._reconstruction(h, emb, targets, valid, self.num_items[domain])
+
+    def _targets(self, features, enc, domain):
+        """(targets, valid) of a domain: the row's target for its own domain's rows, or,
+        for the causal encoder, every real position's next item in those rows (and the
+        last position for a row with no history there)."""
+        targets, rows = features[F.TARGET_ITEM], tf.equal(features[F.TARGET_DOMAIN], domain)
+        if not self.causal:
+            return targets, rows
+        history = features[F.HISTORY_X if domain == 0 else F.HISTORY_Y]
+        labels = next_item_labels(history, tf.where(rows, targets, tf.zeros_like(targets)))
+        last = tf.equal(tf.range(tf.shape(history)[1]), tf.shape(history)[1] - 1)[None]
+        valid = (enc["mask_x" if domain == 0 else "mask_y"] | last) & rows[:, None] & (labels > 0)
+        return tf.cast(labels, targets.dtype), valid
+
+    @staticmethod
+    def _used_at(enc, domain, has):
+        """Causal: where a transferred latent is decoded: the real positions of `domain`
+        (and its last one, a cold-start prediction) in rows that have the other domain."""
+        mask = enc["mask_x" if domain == 0 else "mask_y"]
+        last = tf.equal(tf.range(tf.shape(mask)[1]), tf.shape(mask)[1] - 1)[None]
+        return (mask | last) & enc[has][:, None]
+
+    def _position_mean(self, value, weight):
+        """Mean of a per-row or per-position term over the weighted rows or positions."""
+        weight = tf.cast(weight, tf.float32)
+        if not self.causal:
+            return tf.reduce_mean(weight * value)
+        return tf.reduce_sum(weight * value) / tf.maximum(tf.reduce_sum(weight), 1.0)
 
     def losses_and_terms(self, features, training=True):
         """Returns (total loss, dict of every term) for a batch with targets."""
         h_x, h_y, enc = self(features, training=training)
         cfg = self.train_cfg
         targets, domain = features[F.TARGET_ITEM], features[F.TARGET_DOMAIN]
-        fx, fy = tf.cast(enc["has_x"], tf.float32), tf.cast(enc["has_y"], tf.float32)
-        both = fx * fy
+        keep_x, keep_y = self._keep(enc, 0), self._keep(enc, 1)
+        both_b = self._row(tf.logical_and(enc["has_x"], enc["has_y"]))
         std = tfd.MultivariateNormalDiag(loc=tf.zeros_like(enc["q_z_x"].mean()))  # N(0, I)
-        both_b = tf.logical_and(enc["has_x"], enc["has_y"])
         kl_used_ty = tf.where(both_b, _kl(enc["q_zt_y"], std), _kl(enc["r_zt_y"], std))
         kl_used_tx = tf.where(both_b, _kl(enc["q_zt_x"], std), _kl(enc["r_zt_x"], std))
-        w_x = noise_adaptive_weight(enc["len_x"], self.max_len, cfg.noise_a, cfg.noise_b)
-        w_y = noise_adaptive_weight(enc["len_y"], self.max_len, cfg.noise_a, cfg.noise_b)
-        mean = tf.reduce_mean
+        if self.causal:  # the denoising weight of a position grows with the history up to it
+            len_x = tf.cumsum(tf.cast(enc["mask_x"], tf.int32), axis=1)
+            len_y = tf.cumsum(tf.cast(enc["mask_y"], tf.int32), axis=1)
+        else:
+            len_x, len_y = enc["len_x"], enc["len_y"]
+        w_x = noise_adaptive_weight(len_x, self.max_len, cfg.noise_a, cfg.noise_b)
+        w_y = noise_adaptive_weight(len_y, self.max_len, cfg.noise_a, cfg.noise_b)
+        fx, fy = tf.cast(keep_x, tf.float32), tf.cast(keep_y, tf.float32)
+        both = fx * fy if not self.causal else fx * tf.cast(both_b, tf.float32)
+        both_y = fy * tf.cast(both_b, tf.float32)
+        zero = tf.constant(0.0)
+        mean = self._position_mean
         terms = {
-            "rec_x": self._reconstruction(h_x, self.item_emb_x, targets, tf.equal(domain, 0), self.num_items[0]),
-            "rec_y": self._reconstruction(h_y, self.item_emb_y, targets, tf.equal(domain, 1), self.num_items[1]),
-            "kl_z_x": mean(fx * _kl(enc["q_z_x"], self.prior_z_x.distribution())),
-            "kl_z_y": mean(fy * _kl(enc["q_z_y"], self.prior_z_y.distribution())),
-            "kl_zt_x": mean(fx * kl_used_tx),
-            "kl_zt_y": mean(fy * kl_used_ty),
-            "kl_za_x": mean(tf.cast(enc["has_ax"], tf.float32) * _kl(enc["q_za_x"], self.prior_za_x.distribution())),
-            "kl_za_y": mean(tf.cast(enc["has_ay"], tf.float32) * _kl(enc["q_za_y"], self.prior_za_y.distribution())),
+            "rec_x": self._reconstruction(h_x, self.item_emb_x, *self._targets(features, enc, 0), self.num_items[0]),
+            "rec_y": self._reconstruction(h_y, self.item_emb_y, *self._targets(features, enc, 1), self.num_items[1]),
+            "rec_cold_x": (self._cold_start_reconstruction(enc, 0, targets, tf.equal(domain, 0), training)
+                           if cfg.cold_start_loss else zero),
+            "rec_cold_y": (self._cold_start_reconstruction(enc, 1, targets, tf.equal(domain, 1), training)
+                           if cfg.cold_start_loss else zero),
+            "kl_z_x": mean(_kl(enc["q_z_x"], self.prior_z_x.distribution()), fx),
+            "kl_z_y": mean(_kl(enc["q_z_y"], self.prior_z_y.distribution()), fy),
+            "kl_zt_x": mean(kl_used_tx, fx if not self.causal else self._used_at(enc, 1, "has_x")),
+            "kl_zt_y": mean(kl_used_ty, fy if not self.causal else self._used_at(enc, 0, "has_y")),
+            "kl_za_x": mean(_kl(enc["q_za_x"], self.prior_za_x.distribution()),
+                            enc["has_ax"] if not self.causal else fx),
+            "kl_za_y": mean(_kl(enc["q_za_y"], self.prior_za_y.distribution()),
+                            enc["has_ay"] if not self.causal else fy),
             # informative + disentangle: the full posterior of the transferred latent vs its one-domain r
-            "informative_x": mean(both * _kl(enc["q_zt_x"], enc["r_zt_x"])),
-            "informative_y": mean(both * _kl(enc["q_zt_y"], enc["r_zt_y"])),
+            "informative_x": mean(_kl(enc["q_zt_x"], enc["r_zt_x"]), both if not self.causal else both_y),
+            "informative_y": mean(_kl(enc["q_zt_y"], enc["r_zt_y"]), both),
             # denoising: the domain-specific posterior vs the augmented one, weighted by history length
-            "denoising_x": mean(fx * w_x * _kl(enc["q_z_x"], enc["q_za_x"])),
-            "denoising_y": mean(fy * w_y * _kl(enc["q_z_y"], enc["q_za_y"])),
+            "denoising_x": mean(w_x * _kl(enc["q_z_x"], enc["q_za_x"]), fx),
+            "denoising_y": mean(w_y * _kl(enc["q_z_y"], enc["q_za_y"]), fy),
         }
         lt, la, beta = cfg.lambda_t, cfg.lambda_a, self.kl_beta
         total = ((1.0 + lt) * (terms["rec_x"] + terms["rec_y"] + beta * (terms["kl_z_x"] + terms["kl_z_y"]))
+                 + terms["rec_cold_x"] + terms["rec_cold_y"]
                  + beta * (terms["kl_zt_x"] + terms["kl_zt_y"] + terms["kl_za_x"] + terms["kl_za_y"])
                  + lt * (terms["informative_x"] + terms["informative_y"])
                  + la * (terms["denoising_x"] + terms["denoising_y"]))
         # each term's contribution to the total, as the objective weights it
-        weights = {"rec_x": 1.0 + lt, "rec_y": 1.0 + lt, "kl_z_x": (1.0 + lt) * beta, "kl_z_y": (1.0 + lt) * beta,
+        weights = {"rec_x": 1.0 + lt, "rec_y": 1.0 + lt, "rec_cold_x": 1.0, "rec_cold_y": 1.0,
+                   "kl_z_x": (1.0 + lt) * beta, "kl_z_y": (1.0 + lt) * beta,
                    "kl_zt_x": beta, "kl_zt_y": beta, "kl_za_x": beta, "kl_za_y": beta,
                    "informative_x": lt, "informative_y": lt, "denoising_x": la, "denoising_y": la}
         for name in self.LOSS_TERMS:

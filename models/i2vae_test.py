@@ -12,10 +12,10 @@ from pipeline.config import ModelConfig, TrainConfig
 T, TP = 5, 8
 
 
-def small_model(pooling="mean", **train):
+def small_model(pooling="mean", encoder="bidirectional", **train):
     tf.keras.utils.set_random_seed(0)
     return I2VAE(30, 20, ModelConfig(embedding_dim=16, latent_dim=8, num_heads=2, num_blocks=1, dropout=0.0,
-                                     pooling=pooling),
+                                     pooling=pooling, encoder=encoder),
                  TrainConfig(**train), max_len=T, pseudo_len=TP)
 
 
@@ -132,23 +132,24 @@ def test_cold_start_row_ignores_empty_domain_input_and_uses_r():
 
 def test_bce_reconstruction_is_the_target_term_plus_one_term_per_negative():
     """DESIGN.md's BCE: softplus(-h.e_target) + sum over sampled negatives of softplus(h.e_neg),
-    averaged over the batch with rows of the other domain counted as 0."""
+    averaged over the rows of the domain."""
     m = small_model(reconstruction="bce", num_train_negatives=0)
     m(batch())
     h = tf.constant(np.random.default_rng(0).normal(size=(4, 16)), tf.float32)
     targets, in_domain = tf.constant([4, 7, 6, 9], tf.int64), tf.constant([True, True, False, True])
     emb = m.item_emb_x.embeddings.numpy()
     pos = np.sum(h.numpy() * emb[targets.numpy()], axis=-1)
-    expected = np.mean(np.logaddexp(0, -pos) * in_domain.numpy())
+    expected = np.sum(np.logaddexp(0, -pos) * in_domain.numpy()) / in_domain.numpy().sum()
     np.testing.assert_allclose(m._reconstruction(h, m.item_emb_x, targets, in_domain, 30).numpy(), expected,
                                rtol=1e-5)
     m.train_cfg.num_train_negatives = 16  # every negative adds a positive term
     assert m._reconstruction(h, m.item_emb_x, targets, in_domain, 30).numpy() > expected + 1e-3
 
 
-@pytest.mark.parametrize("reconstruction", ["softmax", "bce"])
-def test_train_step_reduces_loss(reconstruction):
-    m = small_model(learning_rate=0.01, reconstruction=reconstruction)
+@pytest.mark.parametrize("encoder, reconstruction", [("bidirectional", "softmax"), ("bidirectional", "bce"),
+                                                     ("causal", "sampled_softmax"), ("causal", "softmax")])
+def test_train_step_reduces_loss(encoder, reconstruction):
+    m = small_model(encoder=encoder, learning_rate=0.01, reconstruction=reconstruction, softmax_negatives=8)
     m.compile(optimizer=tf.keras.optimizers.Adam(0.01))
     b = batch()
     first = float(m.losses_and_terms(b, training=False)[0])
@@ -174,8 +175,9 @@ def test_kl_annealing_ramps_beta_linearly():
 
 def test_without_informative_regularizer_r_learns_only_as_cold_start_fallback():
     """The w/o IF-R & DS-R ablation (lambda_t = 0): r gets gradients only from rows with one
-    domain, where it is the cold-start path; on overlapping rows it is unused."""
-    m = small_model(lambda_t=0.0, kl_weight=0.0)
+    domain, where it is the cold-start path; on overlapping rows it is unused unless the
+    cold-start loss scores their targets through it (the default)."""
+    m = small_model(lambda_t=0.0, kl_weight=0.0, cold_start_loss=False)
     b = batch()
     overlapping = {k: tf.gather(v, [0, 3]) for k, v in b.items()}  # rows 0 and 3 have both histories
     single = {k: tf.gather(v, [1, 2]) for k, v in b.items()}
@@ -187,8 +189,18 @@ def test_without_informative_regularizer_r_learns_only_as_cold_start_fallback():
         loss_single = m.losses_and_terms(single)[0]
     assert all(g is None or float(tf.norm(g)) == 0 for g in tape.gradient(loss_overlap, r_vars))
     assert any(g is not None and float(tf.norm(g)) > 0 for g in tape.gradient(loss_single, r_vars))
+    # the default cold-start loss trains r on overlapping rows, and lambda_t changes what it learns
+    grads = {}
+    for lambda_t in (0.0, 0.001):
+        m3 = small_model(lambda_t=lambda_t, kl_weight=0.0)
+        m3(b)
+        with tf.GradientTape() as tape:
+            loss = m3.losses_and_terms(overlapping)[0]
+        grads[lambda_t] = tape.gradient(loss, m3.r_x.trainable_variables + m3.r_y.trainable_variables)
+        assert all(g is not None and float(tf.norm(g)) > 0 for g in grads[lambda_t])
+    assert not all(np.allclose(a.numpy(), b_.numpy()) for a, b_ in zip(grads[0.0], grads[0.001]))
     # with the paper's lambda_t the informative term reaches r on overlapping rows too
-    m2 = small_model(kl_weight=0.0)
+    m2 = small_model(kl_weight=0.0, cold_start_loss=False)
     m2(b)
     with tf.GradientTape() as tape:
         loss = m2.losses_and_terms(overlapping)[0]
@@ -208,3 +220,53 @@ def test_jit_compiled_training_matches_eager_loss():
     assert out["loss"] == pytest.approx(eager, rel=1e-4)
     history = m.fit(ds, epochs=1, verbose=0).history
     assert np.isfinite(history["loss"][0])
+
+
+def causal_model(**train):
+    return small_model(encoder="causal", **train)
+
+
+def test_causal_padding_invariance_and_losses():
+    m = causal_model(kl_weight=1.0)
+    b = batch()
+    sx, sy = m.score_all(b)
+    trimmed = {k: (v[:, 2:] if k in (F.HISTORY_X, F.HISTORY_Y) else v) for k, v in b.items()}
+    tx, ty = m.score_all(trimmed)
+    np.testing.assert_allclose(sx.numpy(), tx.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(sy.numpy(), ty.numpy(), rtol=1e-5, atol=1e-5)
+    total, terms = m.losses_and_terms(b, training=True)
+    assert np.isfinite(total.numpy()) and all(np.isfinite(terms[n].numpy()) for n in I2VAE.LOSS_TERMS)
+    assert terms["rec_cold_x"].numpy() > 0 and terms["informative_y"].numpy() > 0
+
+
+def test_causal_position_never_sees_a_later_history_item():
+    """Position t predicts history item t+1 in training: nothing at t may depend on it,
+    neither through the history encoder, the cross-domain attention nor the augmented one."""
+    m = causal_model()
+    b = batch()
+    h_x = m(b)[0].numpy()  # [B, T, d]
+    history, pseudo = b[F.HISTORY_X].numpy().copy(), b[F.PSEUDO_X].numpy().copy()
+    history[0, 4], pseudo[0, 2] = 7, 7  # the pseudo-sequence starts with the history: it changes with it
+    changed = dict(b, **{F.HISTORY_X: tf.constant(history), F.PSEUDO_X: tf.constant(pseudo)})
+    h_changed = m(changed)[0].numpy()
+    np.testing.assert_allclose(h_changed[0, :4], h_x[0, :4], rtol=1e-5, atol=1e-6)  # positions before the change
+    assert not np.allclose(h_changed[0, 4], h_x[0, 4], atol=1e-4)
+
+
+def test_causal_targets_are_every_next_item_of_the_rows_domain():
+    m = causal_model()
+    b = batch()
+    enc = m.encode(b)
+    labels, valid = m._targets(b, enc, 0)
+    # row 0 targets X: [0, 0, 1, 2, 3] predicts [.., 2, 3, target 4]; row 1 (X target, no X
+    # history: cold-start-shaped) only at its last position; Y rows none
+    assert labels.numpy()[0].tolist() == [0, 1, 2, 3, 4] and valid.numpy()[0].tolist() == [False, False, True, True, True]
+    assert valid.numpy()[1].tolist() == [False] * 4 + [True] and not valid.numpy()[2:].any()
+
+
+def test_causal_cold_start_row_is_scored_from_r_alone():
+    m = causal_model()
+    b = batch()  # row 1 has no X history
+    h_x = m(b)[0].numpy()
+    perturbed = dict(b, **{F.PSEUDO_X: tf.constant(np.roll(b[F.PSEUDO_X].numpy(), 1, axis=1))})
+    np.testing.assert_allclose(m(perturbed)[0].numpy()[1, -1], h_x[1, -1], rtol=1e-5, atol=1e-6)

@@ -1,7 +1,8 @@
 """Ranking evaluation: fixed sampled candidates, ranks, HR@K / NDCG@K / MRR per domain and group.
 
 Ties are broken against the positive: a negative scoring equal to the target counts as
-ranked above it, so a model that scores everything equal gets no credit.
+ranked above it, so a model that scores everything equal gets no credit. A NaN score is
+the lowest possible (-inf): a NaN positive ranks last, never first.
 """
 from __future__ import annotations
 
@@ -57,8 +58,15 @@ def candidate_matrix(rows: Sequence[Dict], num_items: Sequence[int], num_negativ
     return out
 
 
+def finite_scores(scores: np.ndarray) -> np.ndarray:
+    """NaN scores as -inf, so a NaN never wins a comparison (NaN >= x is False for every x)."""
+    scores = np.asarray(scores, np.float64)
+    return np.where(np.isnan(scores), -np.inf, scores)
+
+
 def sampled_ranks(scores: np.ndarray, targets: np.ndarray, negatives: np.ndarray) -> np.ndarray:
     """0-based rank of each target among its negatives (-1 entries are ignored); ties count against it."""
+    scores = finite_scores(scores)
     pos = np.take_along_axis(scores, targets[:, None], axis=1)[:, 0]
     neg = np.take_along_axis(scores, np.maximum(negatives, 0), axis=1)
     return ((neg >= pos[:, None]) & (negatives > 0)).sum(axis=1)

@@ -72,14 +72,10 @@ def test_grouped_metrics_split_domains_and_groups():
     assert math.isnan(g["y"]["cold_start"]["HR@10"])
 
 
-def test_target_in_train_marks_rows_whose_target_the_user_trained_on():
-    train = [{"user_id": "u", "history_x": [1, 2], "history_y": [7], "target_item": 3, "target_domain": 0},
-             {"user_id": "v", "history_x": [], "history_y": [4], "target_item": 5, "target_domain": 1}]
-    rows = [{"user_id": "u", "target_domain": 1, "target_item": 7},  # u's train row holds Y item 7
-            {"user_id": "u", "target_domain": 0, "target_item": 3},  # u's train target
-            {"user_id": "u", "target_domain": 1, "target_item": 3},  # 3 is an X item of u, not Y
-            {"user_id": "w", "target_domain": 0, "target_item": 1}]  # not a train user
-    assert E.target_in_train(rows, train).tolist() == [True, True, False, False]
-    g = M.grouped_metrics(np.array([0, 50, 0, 50]), np.array([1, 0, 1, 0]), np.zeros(4), np.zeros(4), 10,
-                          extra={"no_leak": ~E.target_in_train(rows, train)})
-    assert g["y"]["no_leak"]["rows"] == 1 and g["x"]["no_leak"]["HR@10"] == 0.0
+def test_a_nan_score_never_counts_as_a_hit():
+    from models.evaluation import _full_ranks
+
+    scores = np.array([[0.0, np.nan, 0.5, 0.2, 0.1], [0.0, 0.9, np.nan, 0.3, 0.2]])
+    targets, negatives = np.array([1, 1]), np.array([[2, 3, 4], [2, 3, 4]])
+    assert M.sampled_ranks(scores, targets, negatives).tolist() == [3, 0]  # NaN positive: last
+    assert _full_ranks(scores, targets, [[], []]).tolist() == [3, 0]

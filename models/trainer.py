@@ -28,8 +28,9 @@ from pipeline import config as C
 
 
 class RankingValidation(tf.keras.callbacks.Callback):
-    """Per-epoch validation HR/NDCG (sampled protocol), early stopping on the mean NDCG@K of
-    both domains, best weights restored at the end. Logs every figure to TensorBoard.
+    """Per-epoch validation HR/NDCG (`eval.select_on`: full ranking by default), early stopping
+    on the mean NDCG@K of both domains, best weights restored at the end. Logs every figure
+    to TensorBoard.
 
     With `selection="per_domain"` each domain keeps the weights of its own best epoch
     (`best_weights_by_domain`; the model ends with domain X's) and training stops once
@@ -67,8 +68,11 @@ class RankingValidation(tf.keras.callbacks.Callback):
 
     def _validate(self, step, loss):
         k = self.eval_cfg.k
+        # validation on the selection protocol (full ranking by default: what serving returns);
+        # the tracked test split on the paper's sampled protocol, for its best-over-epochs figure
         results = {name: E.evaluate_rows(self.scorer, rows, self.negatives[name], self.data_cfg.max_len,
-                                         self.data_cfg.pseudo_len, self.ks)["sampled"]
+                                         self.data_cfg.pseudo_len, self.ks)[
+                                             self.eval_cfg.select_on if name == "val" else "sampled"]
                    for name, rows in self.sets.items()}
         result = results["val"]
         ndcg = float(np.nanmean([result[d]["all"][f"NDCG@{k}"] for d in M.DOMAINS]))

@@ -124,6 +124,14 @@ class ModelConfig:
     # "last" (the most recent item's position, as SASRec reads it) or "mean_last" (their
     # average). Pseudo-sequences are always mean-pooled. Not the paper's: a tuning candidate.
     pooling: str = "mean"
+    # "causal": causal self-attention with the latents of every history position, each
+    # predicting the item that follows it (one pass per row gives T targets, as SASRec
+    # trains); an extension beyond the paper (models/i2vae.py). "bidirectional": the paper's
+    # encoder, mean-pooled, one target per row.
+    encoder: str = "causal"
+    # a cold-start row keeps its augmented latent z_a (from the PSG's pseudo-sequence);
+    # False masks it with the other domain-specific latents, as the paper does (bidirectional only)
+    cold_start_augmented: bool = False
     min_scale: float = 1e-4  # floor added to every posterior and prior scale (softplus + min_scale)
     sasrec_negatives: int = 256  # uniform negatives shared by the batch in SASRec's sampled softmax
 
@@ -131,13 +139,15 @@ class ModelConfig:
         check_choice("model.kind", self.kind, MODEL_KINDS)
         check_choice("model.cross_encoder", self.cross_encoder, ("attention", "mlp"))
         check_choice("model.pooling", self.pooling, POOLINGS)
+        check_choice("model.encoder", self.encoder, ENCODERS)
 
 
 MODEL_KINDS = ("i2vae", "sasrec", "lightgcn", "popularity")
 EPOCH_SELECTIONS = ("mean", "per_domain")
-RECONSTRUCTIONS = ("softmax", "bce")
+RECONSTRUCTIONS = ("sampled_softmax", "softmax", "bce")
 DISTRIBUTE_STRATEGIES = ("none", "mirrored", "multi_worker")
 POOLINGS = ("mean", "last", "mean_last")
+ENCODERS = ("causal", "bidirectional")
 
 
 @dataclasses.dataclass
@@ -157,7 +167,10 @@ class TrainConfig:
     # once neither domain has improved for `early_stopping_patience` epochs. Why: the two
     # domains peak at different epochs (phone_elec: Elec at 7-8, Phone still rising at 10-14).
     epoch_selection: str = "mean"
-    reconstruction: str = "softmax"  # "softmax" (all items) or "bce" (sampled negatives, DESIGN.md)
+    # "sampled_softmax" (against softmax_negatives items shared by the batch, as SASRec),
+    # "softmax" (all items; B x T x N logits with the causal encoder) or "bce" (DESIGN.md)
+    reconstruction: str = "sampled_softmax"
+    softmax_negatives: int = 256  # shared negatives of reconstruction="sampled_softmax"
     num_train_negatives: int = 16  # negatives per row for reconstruction="bce"
     lambda_t: float = 0.001  # weight of the informative + disentangle terms (paper: 0.001)
     lambda_a: float = 0.005  # weight of the denoising terms (paper: 0.005)
@@ -175,6 +188,11 @@ class TrainConfig:
     # history, once more with the same target and its target-domain history emptied
     # (the paper's train split has no row without target-domain history; its test split does)
     cold_start_rows: bool = False
+    # train the cold-start path on every row with both domains: its target is also scored
+    # from r's transferred latent alone, as a cold-start row is (no extra rows, no extra
+    # encoder pass). Without it no train row lacks target-domain history, so r would get
+    # no reconstruction gradient (the paper's train split has no cold-start rows)
+    cold_start_loss: bool = True
     # tf.distribute strategy: "none", "mirrored" (all local GPUs, or the CPU) or
     # "multi_worker" (MultiWorkerMirroredStrategy, workers from TF_CONFIG)
     distribute: str = "none"
@@ -204,8 +222,12 @@ class EvalConfig:
     track_test_per_epoch: bool = False
     seed: int = 2024  # seed of the negatives, the same for every model
     bless_against: str = "popularity"  # "popularity" or "none"
+    # the protocol of epoch selection, early stopping, blessing and candidate selection:
+    # "full" (ranking over the whole catalogue, what serving returns) or "sampled" (the paper's)
+    select_on: str = "full"
 
     def __post_init__(self):
+        check_choice("eval.select_on", self.select_on, ("full", "sampled"))
         check_choice("eval.bless_against", self.bless_against, ("popularity", "none"))
         check_at_least("eval.num_negatives", self.num_negatives, 1)
 

@@ -107,7 +107,6 @@ def _with_split(row: Dict, cfg) -> List[Dict]:
 
 LEAK = "leak"  # tagged output: (count name, n) of held-out items removed per split
 TOUCHED = "touched"  # tagged output: the held-out rows whose hidden items another row showed
-TOUCHED_FILE = "leak_touched.json"
 
 
 def _held_out(user_rows, apply: bool):
@@ -126,7 +125,7 @@ def _write_touched(touched: List[Dict], output_dir: str) -> None:
     """The held-out rows the paper's raw split leaks into other rows, so reports can show them
     as a group (`leak_touched`) whether or not the leak was removed."""
     rows = sorted(touched, key=lambda r: (r["split"], r["user_id"], r["target_domain"]))
-    with tf.io.gfile.GFile(os.path.join(output_dir, TOUCHED_FILE), "w") as f:
+    with tf.io.gfile.GFile(os.path.join(output_dir, F.LEAK_TOUCHED_FILE), "w") as f:
         json.dump(rows, f)
 
 

@@ -122,7 +122,7 @@ def test_no_trace_of_a_held_out_target_reaches_training(tmp_path):
     for user, domain, item in held_out:
         if user in graph.user_index:
             assert (graph.user_index[user], (item - 1) + (len(vocab_x) if domain else 0)) not in edges
-    touched = json.load(open(os.path.join(out, beam_ingest.TOUCHED_FILE)))
+    touched = json.load(open(os.path.join(out, F.LEAK_TOUCHED_FILE)))
     assert {(t["user_id"], t["target_domain"]) for t in touched} == {("7", 1), ("8", 0)}
 
 
@@ -131,5 +131,5 @@ def test_the_raw_split_stays_one_switch_away(tmp_path):
     assert report["leak_free"] is False and report["held_out_removed"]["train"] == {"items": 0, "rows_dropped": 0}
     rows = {(r["user_id"], r["target_domain"]): r for r in split_rows(str(tmp_path / "out"), "train")}
     assert len(rows[("7", 0)]["history_y"]) == 3 and ("8", 0) in rows
-    touched = json.load(open(os.path.join(str(tmp_path / "out"), beam_ingest.TOUCHED_FILE)))
+    touched = json.load(open(os.path.join(str(tmp_path / "out"), F.LEAK_TOUCHED_FILE)))
     assert {(t["user_id"], t["target_domain"]) for t in touched} == {("7", 1), ("8", 0)}
