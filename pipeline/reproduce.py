@@ -253,16 +253,12 @@ def _runs_line(results, names) -> str:
 
 
 def _groups(results, names):
-    """The user groups of a table; `no_leak` (rows whose target is not among the user's train
-    interactions) once every run behind the table has it."""
-    runs = [r for n in names for r in results.get(n, [])]
-    if runs and all("no_leak" in r["test"]["sampled"]["x"] for r in runs):
-        return GROUPS + ("no_leak",)
+    """The user groups of a table (all, long-tailed, cold-start)."""
     return GROUPS
 
 
-def main_table(pair, results, protocol="sampled", paper=True, value=None) -> str:
-    names = main_names(results)
+def main_table(pair, results, protocol="full", paper=False, value=None, names=None) -> str:
+    names = names or main_names(results)
     value = value or (lambda runs, d, g, m: _stat(_values(runs, protocol, d, g, m)))
     head = "| domain | group | " + " | ".join(f"{BY_NAME[n].label} HR@10 | {BY_NAME[n].label} NDCG@10" for n in names)
     head += " | paper IM-VAE HR@10 | paper IM-VAE NDCG@10 |" if paper else " |"
@@ -280,7 +276,7 @@ def main_table(pair, results, protocol="sampled", paper=True, value=None) -> str
     return "\n".join(lines) + "\n\n" + _runs_line(results, names)
 
 
-def settings_table(pair, results, table: str, extra_first: Optional[str] = "i2vae") -> str:
+def settings_table(pair, results, table: str, extra_first: Optional[str] = "i2vae", protocol="full") -> str:
     names = ([extra_first] if extra_first in results else []) + [s.name for s in SETTINGS
                                                                   if s.table == table and s.name in results]
     label = {"i2vae": "i2VAE (full)" if table == "ablation" else "i2VAE (100%)"}
@@ -292,20 +288,17 @@ def settings_table(pair, results, table: str, extra_first: Optional[str] = "i2va
         for g in groups:
             cells = [DOMAIN_NAMES.get(pair, ("X", "Y"))[i], g.replace("_", "-")]
             for n in names:
-                cells += [_stat(_values(results[n], "sampled", d, g, f"HR@{K}")),
-                          _stat(_values(results[n], "sampled", d, g, f"NDCG@{K}"))]
+                cells += [_stat(_values(results[n], protocol, d, g, f"HR@{K}")),
+                          _stat(_values(results[n], protocol, d, g, f"NDCG@{K}"))]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n\n" + _runs_line(results, names)
 
 
 def tuning_table(pair, results) -> str:
-    """Each model's candidates, selected by validation score on their shared seeds (the
-    same criterion as epoch selection); test figures shown only for reading."""
+    """Each model's candidates that ran, selected by validation score on their shared seeds
+    (the same criterion as epoch selection); test figures shown only for reading."""
     dx, dy = DOMAIN_NAMES.get(pair, ("X", "Y"))
-    cols = ["learning rate", "patience", "epoch cap", "epoch chosen", "decoder", "prefix targets", "cold-start rows",
-            "lambda_a", "history pooling",
-            "seeds", "epochs run (selected)",
-            f"val NDCG@{K} {dx}", f"val NDCG@{K} {dy}", "val mean"] + [
+    cols = ["overrides", "seeds", "epochs run (selected)", f"val NDCG@{K} {dx}", f"val NDCG@{K} {dy}", "val mean"] + [
         f"test {m}@{K} {dn} {g.replace('_', '-')}" for dn in (dx, dy) for g in GROUPS for m in ("HR", "NDCG")]
     lines = ["| candidate | " + " | ".join(cols) + " |", "|" + "---|" * (1 + len(cols))]
     for model in ("i2vae", "sasrec"):
@@ -315,24 +308,36 @@ def tuning_table(pair, results) -> str:
         seeds, best = shared_seeds(results, names), selected(results, model)
         for n in names:
             runs = [r for r in results[n] if r["seed"] in seeds]
-            train = runs[0]["config"]["train"]
-            # decoder, extra rows, lambda_a and pooling are i2VAE's settings; SASRec has none of them
-            model_cfg = runs[0]["config"]["model"]
-            i2vae_only = ([str(model_cfg["decoder_hidden"]), str(train.get("prefix_targets", 0)),
-                           "yes" if train.get("cold_start_rows") else "no", f"{train['lambda_a']:g}",
-                           model_cfg.get("pooling", "mean").replace("_", " + ")]
-                          if model == "i2vae" else ["–"] * 5)
             label = {"i2vae": "i2VAE (default)", "sasrec": "SASRec (default)"}.get(n, BY_NAME[n].label)
-            cells = [("**selected** " if n == best else "") + label, f"{train['learning_rate']:g}",
-                     str(train["early_stopping_patience"]), str(train["epochs"]),
-                     "per domain" if train.get("epoch_selection") == "per_domain" else "both domains", *i2vae_only,
-                     ",".join(map(str, seeds)),
-                     ", ".join(_epochs_text(r) for r in runs)]
-            cells += [f"{100 * np.mean([r['eval']['sampled'][d]['all'][f'NDCG@{K}'] for r in runs]):.2f}"
+            cells = [("**selected** " if n == best else "") + label,
+                     "<br>".join(f"`{o}`" for o in BY_NAME[n].overrides) or "–",
+                     ",".join(map(str, seeds)), ", ".join(_epochs_text(r) for r in runs)]
+            cells += [f"{100 * np.mean([r['eval']['full'][d]['all'][f'NDCG@{K}'] for r in runs]):.2f}"
                       for d in ("x", "y")]
             cells.append(f"{100 * np.mean([validation_score(r) for r in runs]):.2f}")
-            cells += [f"{100 * np.mean([r['test']['sampled'][d][g][f'{m}@{K}'] for r in runs]):.2f}"
+            cells += [f"{100 * np.mean([r['test']['full'][d][g][f'{m}@{K}'] for r in runs]):.2f}"
                       for d in ("x", "y") for g in GROUPS for m in ("HR", "NDCG")]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def leak_table(pair, results) -> str:
+    """The test rows the paper's raw split leaks (their hidden items are in another row of the
+    user), per model: raw split against leak-free split, full ranking and sampled."""
+    pairs = [(n, f"{n}_raw") for n in ("i2vae", "sasrec", "lightgcn") if n in results and f"{n}_raw" in results]
+    if not pairs:
+        return ""
+    lines = ["| domain | model | rows | " + " | ".join(f"{split} {protocol} {m}@{K}" for protocol in ("full", "sampled")
+                                                  for split in ("raw", "leak-free") for m in ("HR", "NDCG")) + " |",
+             "|" + "---|" * 11]
+    for i, d in enumerate(("x", "y")):
+        for name, raw in pairs:
+            rows = results[name][0]["test"]["full"][d].get("leak_touched", {}).get("rows", 0)
+            cells = [DOMAIN_NAMES.get(pair, ("X", "Y"))[i], BY_NAME[name].label, str(rows)]
+            for protocol in ("full", "sampled"):
+                for runs in (results[raw], results[name]):
+                    cells += [_stat([r["test"][protocol][d].get("leak_touched", {}).get(f"{m}@{K}") for r in runs])
+                              for m in ("HR", "NDCG")]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -368,7 +373,7 @@ def plots(pair, results, out_dir) -> List[str]:
 
     written = []
     # the selected candidates of Table 2 first, then the default i2VAE the ablations share
-    order = [selected(results, m) for m in ("i2vae", "sasrec")] + ["i2vae", "wo_psg", "wo_ifr_dsr", "wo_dnr"]
+    order = [selected(results, m) for m in ("i2vae", "sasrec")] + ["i2vae", "paper_encoder"]
     trained = [n for n in dict.fromkeys(order) if n in results]
     if trained:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
@@ -383,7 +388,7 @@ def plots(pair, results, out_dir) -> List[str]:
                         ax.plot(epochs, [100 * e["test_metrics"][d]["all"][f"NDCG@{K}"] for e in r["history"]],
                                 color=color, alpha=0.5, linestyle=":",
                                 label=f"{BY_NAME[n].label} test" if r is results[n][0] else None)
-            ax.set_title(f"{name}: NDCG@{K} (all users, sampled)")
+            ax.set_title(f"{name}: NDCG@{K} (all users; validation full ranking, test sampled)")
             ax.set_xlabel("epoch (0 = untrained)")
         written.append(_save_figure(plt, fig, axes, os.path.join(out_dir, f"{pair}_learning_curves.png")))
     names = main_names(results)
@@ -392,14 +397,11 @@ def plots(pair, results, out_dir) -> List[str]:
         width = 0.8 / len(names)
         for ax, d, name in zip(axes, ("x", "y"), DOMAIN_NAMES.get(pair, ("X", "Y"))):
             for j, n in enumerate(names):
-                means = [100 * np.mean(_values(results[n], "sampled", d, g, f"NDCG@{K}")) for g in GROUPS]
-                stds = [100 * _sample_std(_values(results[n], "sampled", d, g, f"NDCG@{K}")) for g in GROUPS]
+                means = [100 * np.mean(_values(results[n], "full", d, g, f"NDCG@{K}")) for g in GROUPS]
+                stds = [100 * _sample_std(_values(results[n], "full", d, g, f"NDCG@{K}")) for g in GROUPS]
                 ax.bar(np.arange(len(GROUPS)) + j * width, means, width, yerr=stds, label=BY_NAME[n].label)
-            paper = [PAPER_TABLE2.get(pair, {}).get((d, g), (np.nan, np.nan))[1] for g in GROUPS]
-            ax.scatter(np.arange(len(GROUPS)) + 0.4 - width / 2, paper, color="black", marker="_", s=400,
-                       label="paper IM-VAE (best over epochs)", zorder=3)
             ax.set_xticks(np.arange(len(GROUPS)) + 0.4 - width / 2, [g.replace("_", "-") for g in GROUPS])
-            ax.set_title(f"{name}: test NDCG@{K} by user group")
+            ax.set_title(f"{name}: test NDCG@{K} by user group (full ranking)")
         written.append(_save_figure(plt, fig, axes, os.path.join(out_dir, f"{pair}_groups.png")))
     return written
 
@@ -410,82 +412,80 @@ def write_report(pair: str, results_dir: str, command: str) -> str:
     md = os.path.join(out_dir, f"{pair}.md")
     compute = sum(r["seconds"] for runs in results.values() for r in runs)
     last = max((r["finished"] for runs in results.values() for r in runs), default="–")
+    commits = sorted({r.get("commit", "unknown")[:12] for runs in results.values() for r in runs})
     pngs = plots(pair, results, out_dir)
     parts = [
-        f"# Reproduction on {pair}",
+        f"# Results on {pair}",
         "",
         f"Command: `{command}`",
         "",
         f"Compute behind this page: {compute / 3600:.2f} h of pipeline wall time over "
-        f"{sum(len(v) for v in results.values())} runs on the 2-core CPU machine (newest result {last}). "
-        "The page is rewritten from the result files in "
-        f"`{pair}/runs/` (next to this page) after every run; settings with no file yet are missing from the tables.",
+        f"{sum(len(v) for v in results.values())} runs on a 2-core CPU machine (newest result {last}; code at "
+        f"commit(s) {', '.join(commits)}). The page is rewritten from the result files in `{pair}/runs/` after "
+        "every run; it shows only settings that have a result file.",
         "",
-        "Protocol (ours): leave-one-out test rows of the paper's `test.csv`; 999 negatives per row from a fixed "
-        "seed, never the user's own items, ties counted against the positive; the epoch is selected on the "
-        "validation split (10% of train users) by mean NDCG@10 of both domains (a candidate marked \"epoch "
-        "per domain\" keeps each domain's own best validation epoch; its SavedModel holds both weight sets), "
-        "and test is reported once at that epoch. Figures are mean ± sample std over seeds, in %. The seed "
-        "varies model initialisation and batch order; the data split, LightGCN and the negatives are fixed.",
+        "Protocol: the leak-free split (`data.leak_free`, the default: no train row shows what the same user's "
+        "eval or test row hides); leave-one-out test rows of the paper's `test.csv`; full ranking over every "
+        "item of the target domain except the user's own history, as `serving_default` returns it; the epoch "
+        "and the tuning candidate are selected on the validation split (10% of train users) by mean full-ranking "
+        "NDCG@10 of both domains, and test is reported once at that epoch. Figures are mean ± sample std over "
+        "seeds, in %. The seed varies model initialisation and batch order; the split, LightGCN and the "
+        "negatives are fixed.",
         "",
-        "## Table 2: all users, long-tailed and cold-start (test, 999 sampled negatives)",
+        "## All users, long-tailed and cold-start (test, full ranking, leak-free split)",
         "",
         main_table(pair, results),
         "",
-        "The paper's column is its best test value over epochs, not a validation-selected figure: compare it "
-        "with the paper-protocol table below, and ours with ours. The `no-leak` group (once every run has it) "
-        "leaves out test rows whose target is among the same user's train interactions: the paper's data has "
-        "such rows (a user with a train row in one domain and a test row in the other), and graph-based models "
-        "see those targets in training.",
+        "## The paper's protocol (test, 999 sampled negatives, leak-free split)",
         "",
-        "## Same models, full ranking over all items of the domain",
+        "999 negatives per row from a fixed seed, never the user's own items, ties counted against the "
+        "positive. The paper's column is its best test value over epochs on the raw split, not a "
+        "validation-selected figure: compare it with the paper-protocol table at the end.",
         "",
-        main_table(pair, results, protocol="full", paper=False),
+        main_table(pair, results, protocol="sampled", paper=True),
         "",
     ]
+    leaks = leak_table(pair, results)
+    if leaks:
+        parts += ["## The leak: rows it touched, raw split against leak-free split (test)", "",
+                  "The paper's raw split (`data.leak_free=false`) shows some test rows' hidden items in another row "
+                  "of the same user (a train row's other-domain list ends with the test target; for a cold-start "
+                  "row, the whole hidden history). `rows` counts those test rows; each model was trained once on "
+                  "each split (the same settings otherwise).", "", leaks, ""]
     if "i2vae" in results:
         best = selected(results, "i2vae")
-        parts += [f"## i2VAE at every cutoff (test): {BY_NAME[best].label}, as selected for Table 2", "",
+        parts += [f"## i2VAE at every cutoff (test): {BY_NAME[best].label}, as selected", "",
                   cutoffs_table(pair, results[best]), ""]
     if any(s.table == "ablation" and s.name in results for s in SETTINGS):
-        parts += ["## Table 3: ablations (test, 999 sampled negatives)", "",
-                  "w/o PSG: random unseen items instead of LightGCN recall, same length. w/o IF-R & DS-R: "
-                  "lambda_t = 0; r^x, r^y still train as the cold-start path (rows with one domain), with no "
-                  "informative KL. w/o DN-R: lambda_a = 0.", "", settings_table(pair, results, "ablation"), ""]
+        labels = {"paper_encoder": "the paper's bidirectional, mean-pooled encoder with one target per row "
+                                   "(`model.encoder=\"bidirectional\"`)",
+                  "wo_psg": "random unseen items instead of LightGCN recall, same length",
+                  "wo_ifr_dsr": "lambda_t = 0: r^x, r^y learn only through the cold-start loss",
+                  "wo_dnr": "lambda_a = 0", "wo_cold_loss": "no cold-start loss: r learns only through the "
+                                                            "informative KL"}
+        ran = [s.name for s in SETTINGS if s.table == "ablation" and s.name in results]
+        parts += ["## Ablations (test, full ranking)", "",
+                  "; ".join(f"{BY_NAME[n].label}: {labels[n]}" for n in ran) + ".", "",
+                  settings_table(pair, results, "ablation"), ""]
     if any(s.table == "tuning" and s.name in results for s in SETTINGS):
         parts += ["## Tuning on the validation split", "",
-                  "Candidates: the paper's learning-rate grid (3e-4..8e-4) for i2VAE, and for both models a "
-                  "longer early-stopping budget (patience 10, at most 40 epochs, against the default 3 and 20); "
-                  "for i2VAE also a 4x wider decoder and earlier history items as extra targets "
-                  "(`train.prefix_targets`; SASRec already learns from every position, so these columns are "
-                  "i2VAE's only) and rows shaped like a cold-start row (`train.cold_start_rows`: no train row "
-                  "lacks target-domain history, so without them training never shows the cold-start input); "
-                  "on top of the last two, the wider decoder or the paper grid's smallest lambda_a (1e-4), and "
-                  "on top of the latter each domain at its own best validation epoch (`train.epoch_selection`, "
-                  "patience 5; its validation score is the mean of the two domains' best); on top of each pair's "
-                  "selected one, each history pooled as the average of its mean and its most recent position "
-                  "(`model.pooling`; the paper mean-pools, SASRec reads the last position); then each domain at "
-                  "its own best epoch (patience 5) on earlier targets + cold-start rows (cloth_sport's selected "
-                  "one), and the wider decoder on the per-domain lambda_a 1e-4 one (phone_elec's). "
-                  "Per model, the candidate with the best mean validation NDCG@10 of both domains, over the seeds "
-                  "all its candidates share, is selected (a tie keeps the default, else the earlier row of this "
-                  "table); Table 2 and the full-ranking table show the selected one. Test figures are shown "
-                  "for reading only; they play no part in the choice. The ablation "
-                  "and sweep tables compare against the default i2VAE, whose settings they share.",
+                  "Per model, the candidate with the best mean validation full-ranking NDCG@10 of both domains, "
+                  "over the seeds all its candidates share, is selected (a tie keeps the default); the tables "
+                  "above show the selected one. Test figures are shown for reading only.",
                   "", tuning_table(pair, results), ""]
     for table, title, text in (
-            ("density", "Table 4: training density D_s", "D_s: share of train history items kept (targets kept); "
-                                                          "validation and test untouched."),
-            ("overlap", "Table 5: overlapping users K_o", "K_o: share of overlapping train users kept overlapping; "
-                                                           "each other one loses one domain.")):
+            ("density", "Training density D_s", "D_s: share of train history items kept (targets kept); "
+                                                 "validation and test untouched."),
+            ("overlap", "Overlapping users K_o", "K_o: share of overlapping train users kept overlapping; "
+                                                 "each other one loses one domain.")):
         if any(s.table == table and s.name in results for s in SETTINGS):
-            parts += [f"## {title} (test, all users, 999 sampled negatives)", "", text, "",
+            parts += [f"## {title} (test, all users, full ranking)", "", text, "",
                       settings_table(pair, results, table), ""]
     parts += ["## The paper's protocol: best test value over epochs (not a valid estimate)", "",
-              "For each metric separately, the maximum over all epochs of the test value, as the paper's "
+              "For each metric separately, the maximum over all epochs of the sampled test value, as the paper's "
               "figures were made. Shown only to compare with the paper.", "",
-              main_table(pair, results, value=lambda runs, d, g, m: _stat([paper_protocol(r, d, g, m)
-                                                                           for r in runs])), ""]
+              main_table(pair, results, protocol="sampled", paper=True,
+                         value=lambda runs, d, g, m: _stat([paper_protocol(r, d, g, m) for r in runs])), ""]
     for png in pngs:
         parts += [f"![{os.path.basename(png)}]({os.path.relpath(png, out_dir)})", ""]
     with open(md, "w") as f:

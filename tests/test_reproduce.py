@@ -21,7 +21,7 @@ def fake_result(setting, seed, value, epochs=3):
     return {"pair": "cloth_sport", "setting": setting.name, "seed": seed, "overrides": setting.overrides,
             "seconds": 60.0, "finished": "2026-11-23 12:00 UTC", "epochs_run": epochs, "best_epoch": epochs,
             "max_epochs": 20 if setting.seeded else 0, "test": {"sampled": metrics(value), "full": metrics(value / 2)},
-            "eval": {"sampled": metrics(value)}, "history": history if setting.seeded else [],
+            "eval": {"sampled": metrics(value), "full": metrics(value)}, "history": history if setting.seeded else [],
             "config": {"train": {"learning_rate": float(overrides.get("train.learning_rate", 8e-4)),
                                  "early_stopping_patience": int(overrides.get("train.early_stopping_patience", 3)),
                                  "epochs": int(overrides.get("train.epochs", 20)),
@@ -36,20 +36,19 @@ def fake_result(setting, seed, value, epochs=3):
 def test_plan_runs_seed_by_seed_and_deterministic_models_once():
     runs = R.plan(seeds=2, sweep_seeds=1)
     names = [(s.name, k) for s, k in runs]
-    assert names[:22] == [("i2vae", 1), ("sasrec", 1), ("lightgcn", 1), ("popularity", 1), ("wo_psg", 1),
-                          ("wo_ifr_dsr", 1), ("wo_dnr", 1), ("i2vae_lr0.0003", 1), ("i2vae_lr0.0005", 1),
-                          ("sasrec_p10", 1), ("i2vae_p10", 1), ("i2vae_wide", 1),
-                          ("i2vae_prefix", 1), ("i2vae_cold", 1), ("i2vae_prefix_cold", 1),
-                          ("i2vae_prefix_cold_wide", 1), ("i2vae_prefix_cold_la", 1), ("i2vae_prefix_cold_la_pd", 1),
-                          ("i2vae_prefix_cold_ml", 1), ("i2vae_prefix_cold_la_pd_ml", 1),
-                          ("i2vae_prefix_cold_pd", 1), ("i2vae_prefix_cold_la_pd_wide", 1)]
-    assert ("i2vae_lr0.0003", 2) not in names  # tuning candidates: seed 1 only until selected
-    # then the main comparison's second seed before the ablations' second seed
-    assert names[22:24] == [("i2vae", 2), ("sasrec", 2)] and names[24] == ("wo_psg", 2)
-    assert ("lightgcn", 2) not in names and ("i2vae", 2) in names
+    assert names[:16] == [("i2vae", 1), ("sasrec", 1), ("lightgcn", 1), ("popularity", 1), ("paper_encoder", 1),
+                          ("wo_psg", 1), ("wo_ifr_dsr", 1), ("wo_dnr", 1), ("wo_cold_loss", 1), ("i2vae_raw", 1),
+                          ("sasrec_raw", 1), ("lightgcn_raw", 1), ("i2vae_lr5e-4", 1), ("i2vae_p10", 1),
+                          ("sasrec_lr5e-4", 1), ("sasrec_p10", 1)]
+    assert ("i2vae_lr5e-4", 2) not in names  # tuning candidates: seed 1 only until selected
+    # then the main comparison's second seed, the raw split's, then the ablations'
+    assert names[16:20] == [("i2vae", 2), ("sasrec", 2), ("i2vae_raw", 2), ("sasrec_raw", 2)]
+    assert names[20] == ("paper_encoder", 2)
+    assert ("lightgcn", 2) not in names and ("lightgcn_raw", 2) not in names
     assert [n for n, _ in names[-6:]] == ["density_25", "density_50", "density_75", "overlap_25", "overlap_50",
                                           "overlap_75"]
     assert [s.name for s, _ in R.plan(3, 0, only=["i2vae"])] == ["i2vae"] * 3
+    assert R.BY_NAME["i2vae_raw"].data_variant == "raw" and R.BY_NAME["wo_dnr"].data_variant == "full"
 
 
 def write_result(results_dir, result):
@@ -85,7 +84,7 @@ def test_done_runs_are_skipped(tmp_path, monkeypatch):
         R.reproduce(seeds=1, **dict(args, pair="nope"))
 
 
-def test_report_tables_mean_std_paper_column_and_paper_protocol(tmp_path):
+def test_report_leads_with_full_ranking_then_the_paper_protocol(tmp_path):
     results_dir = tmp_path / "cloth_sport"
     for setting, seed, value in [(R.BY_NAME["i2vae"], 1, 0.04), (R.BY_NAME["i2vae"], 2, 0.06),
                                  (R.BY_NAME["popularity"], 1, 0.02), (R.BY_NAME["wo_dnr"], 1, 0.03),
@@ -96,116 +95,71 @@ def test_report_tables_mean_std_paper_column_and_paper_protocol(tmp_path):
         write_result(results_dir, result)
     md = open(R.write_report("cloth_sport", str(results_dir), "i2vae reproduce --pair cloth_sport")).read()
     assert "Command: `i2vae reproduce --pair cloth_sport`" in md
-    table2 = md.split("## Table 2")[1].split("##")[0]
-    # Cloth all users: i2VAE mean 5.00 ± sample std 1.41, popularity 2.00, the paper's 5.00 / 2.59
-    assert "| Cloth | all | 5.00 ± 1.41 | 5.00 ± 1.41 | 2.00 | 2.00 | 5.00 | 2.59 |" in table2
+    headings = [line for line in md.splitlines() if line.startswith("## ")]
+    assert headings[0].startswith("## All users, long-tailed and cold-start (test, full ranking")
+    assert headings[1].startswith("## The paper's protocol (test, 999 sampled negatives")
+    full = md.split("## All users")[1].split("##")[0]
+    # Cloth all users, full ranking (half the sampled value in the fakes): i2VAE 2.50 ± 0.71, popularity 1.00
+    assert "| Cloth | all | 2.50 ± 0.71 | 2.50 ± 0.71 | 1.00 | 1.00 |" in full
     assert "i2VAE (ours): 2 seed(s), 3–3 epochs run (cap 20), selected epoch 3–3, 1 resumed from an epoch backup" \
-        in table2
-    assert "## Table 3" in md and "w/o DN-R HR@10" in md and "## Table 4" in md and "D_s=50% HR@10" in md
-    protocol = md.split("## The paper's protocol")[1]
+        in full
+    sampled = md.split("## The paper's protocol (test")[1].split("##")[0]
+    assert "| Cloth | all | 5.00 ± 1.41 | 5.00 ± 1.41 | 2.00 | 2.00 | 5.00 | 2.59 |" in sampled
+    assert "## Ablations" in md and "w/o DN-R HR@10" in md and "## Training density" in md and "D_s=50% HR@10" in md
+    assert "## Tuning" not in md and "## The leak" not in md  # only what ran
+    protocol = md.split("## The paper's protocol: best test value")[1]
     assert "| Cloth | all | 7.50 ± 2.12 |" in protocol  # best test over epochs: 1.5 x at epoch 1
     assert (tmp_path / "cloth_sport_learning_curves.png").exists() and (tmp_path / "cloth_sport_groups.png").exists()
     assert np.isclose(R.paper_protocol(fake_result(R.BY_NAME["i2vae"], 1, 0.04), "x", "all", "HR@10"), 0.06)
 
 
-def test_no_leak_group_appears_once_every_run_has_it(tmp_path):
+def test_leak_table_compares_the_touched_rows_on_both_splits(tmp_path):
     results_dir = tmp_path / "cloth_sport"
-    for name in ("i2vae", "popularity"):
+    for name, touched in (("i2vae", 0.02), ("i2vae_raw", 0.08), ("popularity", 0.01)):
         r = fake_result(R.BY_NAME[name], 1, 0.05)
         for protocol in ("sampled", "full"):
             for d in ("x", "y"):
-                r["test"][protocol][d]["no_leak"] = dict(r["test"][protocol][d]["all"], **{"HR@10": 0.03})
+                r["test"][protocol][d]["leak_touched"] = dict(r["test"][protocol][d]["all"], **{"HR@10": touched},
+                                                              rows=7)
         write_result(results_dir, r)
     md = open(R.write_report("cloth_sport", str(results_dir), "cmd")).read()
-    table2 = md.split("## Table 2")[1].split("##")[0]
-    assert "| Cloth | no-leak | 3.00 | 5.00 | 3.00 | 5.00 | – | – |" in table2
-    protocol = md.split("## The paper's protocol")[1]
-    assert "| Cloth | no-leak | – | – | 3.00 | 5.00 | – | – |" in protocol  # not tracked per epoch: no figure
+    leak = md.split("## The leak")[1].split("##")[0]
+    # raw HR 8.00, NDCG 5.00 (full: 2.50), then leak-free HR 2.00
+    assert "| Cloth | i2VAE (ours) | 7 | 8.00 | 2.50 | 2.00 | 2.50 | 8.00 | 5.00 | 2.00 | 5.00 |" in leak
 
 
-def test_tuning_selects_on_validation_not_test(tmp_path):
+def test_tuning_selects_on_validation_full_ranking_not_test(tmp_path):
     results_dir = tmp_path / "cloth_sport"
-    # lr 3e-4: best validation, worst test; lr 5e-4: best test, worst validation
-    for name, val, test in (("i2vae", 0.05, 0.05), ("i2vae_lr0.0003", 0.07, 0.01), ("i2vae_lr0.0005", 0.02, 0.09),
-                           ("i2vae_cold", 0.03, 0.03)):
+    # lr 5e-4: best validation, worst test; p10: best test, worst validation
+    for name, val, test in (("i2vae", 0.05, 0.05), ("i2vae_lr5e-4", 0.07, 0.01), ("i2vae_p10", 0.02, 0.09)):
         r = fake_result(R.BY_NAME[name], 1, test)
-        r["eval"] = {"sampled": metrics(val)}
+        r["eval"] = {"sampled": metrics(0.5), "full": metrics(val)}  # sampled plays no part
         write_result(results_dir, r)
     md = open(R.write_report("cloth_sport", str(results_dir), "cmd")).read()
     tuning = md.split("## Tuning on the validation split")[1].split("##")[0]
-    assert ("| **selected** i2VAE lr 0.0003 | 0.0003 | 3 | 20 | both domains | [32, 64, 32] | 0 | no | 0.005 | mean | 1 "
-            "| 3 (3) | 7.00 | 7.00 | 7.00 | 1.00 |") in tuning
-    assert "| i2VAE lr 0.0005 | 0.0005 | 3 | 20 | both domains | [32, 64, 32] | 0 | no | 0.005 | mean | 1 | 3 (3) | 2.00 |" \
+    assert "| **selected** i2VAE lr 5e-4 | `train.learning_rate=0.0005` | 1 | 3 (3) | 7.00 | 7.00 | 7.00 | 0.50 |" \
         in tuning
-    assert "| i2VAE (default) | 0.0008 |" in tuning
-    assert ("| i2VAE + cold-start rows | 0.0008 | 3 | 20 | both domains | [32, 64, 32] | 0 | yes | 0.005 | mean | 1 |"
-            in tuning)
-    # Table 2 shows the selected candidate, with its (worse) test figure
-    table2 = md.split("## Table 2")[1].split("##")[0]
-    assert "| Cloth | all | 1.00 | 1.00 | 5.00 | 2.59 |" in table2 and "i2VAE lr 0.0003: 1 seed(s)" in table2
-    cutoffs = md.split("## i2VAE at every cutoff (test): i2VAE lr 0.0003, as selected")[1].split("##")[0]
-    assert "| Cloth | all | sampled | 1.00 | 1.00 |" in cutoffs  # the selected run, not the default's 5.00
+    assert "| i2VAE patience 10, ≤40 epochs |" in tuning and "| i2VAE (default) | – |" in tuning
+    full = md.split("## All users")[1].split("##")[0]
+    assert "| Cloth | all | 0.50 | 0.50 |" in full and "i2VAE lr 5e-4: 1 seed(s)" in full
 
 
-def test_selected_candidate_earns_further_seeds_and_replaces_the_default(tmp_path):
+def test_selected_candidate_earns_further_seeds_and_replaces_the_default():
     results = {"sasrec": [], "sasrec_p10": []}
     for seed, (default_val, long_val) in enumerate([(0.05, 0.08), (0.06, 0.07)], 1):
         for name, val in (("sasrec", default_val), ("sasrec_p10", long_val)):
             r = fake_result(R.BY_NAME[name], seed, 0.03)
-            r["eval"] = {"sampled": metrics(val)}
+            r["eval"] = {"full": metrics(val)}
             results[name].append(r)
     seed1 = {n: runs[:1] for n, runs in results.items()}
     assert R.selected(seed1, "sasrec") == "sasrec_p10" and R.selected(seed1, "i2vae") == "i2vae"
     names = [(s.name, k) for s, k in R.plan(3, 0, results=seed1)]
-    assert ("sasrec_p10", 2) in names and ("sasrec_p10", 3) in names and ("i2vae_lr0.0003", 2) not in names
+    assert ("sasrec_p10", 2) in names and ("sasrec_p10", 3) in names and ("i2vae_lr5e-4", 2) not in names
     assert names.index(("sasrec_p10", 2)) < names.index(("wo_psg", 2))  # before the ablations' further seeds
-    # equal validation keeps the default
     tie = {"sasrec": seed1["sasrec"], "sasrec_p10": [dict(seed1["sasrec_p10"][0], eval=seed1["sasrec"][0]["eval"])]}
-    assert R.selected(tie, "sasrec") == "sasrec"
-    # equal validation between two candidates keeps the one listed first in SETTINGS
-    runs = {n: [dict(fake_result(R.BY_NAME[n], 1, 0.03), eval={"sampled": metrics(v)})]
-            for n, v in (("i2vae", 0.05), ("i2vae_prefix_cold", 0.07), ("i2vae_prefix_cold_pd", 0.07))}
-    assert R.selected(runs, "i2vae") == "i2vae_prefix_cold"
-    # a candidate with a second seed is compared on the seeds both share
+    assert R.selected(tie, "sasrec") == "sasrec"  # equal validation keeps the default
     lopsided = {"sasrec": results["sasrec"][:1], "sasrec_p10": results["sasrec_p10"]}
     assert R.shared_seeds(lopsided, ["sasrec", "sasrec_p10"]) == [1]
-    results_dir = tmp_path / "cloth_sport"
-    for runs in results.values():
-        for r in runs:
-            write_result(results_dir, r)
-    md = open(R.write_report("cloth_sport", str(results_dir), "cmd")).read()
-    assert "SASRec patience 10, ≤40 epochs HR@10" in md.split("## Table 2")[1].split("##")[0]
-    tuning = md.split("## Tuning on the validation split")[1].split("##")[0]
-    assert "| **selected** SASRec patience 10, ≤40 epochs | 0.0008 | 10 | 40 | both domains | – | – | – | – | – | 1,2 |" \
-        in tuning
-
-
-def test_per_domain_selection_shows_each_domains_epoch(tmp_path):
-    """A per-domain candidate is selected on the same validation score, and the tables name
-    both of its epochs (X's, then Y's)."""
-    results_dir = tmp_path / "phone_elec"
-    write_result(results_dir, fake_result(R.BY_NAME["i2vae"], 1, 0.05))
-    pd = fake_result(R.BY_NAME["i2vae_prefix_cold_la_pd"], 1, 0.06, epochs=12)
-    pd["best_epochs"], pd["best_epoch"] = {"x": 12, "y": 7}, 12
-    write_result(results_dir, pd)
-    results = R.load_results(str(results_dir))
-    assert R.selected(results, "i2vae") == "i2vae_prefix_cold_la_pd"
-    assert R.selected_epochs(pd) == [12, 7] and R.selected_epochs(results["i2vae"][0]) == [3]
-    md = open(R.write_report("phone_elec", str(results_dir), "cmd")).read()
-    tuning = md.split("## Tuning on the validation split")[1].split("##")[0]
-    row = [line for line in tuning.splitlines() if "epoch per domain" in line][0]
-    assert "| 5 | 20 | per domain |" in row and "| 12 (12/7) |" in row
-    assert "selected epoch 7–12" in md.split("## Table 2")[1].split("##")[0]
-
-
-def test_pooling_candidate_row(tmp_path):
-    results_dir = tmp_path / "phone_elec"
-    write_result(results_dir, fake_result(R.BY_NAME["i2vae"], 1, 0.05))
-    write_result(results_dir, fake_result(R.BY_NAME["i2vae_prefix_cold_ml"], 1, 0.04))
-    md = open(R.write_report("phone_elec", str(results_dir), "cmd")).read()
-    tuning = md.split("## Tuning on the validation split")[1].split("##")[0]
-    row = [line for line in tuning.splitlines() if "pooled mean + last" in line][0]
-    assert "| 19 | yes | 0.005 | mean + last | 1 |" in row and not row.startswith("| **selected**")
 
 
 def test_result_files_are_not_git_ignored():
