@@ -4,13 +4,22 @@ Config comes from defaults, then `--config FILE.json`, then `--set section.field
 the resolved config is written to `<out>/config.json` and printed with the results.
 """
 import argparse
+import logging
 import os
+import re
 import sys
 import time
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+# before TensorFlow loads, and inherited by Beam's worker processes: no C++ info lines,
+# no gRPC chatter, no Python deprecation warnings around the output a user wants
+QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "GRPC_VERBOSITY": "ERROR", "PYTHONWARNINGS": "ignore"}
 
 from pipeline import config as C  # noqa: E402
+
+logger = logging.getLogger("i2vae")
+# errors the user can act on: the CLI prints their message as one line and exits with 2
+USER_ERRORS = ("IngestError", "ConfigError", "DataAnomaliesError", "NonFiniteLossError")
 
 DEMO_DATA = "data/interactions.csv"
 DEMO_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "demo.json")
@@ -26,10 +35,15 @@ def _add_config_args(parser):
                              "beam_args, e.g. --beam-arg=--runner=FlinkRunner --beam-arg=--flink_master=host:8081")
 
 
+QUIET_BEAM_ARGS = ["--default_sdk_harness_log_level=CRITICAL"]  # Beam's worker processes log nothing
+
+
 def _config(args, base=None):
     cfg = C.load_config(args.config, args.set, base=base)
     if getattr(args, "beam_arg", None):
         cfg.beam_args = list(args.beam_arg)
+    if not getattr(args, "verbose", False):
+        cfg.beam_args = cfg.beam_args + [a for a in QUIET_BEAM_ARGS if a not in cfg.beam_args]
     return cfg
 
 
@@ -114,13 +128,14 @@ def cmd_reproduce(args):
     only = [n.strip() for n in args.only.split(",")] if args.only else None
     unknown = [n for n in only or [] if n not in reproduce.BY_NAME]
     if unknown:
-        raise ValueError(f"unknown config setting(s) {unknown} in --only; known: {sorted(reproduce.BY_NAME)}")
+        raise C.ConfigError(f"unknown config setting(s) {unknown} in --only; known: {sorted(reproduce.BY_NAME)}")
     return reproduce.reproduce(args.pair, args.seeds, args.sweep_seeds, only, args.config, args.data_root,
                                args.work, args.results, args.commit, args.report_only)
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="i2vae", description=__doc__,
+    parser = argparse.ArgumentParser(prog="i2vae", description=__doc__ + "\n--verbose shows Beam, TFX and "
+                                     "TensorFlow logs; --debug also shows the traceback of an error.",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run the full local pipeline on the embedded synthetic data",
@@ -183,25 +198,77 @@ DELEGATED = {  # subcommands that are the serving tools' own command lines
 }
 
 
+def set_verbosity(verbose: bool) -> None:
+    """Progress lines by default; Beam, absl and TensorFlow logs only with --verbose."""
+    if not verbose:
+        for name, value in QUIET_ENV.items():
+            os.environ.setdefault(name, value)
+        import warnings
+
+        warnings.simplefilter("ignore")
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
+    logger.setLevel(logging.INFO)
+    for name in ("apache_beam", "absl", "tensorflow", "tfx", "ml_metadata"):
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.CRITICAL)
+    try:
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.INFO if verbose else absl_logging.FATAL)
+    except ImportError:
+        pass
+
+
+def divert_library_output(path: str) -> None:
+    """Sends file descriptor 2 (where TensorFlow's C++ logs and Beam's worker processes write
+    their tracebacks) to `path`; Python's `sys.stderr` keeps the terminal for our messages."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    log = open(path, "a")
+    terminal = os.dup(2)
+    os.dup2(log.fileno(), 2)
+    sys.stderr = os.fdopen(terminal, "w", buffering=1)
+    print(f"[i2vae] Beam, TFX and TensorFlow logs: {path} (--verbose shows them here)", flush=True)
+
+
+def user_error(error: BaseException):
+    """The one-line message of a known error (`USER_ERRORS`), also when a Beam worker or TFX
+    raised it and it arrives wrapped in another exception's text; None for anything else."""
+    seen = error
+    while seen is not None:
+        if type(seen).__name__ in USER_ERRORS:
+            return str(seen)
+        seen = seen.__cause__ or seen.__context__
+    found = re.findall(r"(?:[\w.]+\.)?(?:%s): (.+)" % "|".join(USER_ERRORS), str(error))
+    if found:
+        return re.sub(r"\s*\[while running .*\]\s*$", "", found[-1]).strip()
+    return None
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug, verbose = "--debug" in argv, "--verbose" in argv
+    argv = [a for a in argv if a not in ("--debug", "--verbose")]
+    set_verbosity(verbose or debug)
     if argv and argv[0] in DELEGATED:
         import importlib
 
         module, _, prefix = DELEGATED[argv[0]]
         return importlib.import_module(module).main(prefix + argv[1:])
     args = build_parser().parse_args(argv)
+    args.verbose = verbose or debug
+    log_dir = {"run": getattr(args, "out", None), "demo": getattr(args, "out", None),
+               "reproduce": getattr(args, "work", None)}.get(args.command)
+    if log_dir and not args.verbose:
+        divert_library_output(os.path.join(log_dir, "pipeline.log"))
     handlers = {"demo": cmd_demo, "run": cmd_run, "synthetic": cmd_synthetic, "reproduce": cmd_reproduce,
                 "kubeflow": cmd_kubeflow, "bench": cmd_bench}
     try:
         return handlers[args.command](args)
-    except ValueError as e:  # config and input errors: one clear line, no traceback
-        from components.ingest.logic import IngestError
-
-        if isinstance(e, IngestError) or str(e).startswith(("unknown config", "data.", "model.", "lightgcn.")) \
-                or "no such pair" in str(e):
-            sys.exit(f"error: {e}")
-        raise
+    except Exception as e:  # a known error is one line (the traceback only with --debug)
+        message = user_error(e)
+        if message is None or debug:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -12,17 +12,21 @@ import os
 from typing import Any, Dict, List, Optional
 
 
+class ConfigError(ValueError):
+    """A bad config value, file or override; the message names the field (or file and line)."""
+
+
 def check_choice(field: str, value, allowed: tuple) -> None:
     """Rejects a value outside `allowed`, naming the field (e.g. from a typo in `--set`)."""
     if value not in allowed:
         choices = " or ".join(map(repr, allowed)) if len(allowed) == 2 else f"one of {allowed}"
-        raise ValueError(f"{field} must be {choices}, found {value!r}")
+        raise ConfigError(f"{field} must be {choices}, found {value!r}")
 
 
 def check_at_least(field: str, value, minimum) -> None:
     """Rejects a value below `minimum`, naming the field."""
     if value < minimum:
-        raise ValueError(f"{field} must be >= {minimum}, found {value!r}")
+        raise ConfigError(f"{field} must be >= {minimum}, found {value!r}")
 
 
 @dataclasses.dataclass
@@ -75,7 +79,7 @@ class DataConfig:
         for name in ("val_fraction", "eval_fraction", "test_fraction", "cold_start_fraction", "long_tail_share",
                      "train_density", "train_overlap"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"data.{name} must be in [0, 1], found {getattr(self, name)!r}")
+                raise ConfigError(f"data.{name} must be in [0, 1], found {getattr(self, name)!r}")
 
 
 @dataclasses.dataclass
@@ -268,7 +272,7 @@ def from_dict(values: Dict[str, Any], cls=PipelineConfig):
     kwargs = {}
     for key, value in values.items():
         if key not in known:
-            raise ValueError(f"unknown config field '{cls.__name__}.{key}' (known: {sorted(known)})")
+            raise ConfigError(f"unknown config field '{cls.__name__}.{key}' (known: {sorted(known)})")
         sub = _dataclass_type(known[key])
         kwargs[key] = from_dict(value, sub) if sub is not None and isinstance(value, dict) else value
     return cls(**kwargs)
@@ -286,16 +290,16 @@ def _dataclass_type(field):
 def apply_override(values: Dict[str, Any], assignment: str) -> None:
     """Applies one `a.b=value` override to a nested dict; the value is parsed as JSON if it can be."""
     if "=" not in assignment:
-        raise ValueError(f"override '{assignment}' must look like section.field=value")
+        raise ConfigError(f"override '{assignment}' must look like section.field=value")
     path, raw = assignment.split("=", 1)
     keys = path.strip().split(".")
     node = values
     for key in keys[:-1]:
         if key not in node or not isinstance(node[key], dict):
-            raise ValueError(f"unknown config section '{key}' in override '{assignment}'")
+            raise ConfigError(f"unknown config section '{key}' in override '{assignment}'")
         node = node[key]
     if keys[-1] not in node:
-        raise ValueError(f"unknown config field '{path}' in override '{assignment}'")
+        raise ConfigError(f"unknown config field '{path}' in override '{assignment}'")
     try:
         node[keys[-1]] = json.loads(raw)
     except json.JSONDecodeError:
@@ -307,8 +311,14 @@ def load_config(path: Optional[str] = None, overrides: Optional[List[str]] = Non
     """Defaults, then the JSON file at `path`, then the `overrides`, validated."""
     values = to_dict(base or PipelineConfig())
     if path:
-        with open(path) as f:
-            _deep_update(values, json.load(f), path)
+        try:
+            with open(path) as f:
+                update = json.load(f)
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such config file") from None
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{path}:{e.lineno}: not valid JSON ({e.msg}, column {e.colno})") from None
+        _deep_update(values, update, path)
     for assignment in overrides or []:
         apply_override(values, assignment)
     return from_dict(values)
@@ -317,7 +327,7 @@ def load_config(path: Optional[str] = None, overrides: Optional[List[str]] = Non
 def _deep_update(target: Dict[str, Any], update: Dict[str, Any], where: str) -> None:
     for key, value in update.items():
         if key not in target:
-            raise ValueError(f"{where}: unknown config field '{key}'")
+            raise ConfigError(f"{where}: unknown config field '{key}'")
         if isinstance(target[key], dict) and isinstance(value, dict):
             _deep_update(target[key], value, f"{where}:{key}")
         else:

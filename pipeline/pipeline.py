@@ -6,11 +6,13 @@ import os
 from typing import List, Optional
 
 from tfx import v1 as tfx
+from tfx.dsl.components.base import executor_spec
 
 from components.data_validation.component import AnomaliesGate
 from components.evaluator.component import RankingEvaluator
 from components.ingest.component import InteractionExampleGen
 from components.pseudo_sequences.component import PseudoSequenceGen
+from components.pusher import executor as atomic_push
 from components.training_overrides.component import TrainingOverrides
 from pipeline import config as C
 
@@ -85,6 +87,8 @@ def create_pipeline(
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)),
+        # copy under a hidden name, then rename: TF Serving never sees a partial version
+        custom_executor_spec=executor_spec.ExecutorClassSpec(atomic_push.Executor),
     )
     return tfx.dsl.Pipeline(
         pipeline_name=cfg.pipeline_name,

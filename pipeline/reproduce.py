@@ -503,7 +503,7 @@ def reproduce(pair: str, seeds: int, sweep_seeds: int, only: Optional[List[str]]
         return 0
     data_path = os.path.join(data_root, pair)
     if not os.path.isdir(data_path):
-        raise ValueError(f"{data_path}: no such pair folder (expected train.csv and test.csv)")
+        raise C.ConfigError(f"{data_path}: no such pair folder (expected train.csv and test.csv)")
     todo = plan(seeds, sweep_seeds, only, load_results(results_dir))
     done = [(s, k) for s, k in todo if os.path.exists(result_path(results_dir, s, k))]
     print(f"[reproduce] {pair}: {len(todo)} runs planned, {len(done)} already done", flush=True)
