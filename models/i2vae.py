@@ -145,26 +145,24 @@ class CrossDomainAttention(tf.keras.layers.Layer):
         self.attention = tf.keras.layers.MultiHeadAttention(num_heads, dim // num_heads)
         self.head = GaussianHead(latent_dim, hidden=[dim], min_scale=min_scale)
 
-    def call(self, query_seq, query_mask, kv_seq, kv_mask, training=False, per_position=False):
-        """One posterior per row (pooled over the query's positions) or, with
-        `per_position`, one per query position (the causal encoder's running interest)."""
+    def attend(self, query_seq, query_mask, kv_seq, kv_mask, training=False):
+        """Per query position, what it reads of the other domain ([B, L, d])."""
         mask = tf.logical_and(query_mask[:, :, None], kv_mask[:, None, :])
-        attended = self.attention(query_seq, kv_seq, kv_seq, attention_mask=mask, training=training)
-        if per_position:
-            return self.head(attended * tf.cast(query_mask, attended.dtype)[..., None])
-        return self.head(masked_mean(attended, query_mask))
+        return self.attention(query_seq, kv_seq, kv_seq, attention_mask=mask, training=training)
+
+    def call(self, query_seq, query_mask, kv_seq, kv_mask, training=False):
+        """One posterior per row: the attended positions mean-pooled (the paper)."""
+        return self.head(masked_mean(self.attend(query_seq, query_mask, kv_seq, kv_mask, training), query_mask))
 
 
 class CrossDomainMLP(tf.keras.layers.Layer):
-    """The MLP variant of q(z_t|x, y) on the pooled [X; Y]."""
+    """The MLP variant of q(z_t|x, y) on the pooled [X; Y] (or a position's state and Y)."""
 
     def __init__(self, dim, latent_dim, min_scale, **kwargs):
         super().__init__(**kwargs)
         self.head = GaussianHead(latent_dim, hidden=[dim], min_scale=min_scale)
 
     def call(self, pooled_query, pooled_kv):
-        if pooled_query.shape.rank == 3:  # per position: the other domain's summary at every position
-            pooled_kv = tf.repeat(pooled_kv[:, None], tf.shape(pooled_query)[1], axis=1)
         return self.head(tf.concat([pooled_query, pooled_kv], axis=-1))
 
 
@@ -357,16 +355,18 @@ class I2VAE(LossTermsModel):
     Two encoders (`model_cfg.encoder`):
       "bidirectional" (the paper): bidirectional self-attention, mean-pooled; one set of
         six latents per row, and one target per row (its last item).
-      "causal" (an extension beyond the paper): causal self-attention, and the latents
-        of every history position, so every position predicts the item that follows it,
-        as SASRec trains; one encoder pass per row gives T targets. The augmented
-        sequence puts the recalled items before the history (recalled, then h_1..h_T),
-        so position t's augmented latent sees the recalled items and h_1..h_t only,
-        never a later history item. Inference reads the last position.
+      "causal" (an extension beyond the paper): causal self-attention, and the latents of
+        every history position, so every position predicts the item that follows it, as
+        SASRec trains: one encoder pass per row gives every target of its history. The
+        augmented sequence puts the recalled items before the history (recalled, then
+        h_1..h_T), so position t's augmented latent sees the recalled items and h_1..h_t,
+        never a later history item. Only the positions that have a target are decoded
+        (histories are mostly short, so most of the padded T columns are not), and only in
+        the rows' target domain. Inference reads each domain's last position.
 
     Both train the cold-start path on every row with both domains (`train_cfg.cold_start_loss`):
-    the row's target is also predicted from the transferred interest alone, z_t from r,
-    the domain-specific latents masked, as a cold-start row is scored (DESIGN.md step 7).
+    the row's target is also predicted from the transferred interest alone (z_t from r,
+    the domain-specific latents masked), as a cold-start row is scored (DESIGN.md step 7).
 
     Args:
       num_items_x / num_items_y: vocabulary sizes (item indices 1..N; 0 is padding).
@@ -428,54 +428,42 @@ class I2VAE(LossTermsModel):
         layers = [tf.keras.layers.Dense(h, activation="relu") for h in hidden] + [tf.keras.layers.Dense(dim)]
         return tf.keras.Sequential(layers, name=name)
 
-    # ----- encoding -----
+    def _domain(self, d):
+        """Domain d's own layers: (history, pseudo, encoder, augmented encoder, q_z, q_za,
+        q_zt of the other domain's interest transferred here, r of it, decoder, items, prior z, prior z_a)."""
+        if d == 0:
+            return (F.HISTORY_X, F.PSEUDO_X, self.enc_x, self.enc_ax, self.q_z_x, self.q_za_x, self.q_zt_y, self.r_y,
+                    self.dec_x, self.item_emb_x, self.prior_z_x, self.prior_za_x)
+        return (F.HISTORY_Y, F.PSEUDO_Y, self.enc_y, self.enc_ay, self.q_z_y, self.q_za_y, self.q_zt_x, self.r_x,
+                self.dec_y, self.item_emb_y, self.prior_z_y, self.prior_za_y)
+
+    # ----- the paper's encoder: one set of latents per row -----
     def encode(self, features, training=False):
-        """All posteriors and masks of a batch: one per row, or one per history position
-        ([B, T] batch shape) for the causal encoder; `mask_x` / `mask_y` mark real positions."""
-        hx, hy = features[F.HISTORY_X], features[F.HISTORY_Y]
-        xs, mx = self.enc_x(hx, training=training)
-        ys, my = self.enc_y(hy, training=training)
-        has_x, has_y = tf.reduce_any(mx, axis=1), tf.reduce_any(my, axis=1)
-        out = dict(has_x=has_x, has_y=has_y, mask_x=mx, mask_y=my,
-                   len_x=tf.reduce_sum(tf.cast(mx, tf.int32), 1), len_y=tf.reduce_sum(tf.cast(my, tf.int32), 1))
+        """All posteriors and masks of a batch, one per row (the causal encoder: at each
+        domain's last position, what inference reads)."""
         if self.causal:
-            t = tf.shape(hx)[1]
-            axs, _ = self.enc_ax(augmented_sequence(features[F.PSEUDO_X], hx), training=training)
-            ays, _ = self.enc_ay(augmented_sequence(features[F.PSEUDO_Y], hy), training=training)
-            Xa, Ya = axs[:, -t:], ays[:, -t:]  # the real history's positions are the last ones of both
-            out["has_ax"], out["has_ay"] = has_x, has_y
-            X, Y = xs, ys
-            # the other domain's whole history, read at its last position (the causal summary)
-            X_all, Y_all = pool_history(xs, mx, "last"), pool_history(ys, my, "last")
-
-            def per_position(v):
-                return tf.repeat(v[:, None], t, axis=1)
-
-            out["r_zt_y"], out["r_zt_x"] = self.r_y(per_position(Y_all)), self.r_x(per_position(X_all))
-        else:
-            axs, max_ = self.enc_ax(features[F.PSEUDO_X], training=training)
-            ays, may = self.enc_ay(features[F.PSEUDO_Y], training=training)
-            # pooling applies to the real histories only: a pseudo-sequence ends in recalled
-            # items, so its last position carries no recency
-            X, Y = pool_history(xs, mx, self.model_cfg.pooling), pool_history(ys, my, self.model_cfg.pooling)
-            Xa, Ya = masked_mean(axs, max_), masked_mean(ays, may)
-            out["has_ax"], out["has_ay"] = tf.reduce_any(max_, axis=1), tf.reduce_any(may, axis=1)
-            out["r_zt_y"], out["r_zt_x"] = self.r_y(Y), self.r_x(X)
-            X_all, Y_all = X, Y
+            return self._causal_encode_last(features, training)
+        xs, mx = self.enc_x(features[F.HISTORY_X], training=training)
+        ys, my = self.enc_y(features[F.HISTORY_Y], training=training)
+        axs, max_ = self.enc_ax(features[F.PSEUDO_X], training=training)
+        ays, may = self.enc_ay(features[F.PSEUDO_Y], training=training)
+        # pooling applies to the real histories only: a pseudo-sequence ends in recalled
+        # items, so its last position carries no recency
+        X, Y = pool_history(xs, mx, self.model_cfg.pooling), pool_history(ys, my, self.model_cfg.pooling)
+        Xa, Ya = masked_mean(axs, max_), masked_mean(ays, may)
+        has_x, has_y = tf.reduce_any(mx, axis=1), tf.reduce_any(my, axis=1)
+        out = dict(has_x=has_x, has_y=has_y, has_ax=tf.reduce_any(max_, axis=1), has_ay=tf.reduce_any(may, axis=1),
+                   len_x=tf.reduce_sum(tf.cast(mx, tf.int32), 1), len_y=tf.reduce_sum(tf.cast(my, tf.int32), 1))
         out["q_z_x"], out["q_z_y"] = self.q_z_x(X), self.q_z_y(Y)
         out["q_za_x"], out["q_za_y"] = self.q_za_x(Xa), self.q_za_y(Ya)
         if isinstance(self.q_zt_y, CrossDomainAttention):
-            # Y's interest transferred to X: X's positions query Y's
-            out["q_zt_y"] = self.q_zt_y(xs, mx, ys, my, training=training, per_position=self.causal)
-            out["q_zt_x"] = self.q_zt_x(ys, my, xs, mx, training=training, per_position=self.causal)
+            out["q_zt_y"] = self.q_zt_y(xs, mx, ys, my, training=training)  # Y's interest transferred to X
+            out["q_zt_x"] = self.q_zt_x(ys, my, xs, mx, training=training)
         else:
-            out["q_zt_y"] = self.q_zt_y(X, Y_all)
-            out["q_zt_x"] = self.q_zt_x(Y, X_all)
+            out["q_zt_y"] = self.q_zt_y(X, Y)
+            out["q_zt_x"] = self.q_zt_x(Y, X)
+        out["r_zt_y"], out["r_zt_x"] = self.r_y(Y), self.r_x(X)
         return out
-
-    def _keep(self, enc, domain):
-        """Where the domain's own latents are real: per row, or per real position (causal)."""
-        return enc["mask_x" if domain == 0 else "mask_y"] if self.causal else enc["has_x" if domain == 0 else "has_y"]
 
     def latents(self, enc, training=False):
         """Samples (training) or means (inference), with cold-start routing and masks.
@@ -483,36 +471,29 @@ class I2VAE(LossTermsModel):
         A row with no history in a domain is cold-start there: its transferred latent comes
         from r, and its domain-specific and augmented latents are masked, so it is scored
         from the transferred interest alone (the paper). `model.cold_start_augmented` keeps
-        the augmented latent (a switch, off by default).
+        the augmented latent (a switch, off by default; bidirectional encoder only).
         """
         both = tf.logical_and(enc["has_x"], enc["has_y"])[:, None]
-        if self.causal:
-            both = both[:, None]
 
         def mask(z, keep):
-            return z * tf.cast(keep, z.dtype)[..., None]
+            return z * tf.cast(keep, z.dtype)[:, None]
 
-        keep_x, keep_y = self._keep(enc, 0), self._keep(enc, 1)
-        z_x = mask(_sample(enc["q_z_x"], training), keep_x)
-        z_y = mask(_sample(enc["q_z_y"], training), keep_y)
+        z_x = mask(_sample(enc["q_z_x"], training), enc["has_x"])
+        z_y = mask(_sample(enc["q_z_y"], training), enc["has_y"])
         # cold-start in X (no X history): the transferred interest comes from r^y(z_t^y | y)
-        z_ty = mask(tf.where(both, _sample(enc["q_zt_y"], training), _sample(enc["r_zt_y"], training)),
-                    self._row(enc["has_y"]))
-        z_tx = mask(tf.where(both, _sample(enc["q_zt_x"], training), _sample(enc["r_zt_x"], training)),
-                    self._row(enc["has_x"]))
-        augmented = self.model_cfg.cold_start_augmented and not self.causal
-        z_ax = mask(_sample(enc["q_za_x"], training), enc["has_ax"] if augmented else keep_x)
-        z_ay = mask(_sample(enc["q_za_y"], training), enc["has_ay"] if augmented else keep_y)
+        z_ty = mask(tf.where(both, _sample(enc["q_zt_y"], training), _sample(enc["r_zt_y"], training)), enc["has_y"])
+        z_tx = mask(tf.where(both, _sample(enc["q_zt_x"], training), _sample(enc["r_zt_x"], training)), enc["has_x"])
+        augmented = self.model_cfg.cold_start_augmented
+        z_ax = mask(_sample(enc["q_za_x"], training), enc["has_ax"] if augmented else enc["has_x"])
+        z_ay = mask(_sample(enc["q_za_y"], training), enc["has_ay"] if augmented else enc["has_y"])
         return z_x, z_y, z_tx, z_ty, z_ax, z_ay
 
-    def _row(self, flag):
-        """A per-row flag [B], broadcast over positions for the causal encoder."""
-        return flag[:, None] if self.causal else flag
-
     def call(self, features, training=False):
-        """User representations (h_u^X, h_u^Y), each [B, d] ([B, T, d] per position for the
-        causal encoder); score items with `score_all`."""
+        """User representations (h_u^X, h_u^Y), each [B, d]; score items with `score_all`."""
         enc = self.encode(features, training=training)
+        if self.causal:
+            return (self._causal_decode(0, enc["_at_x"], training), self._causal_decode(1, enc["_at_y"], training),
+                    enc)
         z_x, z_y, z_tx, z_ty, z_ax, z_ay = self.latents(enc, training=training)
         h_x = self.dec_x(tf.concat([z_x, z_ty, z_ax], axis=-1))
         h_y = self.dec_y(tf.concat([z_y, z_tx, z_ay], axis=-1))
@@ -521,129 +502,206 @@ class I2VAE(LossTermsModel):
     def score_all(self, features):
         """Scores of every item of each domain (column 0 is padding), at inference (means)."""
         h_x, h_y, _ = self(features, training=False)
-        if self.causal:  # the last position has seen the whole history
-            h_x, h_y = h_x[:, -1], h_y[:, -1]
         return (tf.matmul(h_x, self.item_emb_x.embeddings, transpose_b=True),
                 tf.matmul(h_y, self.item_emb_y.embeddings, transpose_b=True))
+
+    # ----- the causal encoder: latents at chosen positions -----
+    def _causal_positions(self, d, features, rows, positions, states, training):
+        """Domain d's posteriors at `positions` ([P, 2]: index into `rows`, column) of the
+        batch rows `rows` ([R]); `states` holds both histories' encoder outputs for the batch.
+
+        Returns a dict of [P]-batched posteriors (q_z, q_za, q_zt, r) and masks: `keep`
+        (a real history position: its own latents are used), `has_other` and `both`
+        (the transferred latent comes from q_zt, else from r), `length` (items up to it).
+        """
+        history_name, pseudo_name, _, enc_a, q_z, q_za, q_zt, r, *_ = self._domain(d)
+        (own, own_mask), (other, other_mask) = states[d], states[1 - d]
+        own, own_mask = tf.gather(own, rows), tf.gather(own_mask, rows)
+        other, other_mask = tf.gather(other, rows), tf.gather(other_mask, rows)
+        history = tf.gather(features[history_name], rows)
+        t = tf.shape(history)[1]
+        augmented, _ = enc_a(augmented_sequence(tf.gather(features[pseudo_name], rows), history), training=training)
+        other_summary = pool_history(other, other_mask, "last")  # the causal last position has read it all
+        row = positions[:, 0]
+        if isinstance(q_zt, CrossDomainAttention):
+            cross = q_zt.head(tf.gather_nd(q_zt.attend(own, own_mask, other, other_mask, training), positions))
+        else:
+            cross = q_zt(tf.gather_nd(own, positions), tf.gather(other_summary, row))
+        keep = tf.gather_nd(own_mask, positions)
+        has_other = tf.gather(tf.reduce_any(other_mask, axis=1), row)
+        return dict(q_z=q_z(tf.gather_nd(own, positions)),
+                    q_za=q_za(tf.gather_nd(augmented[:, -t:], positions)),  # the history's positions are last
+                    q_zt=cross, r=r(tf.gather(other_summary, row)), keep=keep, has_other=has_other,
+                    both=keep & has_other,
+                    length=tf.gather_nd(tf.cumsum(tf.cast(own_mask, tf.int32), axis=1), positions))
+
+    def _causal_states(self, features, training):
+        return (self.enc_x(features[F.HISTORY_X], training=training),
+                self.enc_y(features[F.HISTORY_Y], training=training))
+
+    def _causal_decode(self, d, at, training):
+        """h at the positions of `at` (from `_causal_positions`), cold-start routing and masks
+        as in `latents`."""
+        def mask(z, keep):
+            return z * tf.cast(keep, z.dtype)[:, None]
+
+        z = mask(_sample(at["q_z"], training), at["keep"])
+        z_t = mask(tf.where(at["both"][:, None], _sample(at["q_zt"], training), _sample(at["r"], training)),
+                   at["has_other"])
+        z_a = mask(_sample(at["q_za"], training), at["keep"])
+        return self._domain(d)[8](tf.concat([z, z_t, z_a], axis=-1))
+
+    def _last_positions(self, features, d):
+        b = tf.shape(features[F.HISTORY_X])[0]
+        t = tf.shape(features[self._domain(d)[0]])[1]
+        return tf.range(b), tf.stack([tf.range(b), tf.fill([b], t - 1)], axis=1)
+
+    def _causal_encode_last(self, features, training):
+        states = self._causal_states(features, training)
+        out = {}
+        for d, name in enumerate(("x", "y")):
+            rows, positions = self._last_positions(features, d)
+            at = self._causal_positions(d, features, rows, positions, states, training)
+            other = "y" if name == "x" else "x"
+            out.update({f"q_z_{name}": at["q_z"], f"q_za_{name}": at["q_za"], f"q_zt_{other}": at["q_zt"],
+                        f"r_zt_{other}": at["r"], f"has_{name}": tf.reduce_any(states[d][1], axis=1),
+                        f"_at_{name}": at})
+        return out
 
     # ----- objective -----
     def _reconstruction(self, h, emb, targets, valid, num_items):
         """-log p(target | z), averaged over the `valid` rows (or positions) of this domain.
 
-        h [..., d], targets and valid [...] (rows, or rows x positions).
         "softmax": cross-entropy over every item of the domain (padding excluded).
         "sampled_softmax": against `softmax_negatives` uniform items shared by the batch
-          (accidental hits masked), as SASRec trains: the causal encoder's B x T x N full
-          logits would not fit.
+          (accidental hits masked), as SASRec trains.
         "bce": BCE of the target against `num_train_negatives` uniform negatives (DESIGN.md).
         """
         targets = tf.where(valid, targets, tf.ones_like(targets))
         if self.train_cfg.reconstruction == "softmax":
-            logits = tf.einsum("...d,nd->...n", h, emb.embeddings[1:])
+            logits = tf.matmul(h, emb.embeddings[1:], transpose_b=True)
             nll = tf.nn.sparse_softmax_cross_entropy_with_logits(targets - 1, logits)
         elif self.train_cfg.reconstruction == "sampled_softmax":
             negatives = tf.random.uniform([self.train_cfg.softmax_negatives], 1, num_items + 1, dtype=tf.int64)
             pos = tf.reduce_sum(h * emb(targets), axis=-1, keepdims=True)
-            neg = tf.einsum("...d,sd->...s", h, emb(negatives))
-            neg = tf.where(tf.equal(tf.cast(targets, tf.int64)[..., None], negatives), -1e9, neg)
-            logits = tf.concat([pos, neg], axis=-1)
-            nll = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.zeros_like(targets), logits)
+            neg = tf.matmul(h, emb(negatives), transpose_b=True)
+            neg = tf.where(tf.equal(tf.cast(targets, tf.int64)[:, None], negatives[None]), -1e9, neg)
+            nll = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.zeros_like(targets),
+                                                                 tf.concat([pos, neg], axis=-1))
         else:
             n = self.train_cfg.num_train_negatives
-            negatives = tf.random.uniform(tf.concat([tf.shape(targets), [n]], 0), 1, num_items + 1, dtype=tf.int64)
+            negatives = tf.random.uniform([tf.shape(h)[0], n], 1, num_items + 1, dtype=tf.int64)
             pos = tf.reduce_sum(h * emb(targets), axis=-1)
-            neg = tf.einsum("...d,...nd->...n", h, emb(negatives))
+            neg = tf.einsum("bd,bnd->bn", h, emb(negatives))
             nll = tf.nn.softplus(-pos) + tf.reduce_sum(tf.nn.softplus(neg), axis=-1)
         v = tf.cast(valid, tf.float32)
         return tf.reduce_sum(nll * v) / tf.maximum(tf.reduce_sum(v), 1.0)
 
-    def _cold_start_reconstruction(self, enc, domain, targets, rows, training):
-        """The row's target scored as a cold-start row would be: from r's transferred
-        latent alone (rows with both domains), so r and the cold-start decoder input train
-        on every overlapping row without extra rows."""
-        r = enc["r_zt_y" if domain == 0 else "r_zt_x"]
+    def _cold_start_reconstruction(self, d, r, targets, valid, training):
+        """The targets scored as a cold-start row would be: from r's transferred latent alone
+        (rows with both domains), so r and the cold-start decoder input train on every
+        overlapping row without extra rows or encoder passes."""
         z_t = _sample(r, training)
-        if self.causal:
-            z_t = z_t[:, -1]
         zeros = tf.zeros_like(z_t)
-        decoder, emb = (self.dec_x, self.item_emb_x) if domain == 0 else (self.dec_y, self.item_emb_y)
+        _, _, _, _, _, _, _, _, decoder, emb, _, _ = self._domain(d)
         h = decoder(tf.concat([zeros, z_t, zeros], axis=-1))
-        valid = rows & enc["has_x"] & enc["has_y"]
-        return self._reconstruction(h, emb, targets, valid, self.num_items[domain])
-
-    def _targets(self, features, enc, domain):
-        """(targets, valid) of a domain: the row's target for its own domain's rows, or,
-        for the causal encoder, every real position's next item in those rows (and the
-        last position for a row with no history there)."""
-        targets, rows = features[F.TARGET_ITEM], tf.equal(features[F.TARGET_DOMAIN], domain)
-        if not self.causal:
-            return targets, rows
-        history = features[F.HISTORY_X if domain == 0 else F.HISTORY_Y]
-        labels = next_item_labels(history, tf.where(rows, targets, tf.zeros_like(targets)))
-        last = tf.equal(tf.range(tf.shape(history)[1]), tf.shape(history)[1] - 1)[None]
-        valid = (enc["mask_x" if domain == 0 else "mask_y"] | last) & rows[:, None] & (labels > 0)
-        return tf.cast(labels, targets.dtype), valid
+        return self._reconstruction(h, emb, targets, valid, self.num_items[d])
 
     @staticmethod
-    def _used_at(enc, domain, has):
-        """Causal: where a transferred latent is decoded: the real positions of `domain`
-        (and its last one, a cold-start prediction) in rows that have the other domain."""
-        mask = enc["mask_x" if domain == 0 else "mask_y"]
-        last = tf.equal(tf.range(tf.shape(mask)[1]), tf.shape(mask)[1] - 1)[None]
-        return (mask | last) & enc[has][:, None]
-
-    def _position_mean(self, value, weight):
-        """Mean of a per-row or per-position term over the weighted rows or positions."""
+    def _weighted_mean(value, weight):
         weight = tf.cast(weight, tf.float32)
-        if not self.causal:
-            return tf.reduce_mean(weight * value)
         return tf.reduce_sum(weight * value) / tf.maximum(tf.reduce_sum(weight), 1.0)
 
-    def losses_and_terms(self, features, training=True):
-        """Returns (total loss, dict of every term) for a batch with targets."""
+    def _causal_targets(self, features, d, history_mask):
+        """Domain d's training positions: (rows [R] of the batch whose target domain is d,
+        positions [P, 2] into those rows, the target of each position [P], is it the row's
+        last position [P]). A position's target is the next history item, the row's target
+        after the last one; a row with no history there has its last position only."""
+        rows = tf.reshape(tf.where(tf.equal(features[F.TARGET_DOMAIN], d)), [-1])
+        history = tf.gather(features[self._domain(d)[0]], rows)
+        labels = next_item_labels(history, tf.gather(features[F.TARGET_ITEM], rows))
+        t = tf.shape(history)[1]
+        last = tf.equal(tf.range(t), t - 1)[None]
+        positions = tf.cast(tf.where((tf.gather(history_mask, rows) | last) & (labels > 0)), tf.int32)
+        labels_at = tf.cast(tf.gather_nd(labels, positions), features[F.TARGET_ITEM].dtype)
+        return rows, positions, labels_at, tf.equal(positions[:, 1], t - 1)
+
+    def _causal_terms(self, features, training):
+        """Every term of the objective with the causal encoder: per domain, over the
+        positions of that domain's rows that have a target (the next history item, and
+        the row's target after the last one; the last position alone for a row with no
+        history there)."""
+        cfg, terms = self.train_cfg, {}
+        states = self._causal_states(features, training)
+        std = None
+        for d, name in enumerate(("x", "y")):
+            _, _, _, _, _, _, _, _, _, emb, prior_z, prior_za = self._domain(d)
+            other = "y" if name == "x" else "x"
+            rows, positions, labels_at, is_last = self._causal_targets(features, d, states[d][1])
+            at = self._causal_positions(d, features, rows, positions, states, training)
+            h = self._causal_decode(d, at, training)
+            terms[f"rec_{name}"] = self._reconstruction(h, emb, labels_at, tf.ones_like(labels_at, tf.bool),
+                                                        self.num_items[d])
+            if cfg.cold_start_loss:  # at each row's last position: its target, from r alone
+                terms[f"rec_cold_{name}"] = self._cold_start_reconstruction(d, at["r"], labels_at,
+                                                                            is_last & at["both"], training)
+            else:
+                terms[f"rec_cold_{name}"] = tf.constant(0.0)
+            if std is None:
+                std = tfd.MultivariateNormalDiag(loc=tf.zeros_like(at["q_z"].mean()[:1]))  # N(0, I)
+            kl_used_t = tf.where(at["both"], _kl(at["q_zt"], std), _kl(at["r"], std))
+            w = noise_adaptive_weight(at["length"], self.max_len, cfg.noise_a, cfg.noise_b)
+            keep = at["keep"]
+            terms[f"kl_z_{name}"] = self._weighted_mean(_kl(at["q_z"], prior_z.distribution()), keep)
+            terms[f"kl_za_{name}"] = self._weighted_mean(_kl(at["q_za"], prior_za.distribution()), keep)
+            terms[f"kl_zt_{other}"] = self._weighted_mean(kl_used_t, at["has_other"])  # other's interest, used here
+            terms[f"informative_{other}"] = self._weighted_mean(_kl(at["q_zt"], at["r"]), at["both"])
+            terms[f"denoising_{name}"] = self._weighted_mean(w * _kl(at["q_z"], at["q_za"]), keep)
+            terms[f"noise_weight_{name}"] = self._weighted_mean(w, keep)
+        return terms
+
+    def _bidirectional_terms(self, features, training):
         h_x, h_y, enc = self(features, training=training)
         cfg = self.train_cfg
         targets, domain = features[F.TARGET_ITEM], features[F.TARGET_DOMAIN]
-        keep_x, keep_y = self._keep(enc, 0), self._keep(enc, 1)
-        both_b = self._row(tf.logical_and(enc["has_x"], enc["has_y"]))
+        fx, fy = tf.cast(enc["has_x"], tf.float32), tf.cast(enc["has_y"], tf.float32)
+        both = fx * fy
         std = tfd.MultivariateNormalDiag(loc=tf.zeros_like(enc["q_z_x"].mean()))  # N(0, I)
+        both_b = tf.logical_and(enc["has_x"], enc["has_y"])
         kl_used_ty = tf.where(both_b, _kl(enc["q_zt_y"], std), _kl(enc["r_zt_y"], std))
         kl_used_tx = tf.where(both_b, _kl(enc["q_zt_x"], std), _kl(enc["r_zt_x"], std))
-        if self.causal:  # the denoising weight of a position grows with the history up to it
-            len_x = tf.cumsum(tf.cast(enc["mask_x"], tf.int32), axis=1)
-            len_y = tf.cumsum(tf.cast(enc["mask_y"], tf.int32), axis=1)
-        else:
-            len_x, len_y = enc["len_x"], enc["len_y"]
-        w_x = noise_adaptive_weight(len_x, self.max_len, cfg.noise_a, cfg.noise_b)
-        w_y = noise_adaptive_weight(len_y, self.max_len, cfg.noise_a, cfg.noise_b)
-        fx, fy = tf.cast(keep_x, tf.float32), tf.cast(keep_y, tf.float32)
-        both = fx * fy if not self.causal else fx * tf.cast(both_b, tf.float32)
-        both_y = fy * tf.cast(both_b, tf.float32)
-        zero = tf.constant(0.0)
-        mean = self._position_mean
+        w_x = noise_adaptive_weight(enc["len_x"], self.max_len, cfg.noise_a, cfg.noise_b)
+        w_y = noise_adaptive_weight(enc["len_y"], self.max_len, cfg.noise_a, cfg.noise_b)
+        mean = tf.reduce_mean
+        in_x, in_y = tf.equal(domain, 0), tf.equal(domain, 1)
         terms = {
-            "rec_x": self._reconstruction(h_x, self.item_emb_x, *self._targets(features, enc, 0), self.num_items[0]),
-            "rec_y": self._reconstruction(h_y, self.item_emb_y, *self._targets(features, enc, 1), self.num_items[1]),
-            "rec_cold_x": (self._cold_start_reconstruction(enc, 0, targets, tf.equal(domain, 0), training)
-                           if cfg.cold_start_loss else zero),
-            "rec_cold_y": (self._cold_start_reconstruction(enc, 1, targets, tf.equal(domain, 1), training)
-                           if cfg.cold_start_loss else zero),
-            "kl_z_x": mean(_kl(enc["q_z_x"], self.prior_z_x.distribution()), fx),
-            "kl_z_y": mean(_kl(enc["q_z_y"], self.prior_z_y.distribution()), fy),
-            "kl_zt_x": mean(kl_used_tx, fx if not self.causal else self._used_at(enc, 1, "has_x")),
-            "kl_zt_y": mean(kl_used_ty, fy if not self.causal else self._used_at(enc, 0, "has_y")),
-            "kl_za_x": mean(_kl(enc["q_za_x"], self.prior_za_x.distribution()),
-                            enc["has_ax"] if not self.causal else fx),
-            "kl_za_y": mean(_kl(enc["q_za_y"], self.prior_za_y.distribution()),
-                            enc["has_ay"] if not self.causal else fy),
+            "rec_x": self._reconstruction(h_x, self.item_emb_x, targets, in_x, self.num_items[0]),
+            "rec_y": self._reconstruction(h_y, self.item_emb_y, targets, in_y, self.num_items[1]),
+            "rec_cold_x": (self._cold_start_reconstruction(0, enc["r_zt_y"], targets, in_x & both_b, training)
+                           if cfg.cold_start_loss else tf.constant(0.0)),
+            "rec_cold_y": (self._cold_start_reconstruction(1, enc["r_zt_x"], targets, in_y & both_b, training)
+                           if cfg.cold_start_loss else tf.constant(0.0)),
+            "kl_z_x": mean(fx * _kl(enc["q_z_x"], self.prior_z_x.distribution())),
+            "kl_z_y": mean(fy * _kl(enc["q_z_y"], self.prior_z_y.distribution())),
+            "kl_zt_x": mean(fx * kl_used_tx),
+            "kl_zt_y": mean(fy * kl_used_ty),
+            "kl_za_x": mean(tf.cast(enc["has_ax"], tf.float32) * _kl(enc["q_za_x"], self.prior_za_x.distribution())),
+            "kl_za_y": mean(tf.cast(enc["has_ay"], tf.float32) * _kl(enc["q_za_y"], self.prior_za_y.distribution())),
             # informative + disentangle: the full posterior of the transferred latent vs its one-domain r
-            "informative_x": mean(_kl(enc["q_zt_x"], enc["r_zt_x"]), both if not self.causal else both_y),
-            "informative_y": mean(_kl(enc["q_zt_y"], enc["r_zt_y"]), both),
+            "informative_x": mean(both * _kl(enc["q_zt_x"], enc["r_zt_x"])),
+            "informative_y": mean(both * _kl(enc["q_zt_y"], enc["r_zt_y"])),
             # denoising: the domain-specific posterior vs the augmented one, weighted by history length
-            "denoising_x": mean(w_x * _kl(enc["q_z_x"], enc["q_za_x"]), fx),
-            "denoising_y": mean(w_y * _kl(enc["q_z_y"], enc["q_za_y"]), fy),
+            "denoising_x": mean(fx * w_x * _kl(enc["q_z_x"], enc["q_za_x"])),
+            "denoising_y": mean(fy * w_y * _kl(enc["q_z_y"], enc["q_za_y"])),
+            "noise_weight_x": tf.reduce_sum(fx * w_x) / tf.maximum(tf.reduce_sum(fx), 1.0),
+            "noise_weight_y": tf.reduce_sum(fy * w_y) / tf.maximum(tf.reduce_sum(fy), 1.0),
         }
-        lt, la, beta = cfg.lambda_t, cfg.lambda_a, self.kl_beta
+        return terms
+
+    def losses_and_terms(self, features, training=True):
+        """Returns (total loss, dict of every term) for a batch with targets."""
+        terms = (self._causal_terms if self.causal else self._bidirectional_terms)(features, training)
+        lt, la, beta = self.train_cfg.lambda_t, self.train_cfg.lambda_a, self.kl_beta
         total = ((1.0 + lt) * (terms["rec_x"] + terms["rec_y"] + beta * (terms["kl_z_x"] + terms["kl_z_y"]))
                  + terms["rec_cold_x"] + terms["rec_cold_y"]
                  + beta * (terms["kl_zt_x"] + terms["kl_zt_y"] + terms["kl_za_x"] + terms["kl_za_y"])
@@ -657,6 +715,4 @@ class I2VAE(LossTermsModel):
         for name in self.LOSS_TERMS:
             terms[f"weighted_{name}"] = weights[name] * terms[name]
         terms["kl_beta"] = tf.identity(beta)
-        terms["noise_weight_x"] = tf.reduce_sum(fx * w_x) / tf.maximum(tf.reduce_sum(fx), 1.0)
-        terms["noise_weight_y"] = tf.reduce_sum(fy * w_y) / tf.maximum(tf.reduce_sum(fy), 1.0)
         return total, terms

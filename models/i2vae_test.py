@@ -239,29 +239,40 @@ def test_causal_padding_invariance_and_losses():
     assert terms["rec_cold_x"].numpy() > 0 and terms["informative_y"].numpy() > 0
 
 
+def all_positions_h(m, b, d=0):
+    """h of domain d at every (row, position) of the batch, [B, T, dim] (inference)."""
+    rows = tf.range(tf.shape(b[F.HISTORY_X])[0])
+    t = int(b[F.HISTORY_X].shape[1])
+    grid = tf.reshape(tf.stack(tf.meshgrid(rows, tf.range(t), indexing="ij"), axis=-1), [-1, 2])
+    states = m._causal_states(b, False)
+    h = m._causal_decode(d, m._causal_positions(d, b, rows, grid, states, False), False)
+    return tf.reshape(h, [-1, t, h.shape[-1]]).numpy()
+
+
 def test_causal_position_never_sees_a_later_history_item():
     """Position t predicts history item t+1 in training: nothing at t may depend on it,
     neither through the history encoder, the cross-domain attention nor the augmented one."""
     m = causal_model()
     b = batch()
-    h_x = m(b)[0].numpy()  # [B, T, d]
+    h_x = all_positions_h(m, b)
     history, pseudo = b[F.HISTORY_X].numpy().copy(), b[F.PSEUDO_X].numpy().copy()
     history[0, 4], pseudo[0, 2] = 7, 7  # the pseudo-sequence starts with the history: it changes with it
     changed = dict(b, **{F.HISTORY_X: tf.constant(history), F.PSEUDO_X: tf.constant(pseudo)})
-    h_changed = m(changed)[0].numpy()
+    h_changed = all_positions_h(m, changed)
     np.testing.assert_allclose(h_changed[0, :4], h_x[0, :4], rtol=1e-5, atol=1e-6)  # positions before the change
     assert not np.allclose(h_changed[0, 4], h_x[0, 4], atol=1e-4)
+    np.testing.assert_allclose(h_x[:, -1], m(b)[0].numpy(), rtol=1e-5, atol=1e-6)  # inference reads the last
 
 
 def test_causal_targets_are_every_next_item_of_the_rows_domain():
     m = causal_model()
     b = batch()
-    enc = m.encode(b)
-    labels, valid = m._targets(b, enc, 0)
-    # row 0 targets X: [0, 0, 1, 2, 3] predicts [.., 2, 3, target 4]; row 1 (X target, no X
-    # history: cold-start-shaped) only at its last position; Y rows none
-    assert labels.numpy()[0].tolist() == [0, 1, 2, 3, 4] and valid.numpy()[0].tolist() == [False, False, True, True, True]
-    assert valid.numpy()[1].tolist() == [False] * 4 + [True] and not valid.numpy()[2:].any()
+    rows, positions, labels, is_last = m._causal_targets(b, 0, b[F.HISTORY_X] > 0)
+    # X rows 0 and 1. Row 0, [0, 0, 1, 2, 3], predicts 2, 3 and its target 4 at columns 2..4;
+    # row 1 has no X history (cold-start-shaped): its last position only
+    assert rows.numpy().tolist() == [0, 1]
+    assert positions.numpy().tolist() == [[0, 2], [0, 3], [0, 4], [1, 4]]
+    assert labels.numpy().tolist() == [2, 3, 4, 7] and is_last.numpy().tolist() == [False, False, True, True]
 
 
 def test_causal_cold_start_row_is_scored_from_r_alone():
@@ -269,4 +280,5 @@ def test_causal_cold_start_row_is_scored_from_r_alone():
     b = batch()  # row 1 has no X history
     h_x = m(b)[0].numpy()
     perturbed = dict(b, **{F.PSEUDO_X: tf.constant(np.roll(b[F.PSEUDO_X].numpy(), 1, axis=1))})
-    np.testing.assert_allclose(m(perturbed)[0].numpy()[1, -1], h_x[1, -1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(m(perturbed)[0].numpy()[1], h_x[1], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(m(perturbed)[0].numpy()[0], h_x[0], atol=1e-4)  # a row with X history reads it
