@@ -5,7 +5,7 @@ import tensorflow as tf
 from models import baselines as B
 from models import features as F
 from models import psg as P
-from pipeline.config import ModelConfig
+from models.config import ModelConfig
 
 T = 5
 POP = (np.arange(31, dtype=np.float32), np.arange(21, dtype=np.float32)[::-1].copy())

@@ -370,9 +370,9 @@ class I2VAE(LossTermsModel):
 
     Args:
       num_items_x / num_items_y: vocabulary sizes (item indices 1..N; 0 is padding).
-      model_cfg: `pipeline.config.ModelConfig` (d, latent size, heads, blocks, dropout,
+      model_cfg: `models.config.ModelConfig` (d, latent size, heads, blocks, dropout,
         encoder, cross-domain encoder variant, decoder hidden sizes).
-      train_cfg: `pipeline.config.TrainConfig` (lambda_t, lambda_a, a, b, negatives).
+      train_cfg: `models.config.TrainConfig` (lambda_t, lambda_a, a, b, negatives).
       max_len / pseudo_len: T and T'.
     """
 

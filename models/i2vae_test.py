@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from models import features as F
 from models.i2vae import I2VAE, masked_mean, noise_adaptive_weight, pool_history, tfd
-from pipeline.config import ModelConfig, TrainConfig
+from models.config import ModelConfig, TrainConfig
 
 T, TP = 5, 8
 

@@ -21,10 +21,11 @@ from models import features as F
 from models import metrics as M
 from models import baselines as B
 from models import psg as P
+from models import export
 from models.backup import EpochBackup, remove_backup
 from models.i2vae import (I2VAE, KLAnnealing, LossTermsModel, NonFiniteLossError, PosteriorHistograms,
                           StopOnNonFiniteLoss)
-from pipeline import config as C
+from models import config as C
 
 
 class RankingValidation(tf.keras.callbacks.Callback):
@@ -348,8 +349,6 @@ def run_fn(fn_args) -> None:
     last and atomically, so its presence means the SavedModel is complete (local_runner
     and `reproduce` find the newest run by that file).
     """
-    from serving import export
-
     cfg = apply_overrides(C.from_dict(json.loads(fn_args.custom_config["config"])), fn_args.hyperparameters)
     examples_root = os.path.dirname(os.path.dirname(D.expand(fn_args.train_files)[0]))
     C.write_config(cfg, fn_args.model_run_dir)

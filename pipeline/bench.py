@@ -77,7 +77,7 @@ def speed(examples: str, epochs: int = 2) -> Dict:
     from models import features as F
     from models import metrics as M
     from models.trainer import build_model, read_canonical, training_dataset
-    from pipeline import config as C
+    from models import config as C
 
     cfg = C.load_config()
     num_items = F.vocab_sizes(examples)
@@ -147,11 +147,11 @@ def scale_one(path: str, items_x: int, items_y: int, batch: int = 1024, train_st
     work: only a batch is held), then times training steps at the paper's settings."""
     import tensorflow as tf
 
-    from components.pseudo_sequences import psg
+    from components.pseudo_sequences import beam_pseudo_sequences as psg
     from models import features as F
     from models.evaluation import features_from_rows
     from models.trainer import build_model
-    from pipeline import config as C
+    from models import config as C
 
     rng = np.random.default_rng(0)
 
@@ -254,7 +254,7 @@ def trace_one(mode: str, items_x: int = 10000, items_y: int = 10000, steps: int 
     from models import features as F
     from models.i2vae import LossTermsModel
     from models.trainer import build_model
-    from pipeline import config as C
+    from models import config as C
 
     cfg = C.load_config()
     model = build_model((items_x, items_y), cfg)

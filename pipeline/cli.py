@@ -4,18 +4,20 @@ Config comes from defaults, then `--config FILE.json`, then `--set section.field
 the resolved config is written to `<out>/config.json` and printed with the results.
 """
 import argparse
+import contextlib
 import logging
 import os
 import re
 import sys
 import time
+from typing import Optional
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 # before TensorFlow loads, and inherited by Beam's worker processes: no C++ info lines,
 # no gRPC chatter, no Python deprecation warnings around the output a user wants
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "GRPC_VERBOSITY": "ERROR", "PYTHONWARNINGS": "ignore"}
 
-from pipeline import config as C  # noqa: E402
+from models import config as C  # noqa: E402
 
 logger = logging.getLogger("i2vae")
 # errors the user can act on: the CLI prints their message as one line and exits with 2
@@ -42,8 +44,6 @@ def _config(args, base=None):
     cfg = C.load_config(args.config, args.set, base=base)
     if getattr(args, "beam_arg", None):
         cfg.beam_args = list(args.beam_arg)
-    if not getattr(args, "verbose", False):
-        cfg.beam_args = cfg.beam_args + [a for a in QUIET_BEAM_ARGS if a not in cfg.beam_args]
     return cfg
 
 
@@ -68,6 +68,8 @@ def cmd_run(args, data_path=None, base=None):
     from pipeline.local_runner import run_local
 
     cfg = _config(args, base)
+    if not args.verbose:  # local runs only: a cluster's workers keep their logs
+        cfg.beam_args = cfg.beam_args + [a for a in QUIET_BEAM_ARGS if a not in cfg.beam_args]
     cfg.data_path = data_path or args.data
     if not cfg.data_path:
         sys.exit("error: --data is required (a folder with train.csv/test.csv, or a .csv/.parquet long table)")
@@ -104,7 +106,7 @@ def cmd_bench(args):
     elif args.what == "trace":
         bench.print_trace(bench.trace())
     else:
-        from serving import bench as serving_bench
+        from pipeline import serving_bench
 
         return serving_bench.main(["--model-base-path", args.model_base_path, "--data", args.data])
     return 0
@@ -218,15 +220,29 @@ def set_verbosity(verbose: bool) -> None:
         pass
 
 
-def divert_library_output(path: str) -> None:
+@contextlib.contextmanager
+def library_output_to(path: Optional[str]):
     """Sends file descriptor 2 (where TensorFlow's C++ logs and Beam's worker processes write
-    their tracebacks) to `path`; Python's `sys.stderr` keeps the terminal for our messages."""
+    their tracebacks) to `path` while the command runs; Python's `sys.stderr` keeps the
+    terminal for our own messages. Both are restored afterwards. None: no change."""
+    if path is None:
+        yield
+        return
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    log = open(path, "a")
-    terminal = os.dup(2)
-    os.dup2(log.fileno(), 2)
-    sys.stderr = os.fdopen(terminal, "w", buffering=1)
     print(f"[i2vae] Beam, TFX and TensorFlow logs: {path} (--verbose shows them here)", flush=True)
+    sys.stderr.flush()
+    saved_fd, saved_stream = os.dup(2), sys.stderr
+    with open(path, "a") as log:
+        os.dup2(log.fileno(), 2)
+        sys.stderr = os.fdopen(os.dup(saved_fd), "w", buffering=1)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            sys.stderr.close()
+            os.dup2(saved_fd, 2)
+            os.close(saved_fd)
+            sys.stderr = saved_stream
 
 
 def user_error(error: BaseException):
@@ -256,13 +272,14 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     args.verbose = verbose or debug
     log_dir = {"run": getattr(args, "out", None), "demo": getattr(args, "out", None),
-               "reproduce": getattr(args, "work", None)}.get(args.command)
-    if log_dir and not args.verbose:
-        divert_library_output(os.path.join(log_dir, "pipeline.log"))
+               "reproduce": None if getattr(args, "report_only", False) else getattr(args, "work", None)
+               }.get(args.command)
+    log_path = os.path.join(log_dir, "pipeline.log") if log_dir and not args.verbose else None
     handlers = {"demo": cmd_demo, "run": cmd_run, "synthetic": cmd_synthetic, "reproduce": cmd_reproduce,
                 "kubeflow": cmd_kubeflow, "bench": cmd_bench}
     try:
-        return handlers[args.command](args)
+        with library_output_to(log_path):
+            return handlers[args.command](args)
     except Exception as e:  # a known error is one line (the traceback only with --debug)
         message = user_error(e)
         if message is None or debug:

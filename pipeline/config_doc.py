@@ -4,7 +4,7 @@
     python -m pipeline.config_doc --check    # exit 1 if the file is out of date (the test does this)
 
 A field's description is its entry in the class docstring's `Args:` section, else the
-comment at the end of its line in `pipeline/config.py`.
+comment at the end of its line in `models/config.py`.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import re
 import sys
 from typing import Dict
 
-from pipeline import config as C
+from models import config as C
 
 DOC_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "configuration.md")
 SECTIONS = [("", C.PipelineConfig), ("data", C.DataConfig), ("lightgcn", C.LightGCNConfig),
@@ -71,7 +71,7 @@ def _default(field) -> str:
 
 def render() -> str:
     lines = ["# Configuration reference", "",
-             "Generated from `pipeline/config.py` by `python -m pipeline.config_doc`; do not edit by hand.", "",
+             "Generated from `models/config.py` by `python -m pipeline.config_doc`; do not edit by hand.", "",
              "Every run writes its resolved configuration to `config.json` in its output directory. Values come "
              "from the defaults below (the paper's where it gives one), then `--config FILE.json` (nested like "
              "the sections), then `--set section.field=value` (the value is parsed as JSON when it can be). "

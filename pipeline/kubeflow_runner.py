@@ -15,7 +15,7 @@ from typing import List, Optional
 
 from tfx import v1 as tfx
 
-from pipeline import config as C
+from models import config as C
 from pipeline.pipeline import create_pipeline
 
 

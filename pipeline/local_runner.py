@@ -13,7 +13,7 @@ from typing import Dict, Optional
 
 from tfx import v1 as tfx
 
-from pipeline import config as C
+from models import config as C
 from pipeline.pipeline import create_pipeline
 
 

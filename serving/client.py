@@ -46,7 +46,7 @@ def pad_histories(histories: Sequence[Sequence[str]]) -> np.ndarray:
 
 
 class RecommendClient:
-    """Calls `Predict` on the served model's default signature (see serving/export.py)."""
+    """Calls `Predict` on the served model's default signature (see models/export.py)."""
 
     def __init__(self, target: str = "localhost:8500", model_name: str = "i2vae", timeout: float = 10.0,
                  signature_name: str = DEFAULT_SIGNATURE, version: Optional[int] = None):

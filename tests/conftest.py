@@ -8,7 +8,7 @@ import tensorflow as tf
 from models import features as F
 from models import psg as P
 from models.trainer import build_model
-from pipeline import config as C
+from models import config as C
 
 NX, NY, T, TP = 12, 9, 4, 6
 
@@ -52,7 +52,7 @@ def build(kind, examples_root):
 
 def export_tiny_model(examples_root, base) -> str:
     """Exports the tiny i2VAE as version 1 under `base`, a TF Serving model base path."""
-    from serving.export import export_saved_model
+    from models.export import export_saved_model
 
     model, popularity = build("i2vae", examples_root)
     export_saved_model(model, examples_root, popularity, config("i2vae"), os.path.join(str(base), "1"))

@@ -7,7 +7,7 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 
 from components.data_validation.component import DataAnomaliesError, anomaly_lines, check_anomalies
 from components.ingest import synthetic
-from pipeline import config as C
+from models import config as C
 from pipeline.local_runner import run_local
 
 

@@ -14,7 +14,7 @@ from models import features as F
 from models import metrics as M
 from models.trainer import (RankingValidation, build_model, epoch_backup, read_canonical, train_model,
                             training_dataset)
-from pipeline import config as C
+from models import config as C
 
 EPOCHS, STOP_AFTER = 3, 1
 

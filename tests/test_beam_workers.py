@@ -10,11 +10,11 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from components.ingest import beam_ingest, logic, synthetic
-from components.pseudo_sequences import psg
+from components.pseudo_sequences import beam_pseudo_sequences as psg
 from models import data as D
 from models import features as F
 from models import psg as P
-from pipeline.config import DataConfig, LightGCNConfig
+from models.config import DataConfig, LightGCNConfig
 
 ONE = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 TWO = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]

@@ -18,7 +18,7 @@ SCRIPT = textwrap.dedent("""
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from models import features as F
     from models.trainer import build_model, make_strategy
-    from pipeline import config as C
+    from models import config as C
 
     cfg = C.load_config(overrides=["model.embedding_dim=16", "model.latent_dim=8", "model.num_heads=2",
                                    "model.num_blocks=1", "train.learning_rate=0.01", "data.max_len=5",

@@ -11,8 +11,8 @@ from models import evaluation as E
 from models import features as F
 from models import metrics as M
 from models.trainer import PerDomainSelection, RankingValidation, per_domain_model, read_canonical, train_model
-from pipeline import config as C
-from serving.export import export_saved_model
+from models import config as C
+from models.export import export_saved_model
 
 
 class Weights:

@@ -5,8 +5,8 @@ import pytest
 import tensorflow as tf
 from conftest import build, config, features
 
-from pipeline import config as C
-from serving.export import export_saved_model
+from models import config as C
+from models.export import export_saved_model
 
 
 @pytest.mark.parametrize("kind", C.MODEL_KINDS)

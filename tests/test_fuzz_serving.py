@@ -4,7 +4,7 @@ Inputs are what a client can send: histories mixing vocabulary ids, unknown stri
 bytes, near-miss ids such as "item1 ", ids of the other domain, 10 kB ids), "" padding anywhere,
 batches from 0 to large, lengths from 0 to 500 (the model keeps the last T known ids), and
 malformed requests. Nothing may crash; valid inputs give the documented shapes and dtypes
-(`serving/export.py`: [B, K] string ids and float32 scores per domain, [B] int32 unknown counts,
+(`models/export.py`: [B, K] string ids and float32 scores per domain, [B] int32 unknown counts,
 K = min(10, vocabulary size)), invalid ones a gRPC status naming the problem, and the server keeps
 serving. Runs are derandomized so CI sees the same examples every time.
 """

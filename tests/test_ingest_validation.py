@@ -12,7 +12,7 @@ import pytest
 
 from components.ingest import beam_ingest
 from models import data as D
-from pipeline.config import DataConfig
+from models.config import DataConfig
 
 HEADER = b"user_id,seq_d1,seq_d2,domain_id\n"
 GOOD_TRAIN = [b'1,"[1, 2, 3]","[10, 11]",0\n', b'2,"[2, 3]","[11, 12, 13]",1\n', b'3,"[1, 4]",[],0\n',

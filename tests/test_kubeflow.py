@@ -1,7 +1,7 @@
 """Kubeflow: the same pipeline compiles to a KubeflowV2 pipeline-spec JSON without a cluster."""
 import json
 
-from pipeline import config as C
+from models import config as C
 from pipeline.kubeflow_runner import compile_pipeline
 from pipeline.pipeline import code_fingerprint
 

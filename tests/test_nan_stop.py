@@ -23,7 +23,7 @@ from models import features as F
 from models import psg as P
 from models.i2vae import I2VAE, NonFiniteLossError, StopOnNonFiniteLoss
 from models.trainer import build_model, run_fn
-from pipeline import config as C
+from models import config as C
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -15,7 +15,7 @@ from tfx import v1 as tfx
 from components.ingest import synthetic
 from models import data as D
 from models import features as F
-from pipeline import config as C
+from models import config as C
 from pipeline.local_runner import run_local
 
 COMPONENTS = {"InteractionExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomaliesGate", "PseudoSequenceGen", "TrainingOverrides",

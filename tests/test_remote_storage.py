@@ -23,7 +23,7 @@ from components.ingest.beam_ingest_test import run_ingest, split_rows, write_pap
 from models import features as F
 from models import psg as P
 from models.trainer import run_fn
-from pipeline import config as C
+from models import config as C
 from test_repeatability import write_examples
 
 

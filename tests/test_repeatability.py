@@ -30,7 +30,7 @@ import tensorflow as tf
 from models import features as F
 from models import psg as P
 from models.trainer import train_model
-from pipeline import config as C
+from models import config as C
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NX, NY, T, TP = 40, 30, 4, 6

@@ -21,7 +21,7 @@ from models import data as D
 from models import evaluation as E
 from models import features as F
 from models import metrics as M
-from pipeline import config as C
+from models import config as C
 
 
 def savedmodel_scorer(model_dir: str):

@@ -11,7 +11,7 @@ from tfx import v1 as tfx
 from tfx.types import artifact_utils, standard_artifacts
 
 from components.ingest import beam_ingest, logic
-from pipeline import config as C
+from models import config as C
 
 
 @tfx.dsl.components.component(use_beam=True)
@@ -22,7 +22,7 @@ def InteractionExampleGen(
     data_format: tfx.dsl.components.Parameter[str] = "auto",
     beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
-    """`data_config` is the JSON of `pipeline.config.DataConfig`."""
+    """`data_config` is the JSON of `models.config.DataConfig`."""
     cfg = C.section_from_json(data_config, C.DataConfig)
     examples.split_names = artifact_utils.encode_split_names(list(logic.SPLITS))
     examples.set_string_custom_property("payload_format", "FORMAT_TF_EXAMPLE")

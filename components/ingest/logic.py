@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import base64
 import csv
-import hashlib
 import json
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from models.seeding import stable_fraction
 
 PAPER_HEADER = ["user_id", "seq_d1", "seq_d2", "domain_id"]
 LONG_REQUIRED = ["user_id", "item_id", "domain"]
@@ -68,12 +69,6 @@ def _decode(raw, where: str) -> str:
     except UnicodeDecodeError as e:
         raise IngestError(f"{where}: byte 0x{raw[e.start]:02x} at column {e.start + 1} is not valid UTF-8 "
                           "(mixed encodings? files must be UTF-8)", "encoding") from None
-
-
-def stable_fraction(*parts) -> float:
-    """A deterministic number in [0, 1) from the parts (seeded hashing, no global RNG)."""
-    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
 def _parse_id_list(text: str, where: str, field: str, max_length: int) -> List[str]:

@@ -2,7 +2,7 @@
 import pytest
 
 from components.ingest import logic
-from pipeline.config import DataConfig
+from models.config import DataConfig
 
 
 def test_parse_paper_line_target_and_histories():

@@ -13,9 +13,9 @@ import apache_beam as beam
 import numpy as np
 import tensorflow as tf
 
-from components.ingest.logic import stable_fraction
 from models import features as F
 from models import psg as P
+from models.seeding import stable_fraction
 from models.lightgcn import LightGCN, normalized_adjacency, train_lightgcn
 
 GENERATOR_DIR = P.GENERATOR_DIR
