@@ -359,8 +359,8 @@ class I2VAE(LossTermsModel):
         every history position, so every position predicts the item that follows it, as
         SASRec trains: one encoder pass per row gives every target of its history. The
         augmented sequence puts the recalled items before the history (recalled, then
-        h_1..h_T), so position t's augmented latent sees the recalled items and h_1..h_t,
-        never a later history item. Only the positions that have a target are decoded
+        h_1..h_T); its latent is read at the last position only, because recall used the
+        whole history and so knows about every earlier position's next item. Only the positions that have a target are decoded
         (histories are mostly short, so most of the padded T columns are not), and only in
         the rows' target domain. Inference reads each domain's last position.
 
@@ -529,7 +529,12 @@ class I2VAE(LossTermsModel):
             cross = q_zt(tf.gather_nd(own, positions), tf.gather(other_summary, row))
         keep = tf.gather_nd(own_mask, positions)
         has_other = tf.gather(tf.reduce_any(other_mask, axis=1), row)
-        return dict(q_z=q_z(tf.gather_nd(own, positions)),
+        # the recalled items were chosen with the whole history's fold-in, so they carry
+        # information about the items after an earlier position: the augmented latent is
+        # read at the last position only, where the next item (the row's target) is not
+        # among what recall saw, as at serving time
+        keep_augmented = keep & tf.equal(positions[:, 1], t - 1)
+        return dict(q_z=q_z(tf.gather_nd(own, positions)), keep_augmented=keep_augmented,
                     q_za=q_za(tf.gather_nd(augmented[:, -t:], positions)),  # the history's positions are last
                     q_zt=cross, r=r(tf.gather(other_summary, row)), keep=keep, has_other=has_other,
                     both=keep & has_other,
@@ -548,7 +553,7 @@ class I2VAE(LossTermsModel):
         z = mask(_sample(at["q_z"], training), at["keep"])
         z_t = mask(tf.where(at["both"][:, None], _sample(at["q_zt"], training), _sample(at["r"], training)),
                    at["has_other"])
-        z_a = mask(_sample(at["q_za"], training), at["keep"])
+        z_a = mask(_sample(at["q_za"], training), at["keep_augmented"])
         return self._domain(d)[8](tf.concat([z, z_t, z_a], axis=-1))
 
     def _last_positions(self, features, d):
@@ -653,10 +658,11 @@ class I2VAE(LossTermsModel):
             w = noise_adaptive_weight(at["length"], self.max_len, cfg.noise_a, cfg.noise_b)
             keep = at["keep"]
             terms[f"kl_z_{name}"] = self._weighted_mean(_kl(at["q_z"], prior_z.distribution()), keep)
-            terms[f"kl_za_{name}"] = self._weighted_mean(_kl(at["q_za"], prior_za.distribution()), keep)
+            terms[f"kl_za_{name}"] = self._weighted_mean(_kl(at["q_za"], prior_za.distribution()),
+                                                         at["keep_augmented"])
             terms[f"kl_zt_{other}"] = self._weighted_mean(kl_used_t, at["has_other"])  # other's interest, used here
             terms[f"informative_{other}"] = self._weighted_mean(_kl(at["q_zt"], at["r"]), at["both"])
-            terms[f"denoising_{name}"] = self._weighted_mean(w * _kl(at["q_z"], at["q_za"]), keep)
+            terms[f"denoising_{name}"] = self._weighted_mean(w * _kl(at["q_z"], at["q_za"]), at["keep_augmented"])
             terms[f"noise_weight_{name}"] = self._weighted_mean(w, keep)
         return terms
 
