@@ -638,7 +638,7 @@ class I2VAE(LossTermsModel):
         history there)."""
         cfg, terms = self.train_cfg, {}
         states = self._causal_states(features, training)
-        std = None
+        std = tfd.MultivariateNormalDiag(loc=tf.zeros([1, self.model_cfg.latent_dim]))  # N(0, I)
         for d, name in enumerate(("x", "y")):
             _, _, _, _, _, _, _, _, _, emb, prior_z, prior_za = self._domain(d)
             other = "y" if name == "x" else "x"
@@ -652,8 +652,6 @@ class I2VAE(LossTermsModel):
                                                                             is_last & at["both"], training)
             else:
                 terms[f"rec_cold_{name}"] = tf.constant(0.0)
-            if std is None:
-                std = tfd.MultivariateNormalDiag(loc=tf.zeros_like(at["q_z"].mean()[:1]))  # N(0, I)
             kl_used_t = tf.where(at["both"], _kl(at["q_zt"], std), _kl(at["r"], std))
             w = noise_adaptive_weight(at["length"], self.max_len, cfg.noise_a, cfg.noise_b)
             keep = at["keep"]

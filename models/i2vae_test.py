@@ -282,3 +282,11 @@ def test_causal_cold_start_row_is_scored_from_r_alone():
     perturbed = dict(b, **{F.PSEUDO_X: tf.constant(np.roll(b[F.PSEUDO_X].numpy(), 1, axis=1))})
     np.testing.assert_allclose(m(perturbed)[0].numpy()[1], h_x[1], rtol=1e-5, atol=1e-6)
     assert not np.allclose(m(perturbed)[0].numpy()[0], h_x[0], atol=1e-4)  # a row with X history reads it
+
+
+def test_causal_batch_with_rows_of_one_domain_only():
+    """A batch (or a replica's share of one) may hold no row of a domain: its terms are 0."""
+    m = causal_model(kl_weight=1.0)
+    only_x = {k: tf.gather(v, [0, 1]) for k, v in batch().items()}
+    total, terms = m.losses_and_terms(only_x, training=True)
+    assert np.isfinite(total.numpy()) and terms["rec_y"].numpy() == 0 and terms["rec_x"].numpy() > 0

@@ -112,6 +112,8 @@ def format_table(results: Dict[str, Dict], k: int, title: str = "") -> str:
     first = results[models[0]]
     for domain in DOMAINS:
         for group in first[domain]:
+            if first[domain][group]["rows"] == 0 and group not in GROUPS:  # an extra group with no rows here
+                continue
             cells = [domain.upper(), group, str(first[domain][group]["rows"])]
             for m in models:
                 v = results[m][domain][group]

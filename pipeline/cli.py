@@ -55,8 +55,10 @@ def _summary(paths, cfg, wall):
           f"lambda_a={cfg.train.lambda_a} cross={cfg.model.cross_encoder} "
           f"LightGCN epochs<={cfg.lightgcn.max_epochs}; full config: {os.path.join(paths['out'], 'config.json')}")
     if paths.get("metrics"):
-        with open(paths["metrics"]) as f:
-            print(f.read())
+        with open(paths["metrics"]) as f:  # the headline table: test split, full ranking
+            tables = f.read().split("### ")
+        print("### " + next((t for t in tables if t.startswith("test split, full ranking")), tables[-1]).strip())
+        print(f"every split and protocol: {paths['metrics']}")
     else:
         print("no metrics were written (see the log above)")
     print(f"pushed SavedModel: {paths.get('pushed_model') or 'none (the model was not blessed)'}")

@@ -118,7 +118,5 @@ def RankingEvaluator(
     report = evaluate_model(examples.uri, path_utils.serving_model_path(model.uri), splits, cfg, evaluation.uri)
     blessed = is_blessed(report, cfg)
     blessing.set_int_custom_property("blessed", int(blessed))
-    with tf.io.gfile.GFile(os.path.join(evaluation.uri, "metrics.md")) as f:
-        print(f.read(), flush=True)
     print(f"[evaluate] model {'BLESSED' if blessed else 'NOT blessed'} "
           f"(validation NDCG@{cfg.eval.k} vs {cfg.eval.bless_against})", flush=True)
