@@ -53,6 +53,9 @@ class DataConfig:
         (`quarantine/bad_rows.jsonl` in the Examples artifact) and counts it.
       max_history_length: a sequence longer than this is treated as bad input (bots,
         concatenation errors); the model itself keeps the last `max_len` items.
+      domain_names: the two labels of a long table's `domain` column that are domains X and
+        Y, in that order ([] = 0/1 and x/y as such, any other two labels in sorted order);
+        the names of a paper-format pair. Reports, TensorBoard and serving use them.
       leak_free: remove from each user's train rows what that user's eval and test rows
         hide (their targets; for a cold-start row its whole target-domain history), and
         the test targets from eval rows (DESIGN.md, evaluation protocol). False keeps the
@@ -72,6 +75,7 @@ class DataConfig:
     on_bad_rows: str = "stop"
     max_history_length: int = 1000
     leak_free: bool = True
+    domain_names: List[str] = dataclasses.field(default_factory=list)
 
     def __post_init__(self):
         check_choice("data.on_bad_rows", self.on_bad_rows, ("stop", "skip"))

@@ -26,9 +26,10 @@ from models import psg as P
 
 class ServingModule(tf.Module):
     def __init__(self, model, vocab_x, vocab_y, generator, popularity, max_len, pseudo_len, top_k,
-                 pseudo_source="lightgcn"):
+                 pseudo_source="lightgcn", domain_names=("x", "y")):
         super().__init__()
         self.pseudo_source = pseudo_source
+        self.domain_name_values = [tf.constant(name, tf.string) for name in domain_names]
         # The Keras model is kept out of object tracking so the SavedModel holds only these
         # signatures and the variables they read, not Keras/TFP-typed functions that would
         # need project code (and TFP's type specs) to load.
@@ -44,6 +45,11 @@ class ServingModule(tf.Module):
             self.ids.append(tf.constant([""] + list(vocab), tf.string))
             self.gen.append(tf.constant(emb, tf.float32))
             self.popularity.append(tf.constant(np.asarray(pop, np.float32)))
+
+    @tf.function(input_signature=[])
+    def domain_names(self):
+        """What `_x` and `_y` stand for in the other signatures' names (the data's own names)."""
+        return {"domain_x": self.domain_name_values[0], "domain_y": self.domain_name_values[1]}
 
     def _lookup(self, history, domain):
         """Raw ids -> left-padded [B, T] indices with unknown ids dropped; also the unknown count."""
@@ -105,7 +111,8 @@ def export_saved_model(model, examples_root: str, popularity, cfg, export_dir: s
     vocab_x, vocab_y = F.read_vocabs(examples_root)
     generator = P.load_generator(os.path.join(examples_root, P.GENERATOR_DIR))
     module = ServingModule(model, vocab_x, vocab_y, generator, popularity, cfg.data.max_len, cfg.data.pseudo_len,
-                           top_k, cfg.lightgcn.pseudo_source)
-    signatures = {"serving_default": module.recommend, "score_items": module.score_items}
+                           top_k, cfg.lightgcn.pseudo_source, F.read_domain_names(examples_root))
+    signatures = {"serving_default": module.recommend, "score_items": module.score_items,
+                  "domain_names": module.domain_names}
     tf.saved_model.save(module, export_dir, signatures=signatures)
     return export_dir

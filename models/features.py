@@ -5,6 +5,7 @@ vocabulary (0 is padding); the serving signature takes the same names as raw id 
 """
 from __future__ import annotations
 
+import json
 import os
 from typing import Dict, List
 
@@ -75,6 +76,30 @@ def parsing_spec(with_pseudo: bool = True) -> Dict:
 def split_pattern(examples_root: str, split: str) -> str:
     """The file pattern of one split's TFRecords in an Examples artifact."""
     return os.path.join(examples_root, SPLIT_DIR.format(split), "*")
+
+
+DOMAINS_FILE = "domains.json"  # in VOCAB_DIR: the names of domains X and Y
+
+
+def write_domain_names(examples_root: str, names) -> None:
+    tf.io.gfile.makedirs(os.path.join(examples_root, VOCAB_DIR))
+    with tf.io.gfile.GFile(os.path.join(examples_root, VOCAB_DIR, DOMAINS_FILE), "w") as f:
+        json.dump({"x": names[0], "y": names[1]}, f)
+
+
+def read_domain_names(examples_root: str):
+    """(name of X, name of Y) as ingest found them ("x", "y" when the data had no names)."""
+    path = os.path.join(examples_root, VOCAB_DIR, DOMAINS_FILE)
+    if not tf.io.gfile.exists(path):
+        return "x", "y"
+    with tf.io.gfile.GFile(path) as f:
+        names = json.load(f)
+    return names["x"], names["y"]
+
+
+def display_name(name: str) -> str:
+    """How a domain is named in tables: "food" -> "Food", "x" -> "X"."""
+    return name[:1].upper() + name[1:]
 
 
 def read_vocabs(examples_root: str):

@@ -104,17 +104,18 @@ def grouped_metrics(ranks: np.ndarray, domains: np.ndarray, cold: np.ndarray, lo
     return out
 
 
-def format_table(results: Dict[str, Dict], k: int, title: str = "") -> str:
-    """A markdown table: one row per (domain, group), one column pair per model."""
+def format_table(results: Dict[str, Dict], k: int, title: str = "", names: Sequence[str] = ("X", "Y")) -> str:
+    """A markdown table: one row per (domain, group), one column pair per model; `names`
+    are the domains' display names."""
     models = list(results)
     header = "| domain | group | rows | " + " | ".join(f"{m} HR@{k} | {m} NDCG@{k}" for m in models) + " |"
     lines = ([f"### {title}", ""] if title else []) + [header, "|" + "---|" * (3 + 2 * len(models))]
     first = results[models[0]]
-    for domain in DOMAINS:
+    for domain, name in zip(DOMAINS, names):
         for group in first[domain]:
             if first[domain][group]["rows"] == 0 and group not in GROUPS:  # an extra group with no rows here
                 continue
-            cells = [domain.upper(), group, str(first[domain][group]["rows"])]
+            cells = [name, group, str(first[domain][group]["rows"])]
             for m in models:
                 v = results[m][domain][group]
                 cells += [f"{100 * v[f'HR@{k}']:.2f}", f"{100 * v[f'NDCG@{k}']:.2f}"]

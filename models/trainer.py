@@ -44,8 +44,9 @@ class RankingValidation(tf.keras.callbacks.Callback):
     """
 
     def __init__(self, rows, num_items, data_cfg, eval_cfg, patience, log_dir=None, total_epochs=None,
-                 test_rows=None, selection="mean"):
+                 test_rows=None, selection="mean", domain_names=("x", "y")):
         super().__init__()
+        self.domain_names = tuple(domain_names)  # TensorBoard tags and progress lines name the domains
         self.data_cfg, self.eval_cfg, self.patience, self.selection = data_cfg, eval_cfg, patience, selection
         self.ks = sorted(set(eval_cfg.ks) | {eval_cfg.k})
         self.sets = {"val": rows}
@@ -84,10 +85,10 @@ class RankingValidation(tf.keras.callbacks.Callback):
         if self.writer:
             with self.writer.as_default():
                 for name, res in results.items():
-                    for d in M.DOMAINS:
+                    for d, domain_name in zip(M.DOMAINS, self.domain_names):
                         for g in M.GROUPS:
                             for m in (f"HR@{k}", f"NDCG@{k}"):
-                                tf.summary.scalar(f"{name}/{m}/{d}/{g}", res[d][g][m], step=step)
+                                tf.summary.scalar(f"{name}/{m}/{domain_name}/{g}", res[d][g][m], step=step)
             self.writer.flush()
         return result, ndcg
 
@@ -98,8 +99,7 @@ class RankingValidation(tf.keras.callbacks.Callback):
             return
         result, self.untrained = self._validate(0, math.nan)
         k = self.eval_cfg.k
-        print(f"[train] untrained: val NDCG@{k} X {100 * result['x']['all'][f'NDCG@{k}']:.2f} "
-              f"Y {100 * result['y']['all'][f'NDCG@{k}']:.2f}", flush=True)
+        print(f"[train] untrained: val NDCG@{k} {self._per_domain_text(result)}", flush=True)
 
     def on_epoch_end(self, epoch, logs=None):
         k = self.eval_cfg.k
@@ -119,11 +119,15 @@ class RankingValidation(tf.keras.callbacks.Callback):
             done = epoch + 1 - (self.resumed_at[-1] if self.resumed_at else 0)  # epochs timed in this process
             eta = f", at most {elapsed / done * (self.total_epochs - epoch - 1):.0f}s left"
         print(f"[train] epoch {epoch + 1}: loss {self.history[-1]['loss']:.4f} val NDCG@{k} "
-              f"X {100 * result['x']['all'][f'NDCG@{k}']:.2f} Y {100 * result['y']['all'][f'NDCG@{k}']:.2f}"
-              f"{' (best)' if improved else ''} [{elapsed:.0f}s{eta}]", flush=True)
+              f"{self._per_domain_text(result)}{' (best)' if improved else ''} [{elapsed:.0f}s{eta}]", flush=True)
         if self.wait >= self.patience:
             print(f"[train] early stop: no gain for {self.patience} epochs; best epoch {self.selected()}", flush=True)
             self.model.stop_training = True
+
+    def _per_domain_text(self, result) -> str:
+        k = self.eval_cfg.k
+        return " ".join(f"{F.display_name(name)} {100 * result[d]['all'][f'NDCG@{k}']:.2f}"
+                        for d, name in zip(M.DOMAINS, self.domain_names))
 
     def selected(self) -> str:
         """The selected epoch, or each domain's ("X 8, Y 12") under per-domain selection."""
@@ -284,7 +288,8 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
     eval_rows = read_canonical(eval_files)[1]
     test_rows = read_canonical([F.split_pattern(examples_root, "test")])[1] if cfg.eval.track_test_per_epoch else None
     validation = RankingValidation(eval_rows, num_items, cfg.data, cfg.eval, cfg.train.early_stopping_patience,
-                                   log_dir, cfg.train.epochs, test_rows, cfg.train.epoch_selection)
+                                   log_dir, cfg.train.epochs, test_rows, cfg.train.epoch_selection,
+                                   F.read_domain_names(examples_root))
     # first, so a NaN batch stops training before any other callback sees its logs
     callbacks = [StopOnNonFiniteLoss(), tf.keras.callbacks.TensorBoard(log_dir=log_dir, histogram_freq=0), validation]
     if isinstance(model, I2VAE):

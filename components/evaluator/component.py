@@ -58,7 +58,9 @@ def evaluate_model(examples_uri: str, model_dir: str, splits, cfg, out_dir: str)
     if cfg.model.kind != "popularity":  # the reference every model is shown beside
         scorers["popularity"] = E.popularity_scorer(E.item_popularity(train_rows, num_items))
     k = cfg.eval.k
-    report = {"k": k, "num_negatives": cfg.eval.num_negatives, "seed": cfg.eval.seed, "splits": {}}
+    names = F.read_domain_names(examples_uri)
+    report = {"k": k, "num_negatives": cfg.eval.num_negatives, "seed": cfg.eval.seed, "domain_names": list(names),
+              "splits": {}}
     tables = []
     tf.io.gfile.makedirs(out_dir)
     for split in splits:
@@ -78,7 +80,7 @@ def evaluate_model(examples_uri: str, model_dir: str, splits, cfg, out_dir: str)
         for protocol in ("full", "sampled"):
             label = f"{cfg.eval.num_negatives} sampled negatives" if protocol == "sampled" else "full ranking"
             tables.append(M.format_table({m: report["splits"][split][m][protocol] for m in scorers}, k,
-                                         f"{split} split, {label}"))
+                                         f"{split} split, {label}", [F.display_name(n) for n in names]))
         with tf.io.gfile.GFile(os.path.join(out_dir, f"ranks_{split}.csv"), "w") as f:
             f.write("user_id,target_domain,target_item,is_cold_start,is_long_tailed,leak_touched,"
                     + ",".join(f"{m}_{p}_rank" for m in scorers for p in ("sampled", "full")) + "\n")

@@ -68,10 +68,19 @@ def _first_of_duplicates(keyed_rows, policy: str):
     yield {k: v for k, v in first.items() if k != "raw"}
 
 
-def _parse_long(element, policy: str):
+def _domain_label(element):
+    """(label, where) of a record whose domain is text; a missing or undecodable one is the
+    record's own error, reported when it is parsed."""
+    where, record = element
+    value = record.get("domain")
+    if isinstance(value, str) and value.strip():
+        yield logic.domain_label(value), where
+
+
+def _parse_long(element, policy: str, mapping):
     where, record = element
     try:
-        yield logic.parse_long_record(record, where)
+        yield logic.parse_long_record(record, where, mapping)
     except logic.IngestError as e:
         yield _reject(e, where, record, policy)
 
@@ -152,6 +161,10 @@ def _write_vocabs(vocabs, output_dir: str):
     tf.io.gfile.makedirs(os.path.join(output_dir, F.VOCAB_DIR))
     for name, vocab in zip(F.VOCAB_FILES, (vocab_x, vocab_y)):
         F.write_lines(os.path.join(output_dir, F.VOCAB_DIR, name), vocab)
+
+
+def _write_domain_names(names, output_dir: str):
+    F.write_domain_names(output_dir, names)
 
 
 def _count_key(split_feats) -> Tuple[str, str]:
@@ -245,14 +258,24 @@ def build_ingest(p: beam.Pipeline, data_path: str, data_format: str, cfg, output
                                | "Dedupe" >> beam.FlatMap(_first_of_duplicates, policy).with_outputs(
                                    BAD, USED, main="rows"))
         rows, grouped = deduped.rows, deduped
+        (p | "PaperNames" >> beam.Create([list(cfg.domain_names) or ["x", "y"]])
+           | "WriteNames" >> beam.Map(_write_domain_names, output_dir=output_dir))
     elif data_format == "long":
         records = (p | "Files" >> beam.Create([data_path])
                      | "ReadRecords" >> beam.FlatMap(logic.read_long_table)
                      | "Spread" >> beam.Reshuffle())
-        parsed = records | "Parse" >> beam.FlatMap(_parse_long, policy).with_outputs(BAD, main="events")
+        # the domain column's labels, each with the first line that has it, decide X and Y
+        mapping = (records | "DomainLabels" >> beam.FlatMap(_domain_label)
+                           | "FirstLine" >> beam.CombinePerKey(lambda ws: min(ws, key=logic.source_order_key))
+                           | "AllLabels" >> beam.combiners.ToList()
+                           | "Mapping" >> beam.Map(logic.domain_mapping, configured=cfg.domain_names))
+        names = mapping | "Names" >> beam.Map(logic.domain_names)
+        parsed = records | "Parse" >> beam.FlatMap(_parse_long, policy, beam.pvalue.AsSingleton(mapping)).with_outputs(
+            BAD, main="events")
         grouped = (parsed.events | "ByUser" >> beam.GroupByKey()
                                  | "Rows" >> beam.FlatMap(_long_rows, policy, cap).with_outputs(BAD, USED, main="rows"))
         rows = grouped.rows
+        names | "WriteNames" >> beam.Map(_write_domain_names, output_dir=output_dir)
     else:
         raise logic.IngestError(f"data_format must be 'paper', 'long' or 'auto', found {data_format!r}")
     bad_rows = ((parsed[BAD], grouped[BAD]) | "AllBad" >> beam.Flatten() | "BadList" >> beam.combiners.ToList())

@@ -173,14 +173,54 @@ def read_paper_file(path: str) -> Iterable[Tuple[str, int, bytes]]:
         raise IngestError(f"{path}: the file has a header but no data rows", "empty_file")
 
 
-def parse_domain(value: str, where: str) -> int:
-    key = str(value).strip().lower()
-    if key not in DOMAIN_VALUES:
-        raise IngestError(f"{where}: field 'domain' must be one of 0/1/x/y, found {value!r}", "domain")
-    return DOMAIN_VALUES[key]
+def domain_label(value) -> str:
+    """A `domain` value as compared: text, stripped, lower case."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return str(value).strip().lower()
 
 
-def parse_long_record(record: Dict, where: str) -> Tuple[str, Tuple]:
+def domain_mapping(seen: Sequence[Tuple[str, str]], configured: Sequence[str] = ()) -> Dict[str, int]:
+    """{label: 0 for domain X, 1 for Y} from the labels of a long table's `domain` column.
+
+    `seen` holds (label, where it first appears). `configured` (`data.domain_names`) names X
+    and Y; otherwise 0/1 and x/y keep their meaning and any other two labels are taken in
+    sorted order. A third label, or a label outside `configured`, is named with its line.
+    """
+    labels = dict(sorted(seen, key=lambda lw: source_order_key(lw[1])))
+    if configured:
+        names = [domain_label(n) for n in configured]
+        if len(names) != 2 or names[0] == names[1]:
+            raise IngestError(f"data.domain_names must name two different domains, found {list(configured)}", "domain")
+        return {names[0]: 0, names[1]: 1}
+    if set(labels) <= set(DOMAIN_VALUES):
+        return dict(DOMAIN_VALUES)
+    if len(labels) > 2:
+        first_two = list(labels)[:2]
+        third = [label for label in labels if label not in first_two][0]
+        raise IngestError(f"{labels[third]}: field 'domain' holds a third label {third!r} after {first_two[0]!r} and "
+                          f"{first_two[1]!r}; a long table has two domains (set data.domain_names to choose two)",
+                          "domain")
+    ordered = sorted(labels)
+    return {label: i for i, label in enumerate(ordered)}
+
+
+def domain_names(mapping: Dict[str, int]) -> List[str]:
+    """The names of X and Y for reports: the labels the mapping gives 0 and 1 ("x", "y" for 0/1/x/y)."""
+    if mapping == DOMAIN_VALUES:
+        return ["x", "y"]
+    return [label for label, _ in sorted(mapping.items(), key=lambda kv: kv[1])]
+
+
+def parse_domain(value, where: str, mapping: Dict[str, int] = DOMAIN_VALUES) -> int:
+    key = domain_label(value)
+    if key not in mapping:
+        allowed = "/".join(domain_names(mapping)) if mapping != DOMAIN_VALUES else "0/1/x/y"
+        raise IngestError(f"{where}: field 'domain' must be one of {allowed}, found {value!r}", "domain")
+    return mapping[key]
+
+
+def parse_long_record(record: Dict, where: str, mapping: Dict[str, int] = DOMAIN_VALUES) -> Tuple[str, Tuple]:
     """Validates one long-table record -> (user_id, (timestamp or None, where, item_id, domain, record)).
 
     The record rides along so a user quarantined later (duplicates, too long) keeps its raw input.
@@ -200,7 +240,7 @@ def parse_long_record(record: Dict, where: str) -> Tuple[str, Tuple]:
         raise IngestError(f"{where}: field 'user_id' is empty", "bad_id")
     if not item_id:
         raise IngestError(f"{where}: field 'item_id' is empty", "bad_id")
-    domain = parse_domain(record["domain"], where)
+    domain = parse_domain(record["domain"], where, mapping)
     timestamp = None
     if "timestamp" in record:
         try:

@@ -163,3 +163,17 @@ def test_remove_held_out_strips_targets_and_cold_start_histories():
     assert kept == [cold] and counts == {"train_items": 2, "train_rows": 1}
     kept, counts, touched = logic.remove_held_out([train_y, cold], apply=False)
     assert kept == [train_y, cold] and counts == {} and len(touched) == 1
+
+
+def test_any_two_named_domains():
+    seen = [("kitchen", "t.csv:3"), ("food", "t.csv:2")]
+    assert logic.domain_mapping(seen) == {"food": 0, "kitchen": 1}  # sorted: food is X
+    assert logic.domain_names(logic.domain_mapping(seen)) == ["food", "kitchen"]
+    assert logic.domain_mapping(seen, ["Kitchen", "food"]) == {"kitchen": 0, "food": 1}  # configured order
+    assert logic.domain_mapping([("x", "t.csv:2"), ("1", "t.csv:4")]) == logic.DOMAIN_VALUES
+    with pytest.raises(logic.IngestError, match=r"t.csv:9: field 'domain' holds a third label 'garden'"):
+        logic.domain_mapping(seen + [("garden", "t.csv:9")])
+    mapping = logic.domain_mapping(seen)
+    assert logic.parse_long_record({"user_id": "u", "item_id": "i", "domain": " Food "}, "t.csv:2", mapping)[1][3] == 0
+    with pytest.raises(logic.IngestError, match="t.csv:5: field 'domain' must be one of food/kitchen, found 'x'"):
+        logic.parse_long_record({"user_id": "u", "item_id": "i", "domain": "x"}, "t.csv:5", mapping)

@@ -23,7 +23,9 @@ def run_pseudo_sequence_gen(in_uri: str, out_uri: str, splits, data_cfg, lightgc
     """Trains the generator (in this process) and runs the Beam transform on `beam_pipeline`."""
     vocab_x, vocab_y = F.read_vocabs(in_uri)
     tf.io.gfile.makedirs(os.path.join(out_uri, F.VOCAB_DIR))
-    for name in F.VOCAB_FILES:
+    for name in F.VOCAB_FILES + (F.DOMAINS_FILE,):
+        if name == F.DOMAINS_FILE and not tf.io.gfile.exists(os.path.join(in_uri, F.VOCAB_DIR, name)):
+            continue  # examples ingested before domains had names
         tf.io.gfile.copy(os.path.join(in_uri, F.VOCAB_DIR, name), os.path.join(out_uri, F.VOCAB_DIR, name),
                          overwrite=True)
     train_rows = read_split(in_uri, "train")
