@@ -13,7 +13,7 @@ PAIR ?= cloth_sport
 SEEDS ?= 5
 SWEEP_SEEDS ?= 1
 
-.PHONY: venv demo test test-slow run reproduce kubeflow tensorboard clean bench
+.PHONY: venv demo test test-slow lint run reproduce kubeflow tensorboard clean bench
 
 venv: $(VENV)/.installed
 
@@ -46,6 +46,9 @@ bench: venv  # speed (cloth_sport run needed: make run), scale, trace, serving
 
 test: venv  # the default suite: every test not marked slow; lists the 15 slowest tests
 	$(PY) -m pytest -q --durations=15
+
+lint: venv  # pyflakes checks and sorted imports (ruff; `.venv/bin/ruff check . --fix` sorts them)
+	$(VENV)/bin/ruff check .
 
 test-slow: venv  # the tests marked slow: more pipeline runs, MirroredStrategy, XLA, repeatability
 	$(PY) -m pytest -q -m slow --durations=15

@@ -24,6 +24,7 @@ import tensorflow as tf
 from models import features as F
 from models import psg as P
 
+
 class ServingModule(tf.Module):
     def __init__(self, model, vocab_x, vocab_y, generator, popularity, max_len, pseudo_len, top_k,
                  pseudo_source="lightgcn", domain_names=("x", "y")):

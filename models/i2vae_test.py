@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 from models import features as F
-from models.i2vae import I2VAE, masked_mean, noise_adaptive_weight, pool_history, tfd
 from models.config import ModelConfig, TrainConfig
+from models.i2vae import I2VAE, masked_mean, noise_adaptive_weight, pool_history, tfd
 
 T, TP = 5, 8
 

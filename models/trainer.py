@@ -15,17 +15,23 @@ from typing import Dict, List
 import numpy as np
 import tensorflow as tf
 
+from models import baselines as B
+from models import config as C
 from models import data as D
 from models import evaluation as E
+from models import export
 from models import features as F
 from models import metrics as M
-from models import baselines as B
 from models import psg as P
-from models import export
 from models.backup import EpochBackup, remove_backup
-from models.i2vae import (I2VAE, KLAnnealing, LossTermsModel, NonFiniteLossError, PosteriorHistograms,
-                          StopOnNonFiniteLoss)
-from models import config as C
+from models.i2vae import (
+    I2VAE,
+    KLAnnealing,
+    LossTermsModel,
+    NonFiniteLossError,
+    PosteriorHistograms,
+    StopOnNonFiniteLoss,
+)
 
 
 class RankingValidation(tf.keras.callbacks.Callback):

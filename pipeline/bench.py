@@ -72,12 +72,12 @@ def speed(examples: str, epochs: int = 2) -> Dict:
 
     Training reads the train split the way the Trainer does (in memory, in canonical
     order, seeded shuffle), so the epoch figures are those of a pipeline run."""
+    from models import config as C
     from models import data as D
     from models import evaluation as E
     from models import features as F
     from models import metrics as M
     from models.trainer import build_model, read_canonical, training_dataset
-    from models import config as C
 
     cfg = C.load_config()
     num_items = F.vocab_sizes(examples)
@@ -148,10 +148,10 @@ def scale_one(path: str, items_x: int, items_y: int, batch: int = 1024, train_st
     import tensorflow as tf
 
     from components.pseudo_sequences import beam_pseudo_sequences as psg
+    from models import config as C
     from models import features as F
     from models.evaluation import features_from_rows
     from models.trainer import build_model
-    from models import config as C
 
     rng = np.random.default_rng(0)
 
@@ -251,10 +251,10 @@ def trace_one(mode: str, items_x: int = 10000, items_y: int = 10000, steps: int 
     loss of the same batch after them, under `mode` (one of TRACE_MODES)."""
     import tensorflow as tf
 
+    from models import config as C
     from models import features as F
     from models.i2vae import LossTermsModel
     from models.trainer import build_model
-    from models import config as C
 
     cfg = C.load_config()
     model = build_model((items_x, items_y), cfg)

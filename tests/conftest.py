@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from models import config as C
 from models import features as F
 from models import psg as P
 from models.trainer import build_model
-from models import config as C
 
 NX, NY, T, TP = 12, 9, 4, 6
 

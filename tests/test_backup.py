@@ -6,15 +6,14 @@ import os
 import shutil
 
 import pytest
-from test_repeatability import T, TP, write_examples
+from test_repeatability import TP, T, write_examples
 
 from models import backup as B
+from models import config as C
 from models import evaluation as E
 from models import features as F
 from models import metrics as M
-from models.trainer import (RankingValidation, build_model, epoch_backup, read_canonical, train_model,
-                            training_dataset)
-from models import config as C
+from models.trainer import RankingValidation, build_model, epoch_backup, read_canonical, train_model, training_dataset
 
 EPOCHS, STOP_AFTER = 3, 1
 

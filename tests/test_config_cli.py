@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from pipeline import cli
 from models import config as C
+from pipeline import cli
 
 
 def test_defaults_are_the_papers():

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import build, config, features
-from test_repeatability import T, TP, write_examples
+from test_repeatability import TP, T, write_examples
 
+from models import config as C
 from models import evaluation as E
 from models import features as F
 from models import metrics as M
-from models.trainer import PerDomainSelection, RankingValidation, per_domain_model, read_canonical, train_model
-from models import config as C
 from models.export import export_saved_model
+from models.trainer import PerDomainSelection, RankingValidation, per_domain_model, read_canonical, train_model
 
 
 class Weights:

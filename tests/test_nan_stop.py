@@ -17,13 +17,13 @@ import types
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import NX, NY, T, TP, config
+from conftest import NX, NY, TP, T, config
 
+from models import config as C
 from models import features as F
 from models import psg as P
 from models.i2vae import I2VAE, NonFiniteLossError, StopOnNonFiniteLoss
 from models.trainer import build_model, run_fn
-from models import config as C
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -13,9 +13,9 @@ from ml_metadata.metadata_store import metadata_store
 from tfx import v1 as tfx
 
 from components.ingest import synthetic
+from models import config as C
 from models import data as D
 from models import features as F
-from models import config as C
 from pipeline.local_runner import run_local
 
 COMPONENTS = {"InteractionExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomaliesGate", "PseudoSequenceGen", "TrainingOverrides",

@@ -15,16 +15,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
+from test_repeatability import write_examples
 
 from components.data_validation.component import check_anomalies
 from components.evaluator.component import evaluate_model
 from components.ingest import beam_ingest, logic
 from components.ingest.beam_ingest_test import run_ingest, split_rows, write_paper_pair
+from models import config as C
 from models import features as F
 from models import psg as P
 from models.trainer import run_fn
-from models import config as C
-from test_repeatability import write_examples
 
 
 def copy_tree(src: str, dst: str) -> None:

@@ -27,10 +27,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from models import config as C
 from models import features as F
 from models import psg as P
 from models.trainer import train_model
-from models import config as C
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NX, NY, T, TP = 40, 30, 4, 6

@@ -17,11 +17,11 @@ from tfx import v1 as tfx
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import path_utils
 
+from models import config as C
 from models import data as D
 from models import evaluation as E
 from models import features as F
 from models import metrics as M
-from models import config as C
 
 
 def savedmodel_scorer(model_dir: str):

@@ -15,8 +15,8 @@ import tensorflow as tf
 
 from models import features as F
 from models import psg as P
-from models.seeding import stable_fraction
 from models.lightgcn import LightGCN, normalized_adjacency, train_lightgcn
+from models.seeding import stable_fraction
 
 GENERATOR_DIR = P.GENERATOR_DIR
 

@@ -14,9 +14,9 @@ from tfx import v1 as tfx
 from tfx.types import artifact_utils, standard_artifacts
 
 from components.pseudo_sequences import beam_pseudo_sequences as psg
+from models import config as C
 from models import features as F
 from models.data import read_split
-from models import config as C
 
 
 def run_pseudo_sequence_gen(in_uri: str, out_uri: str, splits, data_cfg, lightgcn_cfg, beam_pipeline) -> dict:
