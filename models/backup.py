@@ -18,6 +18,8 @@ training time spent before the last resume (`seconds_before_resume`, counted int
 """
 from __future__ import annotations
 
+import glob
+import hashlib
 import io
 import json
 import os
@@ -45,6 +47,25 @@ def _differences(saved: Dict, current: Dict, prefix: str = "") -> List[str]:
         elif a != b:
             out.append(f"{prefix}{key} ({a!r} in the backup, {b!r} now)")
     return out
+
+
+# what the Trainer executes besides its config: TFX's cache key holds `run_fn` as a name,
+# not its code, and a backup must not resume a run of other code either
+TRAINER_CODE = ("models/*.py",)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def code_fingerprint(patterns=TRAINER_CODE, root: str = ROOT) -> str:
+    """SHA-256 over the contents of the matching source files (tests excluded), in path order."""
+    digest = hashlib.sha256()
+    paths = sorted({p for pattern in patterns for p in glob.glob(os.path.join(root, pattern))})
+    for path in paths:
+        if path.endswith("_test.py"):
+            continue
+        digest.update(os.path.relpath(path, root).encode() + b"\0")
+        with open(path, "rb") as f:
+            digest.update(f.read() + b"\0")
+    return digest.hexdigest()
 
 
 class EpochBackup(tf.keras.callbacks.Callback):

@@ -23,7 +23,7 @@ from models import export
 from models import features as F
 from models import metrics as M
 from models import psg as P
-from models.backup import EpochBackup, remove_backup
+from models.backup import EpochBackup, code_fingerprint, remove_backup
 from models.i2vae import (
     I2VAE,
     KLAnnealing,
@@ -260,6 +260,7 @@ def epoch_backup(cfg, validation: RankingValidation, train_rows: int) -> EpochBa
     identity = C.to_dict(cfg)
     identity["train"].pop("backup_dir")
     identity["train_rows"] = train_rows
+    identity["code"] = code_fingerprint()  # a backup of other model code must not resume
     return EpochBackup(cfg.train.backup_dir, validation, identity)
 
 

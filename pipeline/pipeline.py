@@ -1,6 +1,4 @@
 """The one i2VAE pipeline definition; every runner (local, Kubeflow) calls `create_pipeline`."""
-import glob
-import hashlib
 import json
 import os
 from typing import List, Optional
@@ -15,25 +13,10 @@ from components.pseudo_sequences.component import PseudoSequenceGen
 from components.pusher import executor as atomic_push
 from components.training_overrides.component import TrainingOverrides
 from models import config as C
+from models.backup import code_fingerprint
 
 RUN_FN = "models.trainer.run_fn"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# what the Trainer executes besides its config: TFX's cache key holds `run_fn` as a name,
-# not its code, so without this a changed model reuses a model trained by the old code
-TRAINER_CODE = ("models/*.py",)
-
-
-def code_fingerprint(patterns=TRAINER_CODE, root: str = ROOT) -> str:
-    """SHA-256 over the contents of the matching source files (tests excluded), in path order."""
-    digest = hashlib.sha256()
-    paths = sorted({p for pattern in patterns for p in glob.glob(os.path.join(root, pattern))})
-    for path in paths:
-        if path.endswith("_test.py"):
-            continue
-        digest.update(os.path.relpath(path, root).encode() + b"\0")
-        with open(path, "rb") as f:
-            digest.update(f.read() + b"\0")
-    return digest.hexdigest()
 
 
 def create_pipeline(

@@ -81,7 +81,7 @@ def test_a_killed_run_resumes_at_the_next_epoch_and_finishes(killed_run, tmp_pat
     # the returned model holds the selected epoch's weights, whichever side of the kill it was on
     rows = read_canonical(val)[1]
     negatives = M.candidate_matrix(rows, (40, 30), cfg.eval.num_negatives, cfg.eval.seed)
-    got = E.evaluate_rows(E.keras_scorer(model), rows, negatives, T, TP, [10])["sampled"]
+    got = E.evaluate_rows(E.keras_scorer(model), rows, negatives, T, TP, [10])[cfg.eval.select_on]
     ndcg = sum(got[d]["all"]["NDCG@10"] for d in M.DOMAINS) / 2
     assert ndcg == pytest.approx(history["history"][history["best_epoch"]]["val_ndcg"], abs=1e-6)
 
@@ -100,7 +100,7 @@ def test_restored_weights_and_optimizer_are_the_saved_epochs(killed_run):
     assert backup.restore(probe)["epoch"] == STOP_AFTER
     steps = math.ceil(len(train_rows) / cfg.train.batch_size)
     assert int(model.optimizer.iterations.numpy()) == STOP_AFTER * steps
-    got = E.evaluate_rows(E.keras_scorer(model), rows, validation.negatives["val"], T, TP, [10])["sampled"]
+    got = E.evaluate_rows(E.keras_scorer(model), rows, validation.negatives["val"], T, TP, [10])[cfg.eval.select_on]
     saved = state["validation"]["history"][STOP_AFTER]["metrics"]
     for d in M.DOMAINS:
         assert got[d]["all"]["NDCG@10"] == pytest.approx(saved[d]["all"]["NDCG@10"], abs=1e-6)

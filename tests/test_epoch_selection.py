@@ -105,7 +105,7 @@ def test_training_with_per_domain_selection_scores_each_domain_at_its_best_epoch
         assert history["best_epochs"][d] == 1 + int(np.argmax(values))
     rows = read_canonical([F.split_pattern(root, "eval")])[1]
     negatives = M.candidate_matrix(rows, (40, 30), cfg.eval.num_negatives, cfg.eval.seed)
-    got = E.evaluate_rows(E.keras_scorer(model), rows, negatives, T, TP, [10])["sampled"]
+    got = E.evaluate_rows(E.keras_scorer(model), rows, negatives, T, TP, [10])[cfg.eval.select_on]
     for d in M.DOMAINS:
         best = history["history"][history["best_epochs"][d]]["metrics"][d]["all"]["NDCG@10"]
         assert got[d]["all"]["NDCG@10"] == pytest.approx(best, abs=1e-6)

@@ -9,31 +9,12 @@ import os
 
 import apache_beam as beam
 import pytest
+from ingest_cases import GOOD_TEST, GOOD_TRAIN, HEADER, PAPER_CASES
 
 from components.ingest import beam_ingest
 from models import data as D
 from models.config import DataConfig
 
-HEADER = b"user_id,seq_d1,seq_d2,domain_id\n"
-GOOD_TRAIN = [b'1,"[1, 2, 3]","[10, 11]",0\n', b'2,"[2, 3]","[11, 12, 13]",1\n', b'3,"[1, 4]",[],0\n',
-              b'4,[],"[12, 10]",1\n', b'5,"[3, 1, 2]","[13, 12]",1\n']
-GOOD_TEST = [b'6,"[1, 2]","[10]",0\n', b'7,[],"[11, 12]",1\n']
-
-# (name, bad train line, field or phrase the error must name, reason code)
-PAPER_CASES = [
-    ("bad_json", b'8,"[1, 2",[10],0\n', "field 'seq_d1' is not a JSON list", "bad_json"),
-    ("non_integer_id", b'8,"[1, ""a""]",[10],0\n', "field 'seq_d1' holds 'a'", "bad_id"),
-    ("negative_id", b'8,"[1, -4]",[10],0\n', "field 'seq_d1' holds -4", "bad_id"),
-    ("empty_user_id", b',"[1, 2]",[10],0\n', "field 'user_id' is empty", "bad_id"),
-    ("missing_column", b'8,"[1, 2]",0\n', "expected 4 columns", "columns"),
-    ("extra_column", b'8,"[1, 2]",[10],0,extra\n', "expected 4 columns", "columns"),
-    ("unknown_domain", b'8,"[1, 2]",[10],2\n', "field 'domain_id' must be 0 or 1", "domain"),
-    ("no_target", b'8,[],[10],0\n', "field 'seq_d1' is empty", "no_target"),
-    ("too_long", b'8,"[' + b", ".join(b"1" for _ in range(9)) + b']",[10],0\n', "more than data.max_history_length=8",
-     "too_long"),
-    ("latin1_bytes", b'8,"[1, 2]","[10]",0 \xe9t\xe9\n', "byte 0xe9 at column", "encoding"),
-    ("duplicate", b'2,"[2, 3]","[11, 12, 13]",1\n', "duplicate row: user_id '2' with domain_id 1", "duplicate"),
-]
 CAP = DataConfig(max_history_length=8)
 
 

@@ -2,8 +2,8 @@
 import json
 
 from models import config as C
+from models.backup import code_fingerprint
 from pipeline.kubeflow_runner import compile_pipeline
-from pipeline.pipeline import code_fingerprint
 
 COMPONENTS = {"InteractionExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomaliesGate", "PseudoSequenceGen",
               "TrainingOverrides", "Trainer", "RankingEvaluator", "Pusher"}
