@@ -184,25 +184,19 @@ def domain_mapping(seen: Sequence[Tuple[str, str]], configured: Sequence[str] = 
     """{label: 0 for domain X, 1 for Y} from the labels of a long table's `domain` column.
 
     `seen` holds (label, where it first appears). `configured` (`data.domain_names`) names X
-    and Y; otherwise 0/1 and x/y keep their meaning and any other two labels are taken in
-    sorted order. A third label, or a label outside `configured`, is named with its line.
+    and Y. Otherwise 0/1 and x/y keep their meaning when the column uses them, and else the
+    first two labels in file order are the domains, X the one that sorts first. A row with
+    any other label is a bad row (`parse_domain` names its line), as a typo should be.
     """
-    labels = dict(sorted(seen, key=lambda lw: source_order_key(lw[1])))
     if configured:
         names = [domain_label(n) for n in configured]
         if len(names) != 2 or names[0] == names[1]:
             raise IngestError(f"data.domain_names must name two different domains, found {list(configured)}", "domain")
         return {names[0]: 0, names[1]: 1}
-    if set(labels) <= set(DOMAIN_VALUES):
+    in_order = [label for label, _ in sorted(seen, key=lambda lw: source_order_key(lw[1]))]
+    if not in_order or set(in_order) & set(DOMAIN_VALUES):
         return dict(DOMAIN_VALUES)
-    if len(labels) > 2:
-        first_two = list(labels)[:2]
-        third = [label for label in labels if label not in first_two][0]
-        raise IngestError(f"{labels[third]}: field 'domain' holds a third label {third!r} after {first_two[0]!r} and "
-                          f"{first_two[1]!r}; a long table has two domains (set data.domain_names to choose two)",
-                          "domain")
-    ordered = sorted(labels)
-    return {label: i for i, label in enumerate(ordered)}
+    return {label: i for i, label in enumerate(sorted(in_order[:2]))}
 
 
 def domain_names(mapping: Dict[str, int]) -> List[str]:
