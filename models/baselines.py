@@ -19,7 +19,8 @@ import tensorflow as tf
 
 from models import features as F
 from models import psg as P
-from models.i2vae import LossTermsModel, SASRecEncoder
+from models.layers import SASRecEncoder
+from models.loss_terms_model import LossTermsModel
 
 
 def _constant_weight(layer, name, value):

@@ -13,35 +13,22 @@ zero, as the paper does.
 """
 from __future__ import annotations
 
-import math
-
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from models import features as F
+from models.layers import (
+    CrossDomainAttention,
+    CrossDomainMLP,
+    GaussianHead,
+    LearnablePrior,
+    SASRecEncoder,
+    masked_mean,
+    pool_history,
+)
+from models.loss_terms_model import LossTermsModel
 
 tfd = tfp.distributions
-
-
-def masked_mean(x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """Mean over real positions; an all-padding row pools to zeros (never NaN)."""
-    m = tf.cast(mask, x.dtype)[..., None]
-    return tf.reduce_sum(x * m, axis=1) / tf.maximum(tf.reduce_sum(m, axis=1), 1.0)
-
-
-def pool_history(x: tf.Tensor, mask: tf.Tensor, how: str = "mean") -> tf.Tensor:
-    """Pools a history encoder's output [B, T, d] to [B, d].
-
-    "mean" is the paper's (DESIGN.md step 2). "last" reads the most recent item's position
-    (histories are left-padded, so it is always the last one), as SASRec does; "mean_last"
-    averages the two, keeping the paper's mean and adding recency. An empty row pools to
-    zeros in every mode, because the encoder zeroes padded positions.
-    """
-    mean = masked_mean(x, mask)
-    if how == "mean":
-        return mean
-    last = x[:, -1] * tf.cast(mask[:, -1], x.dtype)[:, None]
-    return last if how == "last" else 0.5 * (mean + last)
 
 
 def noise_adaptive_weight(length: tf.Tensor, max_len: int, a: float = 0.8, b: float = 0.8) -> tf.Tensor:
@@ -50,275 +37,12 @@ def noise_adaptive_weight(length: tf.Tensor, max_len: int, a: float = 0.8, b: fl
     return tf.exp(a * capped / float(max_len)) - b
 
 
-class SASRecEncoder(tf.keras.layers.Layer):
-    """Self-attention encoder over a left-padded sequence with learnable positions.
-
-    Position embeddings are aligned to the right end of the sequence, so left padding of
-    any amount leaves the output unchanged (padding invariance). In i2VAE attention is
-    bidirectional and padding-masked: the output is pooled, not used for next-step
-    prediction, so no causal mask is needed. The SASRec baseline sets `causal`, so each
-    position sees only itself and earlier items, as next-item training requires.
-
-    Args:
-      item_embedding: the domain's shared item Embedding layer.
-      max_len: maximum sequence length (T or T').
-      dim: model width d.
-      num_heads: attention heads (default 4).
-      num_blocks: self-attention blocks.
-      dropout: dropout rate on embeddings, attention and feed-forward outputs.
-      causal: mask attention to later positions.
-    """
-
-    def __init__(self, item_embedding, max_len, dim, num_heads=4, num_blocks=2, dropout=0.2, causal=False,
-                 **kwargs):
-        super().__init__(**kwargs)
-        self.item_embedding, self.max_len, self.dim, self.causal = item_embedding, max_len, dim, causal
-        self.positions = self.add_weight(name="positions", shape=(max_len, dim),
-                                         initializer=tf.keras.initializers.TruncatedNormal(stddev=0.02))
-        self.dropout = tf.keras.layers.Dropout(dropout)
-        self.blocks = []
-        for i in range(num_blocks):
-            self.blocks.append(dict(
-                norm1=tf.keras.layers.LayerNormalization(epsilon=1e-6, name=f"norm1_{i}"),
-                attention=tf.keras.layers.MultiHeadAttention(num_heads, dim // num_heads, dropout=dropout,
-                                                             name=f"attention_{i}"),
-                norm2=tf.keras.layers.LayerNormalization(epsilon=1e-6, name=f"norm2_{i}"),
-                ffn1=tf.keras.layers.Dense(dim, activation="relu", name=f"ffn1_{i}"),
-                ffn2=tf.keras.layers.Dense(dim, name=f"ffn2_{i}"),
-            ))
-        self.final_norm = tf.keras.layers.LayerNormalization(epsilon=1e-6)
-
-    def call(self, sequence, training=False):
-        """Returns (unpooled [B, L, d], mask [B, L])."""
-        mask = sequence > 0
-        length = tf.shape(sequence)[1]
-        m = tf.cast(mask, tf.float32)[..., None]
-        x = self.item_embedding(sequence) * math.sqrt(self.dim) + self.positions[self.max_len - length:][None]
-        x = self.dropout(x, training=training) * m
-        attention_mask = tf.logical_and(mask[:, :, None], mask[:, None, :])
-        if self.causal:
-            attention_mask = tf.logical_and(attention_mask, tf.linalg.band_part(tf.ones([length, length], tf.bool),
-                                                                                -1, 0)[None])
-        for block in self.blocks:
-            q = block["norm1"](x)
-            x = x + block["attention"](q, x, x, attention_mask=attention_mask, training=training)
-            h = block["ffn2"](block["ffn1"](block["norm2"](x)))
-            x = (x + self.dropout(h, training=training)) * m
-        return self.final_norm(x) * m, mask
-
-
-class GaussianHead(tf.keras.layers.Layer):
-    """Maps features to a diagonal Gaussian posterior (a TFP MultivariateNormalDiag)."""
-
-    def __init__(self, latent_dim, hidden=None, min_scale=1e-4, **kwargs):
-        super().__init__(**kwargs)
-        self.hidden = [tf.keras.layers.Dense(h, activation="relu") for h in (hidden or [])]
-        self.params = tf.keras.layers.Dense(2 * latent_dim)
-        self.min_scale = min_scale
-
-    def call(self, x):
-        for layer in self.hidden:
-            x = layer(x)
-        loc, raw = tf.split(self.params(x), 2, axis=-1)
-        return tfd.MultivariateNormalDiag(loc=loc, scale_diag=tf.nn.softplus(raw) + self.min_scale)
-
-
-class LearnablePrior(tf.keras.layers.Layer):
-    """A learnable per-domain Normal prior p(z) = N(mu, diag(sigma^2)), starting at N(0, I)."""
-
-    def __init__(self, latent_dim, min_scale=1e-4, **kwargs):
-        super().__init__(**kwargs)
-        self.loc = self.add_weight(name="loc", shape=(latent_dim,), initializer="zeros")
-        self.raw_scale = self.add_weight(name="raw_scale", shape=(latent_dim,),
-                                         initializer=tf.keras.initializers.Constant(math.log(math.e - 1.0)))
-        self.min_scale = min_scale
-
-    def distribution(self):
-        return tfd.MultivariateNormalDiag(loc=self.loc, scale_diag=tf.nn.softplus(self.raw_scale) + self.min_scale)
-
-
-class CrossDomainAttention(tf.keras.layers.Layer):
-    """q(z_t|x, y): query one domain's unpooled sequence, key/value the other's, mean, MLP."""
-
-    def __init__(self, dim, latent_dim, num_heads, min_scale, **kwargs):
-        super().__init__(**kwargs)
-        self.attention = tf.keras.layers.MultiHeadAttention(num_heads, dim // num_heads)
-        self.head = GaussianHead(latent_dim, hidden=[dim], min_scale=min_scale)
-
-    def attend(self, query_seq, query_mask, kv_seq, kv_mask, training=False):
-        """Per query position, what it reads of the other domain ([B, L, d])."""
-        mask = tf.logical_and(query_mask[:, :, None], kv_mask[:, None, :])
-        return self.attention(query_seq, kv_seq, kv_seq, attention_mask=mask, training=training)
-
-    def call(self, query_seq, query_mask, kv_seq, kv_mask, training=False):
-        """One posterior per row: the attended positions mean-pooled (the paper)."""
-        return self.head(masked_mean(self.attend(query_seq, query_mask, kv_seq, kv_mask, training), query_mask))
-
-
-class CrossDomainMLP(tf.keras.layers.Layer):
-    """The MLP variant of q(z_t|x, y) on the pooled [X; Y] (or a position's state and Y)."""
-
-    def __init__(self, dim, latent_dim, min_scale, **kwargs):
-        super().__init__(**kwargs)
-        self.head = GaussianHead(latent_dim, hidden=[dim], min_scale=min_scale)
-
-    def call(self, pooled_query, pooled_kv):
-        return self.head(tf.concat([pooled_query, pooled_kv], axis=-1))
-
-
 def _kl(q, p):
     return tfd.kl_divergence(q, p)
 
 
 def _sample(dist, training):
     return dist.sample() if training else dist.mean()
-
-
-class PosteriorHistograms(tf.keras.callbacks.Callback):
-    """TensorBoard histograms of every posterior's means and scales on a fixed batch, per epoch.
-
-    Why: a collapsing latent shows up as means shrinking to the prior's and scales going
-    to 1 long before ranking metrics move.
-    """
-
-    POSTERIORS = ("q_z_x", "q_z_y", "q_za_x", "q_za_y", "q_zt_x", "q_zt_y", "r_zt_x", "r_zt_y")
-
-    def __init__(self, features, log_dir):
-        super().__init__()
-        self.features = {k: tf.constant(v) for k, v in features.items()}
-        self.writer = tf.summary.create_file_writer(log_dir)
-
-    def on_epoch_end(self, epoch, logs=None):
-        enc = self.model.encode(self.features, training=False)
-        with self.writer.as_default():
-            for name in self.POSTERIORS:
-                tf.summary.histogram(f"posterior/{name}/mean", enc[name].mean(), step=epoch + 1)
-                tf.summary.histogram(f"posterior/{name}/scale", enc[name].stddev(), step=epoch + 1)
-        self.writer.flush()
-
-
-class KLAnnealing(tf.keras.callbacks.Callback):
-    """Raises the KL weight beta linearly from 0 to `kl_weight` over `steps` training steps.
-
-    Why: with the paper's unit KL weights the posteriors collapse to their priors before
-    the encoders learn anything (measured: validation NDCG stays at popularity level);
-    warming the KL terms up lets the encoders learn first (as in Mult-VAE, ContrastVAE).
-    """
-
-    def __init__(self, kl_weight: float, steps: int):
-        super().__init__()
-        self.kl_weight, self.steps = kl_weight, max(0, steps)
-        self._supports_tf_logs = True  # reads no logs: spares Keras converting them to numpy every batch
-
-    def on_train_batch_begin(self, batch, logs=None):
-        step = float(self.model.optimizer.iterations.numpy())
-        frac = 1.0 if self.steps == 0 else min(1.0, step / self.steps)
-        self.model.kl_beta.assign(self.kl_weight * frac)
-
-
-class NonFiniteLossError(RuntimeError):
-    """Training produced a NaN or infinite loss term (raised by `StopOnNonFiniteLoss`)."""
-
-
-class StopOnNonFiniteLoss(tf.keras.callbacks.Callback):
-    """Ends `fit` with `NonFiniteLossError` at the first batch where the total loss or any
-    logged term of a `LossTermsModel` is NaN or infinite, naming the term.
-
-    Why: one NaN term (a KL of a collapsed scale, an exploding learning rate) turns every
-    weight NaN within a step; Keras would carry on, and early stopping and the export
-    would hand on a model that scores everything NaN. Failing the run keeps it from
-    being exported or pushed.
-
-    Cost: the compiled step is unchanged (so XLA and tf.distribute work as before). The
-    logs of a batch are the trackers' running epoch means, which the step computes
-    anyway; one NaN or inf value at any step leaves its term's mean non-finite for the
-    rest of the epoch, so copying the logged scalars to the host after each batch (no
-    extra op; measured 0.06 ms per step for i2VAE's 28 scalars) finds the first bad
-    batch. Under MirroredStrategy Keras sums the logs over replicas, so a NaN on any
-    replica shows at its own batch. The error names the first non-finite value in the
-    objective's order (raw terms, then derived values, then `weighted_*`, then the
-    total) and lists the others. A NaN that enters through a gradient while the loss is
-    still finite shows one batch later, in every term at once.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self._supports_tf_logs = True  # Keras need not convert the logs for us
-        self.epoch, self.steps = 0, 0
-
-    def on_train_begin(self, logs=None):
-        # the model's step count, not this fit's: a run resumed from an epoch backup (or a
-        # second `fit`) goes on counting from the optimizer's restored steps
-        self.steps = int(self.model.optimizer.iterations.numpy())
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.steps += 1
-        values = {name: float(v) for name, v in (logs or {}).items()}  # scalars; float64 on the host
-        if math.isfinite(sum(values.values())):  # a NaN or inf anywhere makes the sum non-finite
-            return
-        bad = [n for n in self._order(values) if not math.isfinite(values[n])]
-        if bad:
-            raise NonFiniteLossError(self.message(self.epoch, batch, values, bad))
-
-    @staticmethod
-    def _order(values):
-        names = [n for n in values if n != "loss"]
-        return ([n for n in names if not n.startswith("weighted_")] + [n for n in names if n.startswith("weighted_")]
-                + (["loss"] if "loss" in values else []))
-
-    def message(self, epoch, batch, values, bad):
-        def word(v):
-            return "NaN" if math.isnan(v) else ("+inf" if v > 0 else "-inf")
-
-        first = bad[0]
-        what = (f"the total loss became {word(values[first])} while every term is finite" if first == "loss"
-                else f"loss term '{first}' became {word(values[first])}")
-        others = ", ".join(f"{n} {word(values[n])}" for n in bad[1:]) or "none"
-        finite = ", ".join(f"{n}={v:.4g}" for n, v in values.items() if math.isfinite(v))
-        return (f"training stopped at epoch {epoch + 1}, batch {batch + 1} (step {self.steps}): {what}; "
-                f"other non-finite: {others}; finite (epoch means so far): {finite or 'none'}. "
-                "Lower train.learning_rate or check the input data.")
-
-
-class LossTermsModel(tf.keras.Model):
-    """A Keras model whose `fit` logs every term of its objective as its own scalar.
-
-    Subclasses implement `losses_and_terms(batch, training) -> (total, {name: scalar})` and
-    list the names in `tracked`; Keras' TensorBoard callback then writes each one.
-    """
-
-    def _make_trackers(self, names):
-        self.trackers = {name: tf.keras.metrics.Mean(name=name) for name in ("loss",) + tuple(names)}
-
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
-
-    def _update(self, total, terms):
-        self.trackers["loss"].update_state(total)
-        for name, value in terms.items():
-            self.trackers[name].update_state(value)
-        return {name: t.result() for name, t in self.trackers.items()}
-
-    # Our model code has no tensor-dependent Python control flow, so autograph's conversion
-    # (of this code and of TFP/Keras below it) buys nothing and doubles the trace time.
-    @tf.autograph.experimental.do_not_convert
-    def train_step(self, data):
-        with tf.GradientTape() as tape:
-            total, terms = self.losses_and_terms(data, training=True)
-            # under a tf.distribute strategy the replicas' gradients are summed: scale so
-            # the update is that of the mean over the global batch
-            scaled = total / tf.distribute.get_strategy().num_replicas_in_sync
-        grads = tape.gradient(scaled, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
-        return self._update(total, terms)
-
-    @tf.autograph.experimental.do_not_convert
-    def test_step(self, data):
-        return self._update(*self.losses_and_terms(data, training=False))
 
 
 def recalled_part(pseudo: tf.Tensor, history: tf.Tensor) -> tf.Tensor:

@@ -7,7 +7,8 @@ import tensorflow as tf
 
 from models import features as F
 from models.config import ModelConfig, TrainConfig
-from models.i2vae import I2VAE, masked_mean, noise_adaptive_weight, pool_history, tfd
+from models.i2vae import I2VAE, noise_adaptive_weight, tfd
+from models.layers import masked_mean, pool_history
 
 T, TP = 5, 8
 
@@ -161,7 +162,7 @@ def test_train_step_reduces_loss(encoder, reconstruction):
 def test_kl_annealing_ramps_beta_linearly():
     from types import SimpleNamespace
 
-    from models.i2vae import KLAnnealing
+    from models.callbacks import KLAnnealing
 
     holder = SimpleNamespace(optimizer=SimpleNamespace(iterations=tf.Variable(0, dtype=tf.int64)),
                              kl_beta=tf.Variable(0.0))

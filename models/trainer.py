@@ -24,14 +24,9 @@ from models import features as F
 from models import metrics as M
 from models import psg as P
 from models.backup import EpochBackup, code_fingerprint, remove_backup
-from models.i2vae import (
-    I2VAE,
-    KLAnnealing,
-    LossTermsModel,
-    NonFiniteLossError,
-    PosteriorHistograms,
-    StopOnNonFiniteLoss,
-)
+from models.callbacks import KLAnnealing, NonFiniteLossError, PosteriorHistograms, StopOnNonFiniteLoss
+from models.i2vae import I2VAE
+from models.loss_terms_model import LossTermsModel
 
 
 class RankingValidation(tf.keras.callbacks.Callback):

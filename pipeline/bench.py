@@ -253,7 +253,7 @@ def trace_one(mode: str, items_x: int = 10000, items_y: int = 10000, steps: int 
 
     from models import config as C
     from models import features as F
-    from models.i2vae import LossTermsModel
+    from models.loss_terms_model import LossTermsModel
     from models.trainer import build_model
 
     cfg = C.load_config()

@@ -22,7 +22,8 @@ from conftest import NX, NY, TP, T, config
 from models import config as C
 from models import features as F
 from models import psg as P
-from models.i2vae import I2VAE, NonFiniteLossError, StopOnNonFiniteLoss
+from models.callbacks import NonFiniteLossError, StopOnNonFiniteLoss
+from models.i2vae import I2VAE
 from models.trainer import build_model, run_fn
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -123,7 +124,8 @@ MIRRORED = textwrap.dedent("""
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from conftest import NX, NY, config
     from test_nan_stop import dataset
-    from models.i2vae import I2VAE, NonFiniteLossError, StopOnNonFiniteLoss
+    from models.i2vae import I2VAE
+    from models.callbacks import NonFiniteLossError, StopOnNonFiniteLoss
     from models.trainer import build_model, make_strategy
 
     original = I2VAE.losses_and_terms

@@ -160,7 +160,8 @@ def _tags(pattern):
 def test_tensorboard_tells_the_training_story(run):
     """Every loss term and its weighted contribution, the noise weight, validation per domain
     and group, posterior histograms, and LightGCN's loss and recall."""
-    from models.i2vae import I2VAE, PosteriorHistograms
+    from models.callbacks import PosteriorHistograms
+    from models.i2vae import I2VAE
 
     _, paths = run
     model_run = os.path.join(paths["pipeline_root"], "Trainer", "model_run", "*")

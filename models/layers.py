@@ -1,0 +1,147 @@
+"""The i2VAE's building blocks: a SASRec encoder, Gaussian posterior heads, learnable priors,
+the cross-domain encoders and pooling. Shared by the i2VAE and the SASRec baseline."""
+from __future__ import annotations
+
+import math
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+tfd = tfp.distributions
+
+
+def masked_mean(x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """Mean over real positions; an all-padding row pools to zeros (never NaN)."""
+    m = tf.cast(mask, x.dtype)[..., None]
+    return tf.reduce_sum(x * m, axis=1) / tf.maximum(tf.reduce_sum(m, axis=1), 1.0)
+
+
+def pool_history(x: tf.Tensor, mask: tf.Tensor, how: str = "mean") -> tf.Tensor:
+    """Pools a history encoder's output [B, T, d] to [B, d].
+
+    "mean" is the paper's (DESIGN.md step 2). "last" reads the most recent item's position
+    (histories are left-padded, so it is always the last one), as SASRec does; "mean_last"
+    averages the two, keeping the paper's mean and adding recency. An empty row pools to
+    zeros in every mode, because the encoder zeroes padded positions.
+    """
+    mean = masked_mean(x, mask)
+    if how == "mean":
+        return mean
+    last = x[:, -1] * tf.cast(mask[:, -1], x.dtype)[:, None]
+    return last if how == "last" else 0.5 * (mean + last)
+
+
+class SASRecEncoder(tf.keras.layers.Layer):
+    """Self-attention encoder over a left-padded sequence with learnable positions.
+
+    Position embeddings are aligned to the right end of the sequence, so left padding of
+    any amount leaves the output unchanged (padding invariance). In i2VAE attention is
+    bidirectional and padding-masked: the output is pooled, not used for next-step
+    prediction, so no causal mask is needed. The SASRec baseline sets `causal`, so each
+    position sees only itself and earlier items, as next-item training requires.
+
+    Args:
+      item_embedding: the domain's shared item Embedding layer.
+      max_len: maximum sequence length (T or T').
+      dim: model width d.
+      num_heads: attention heads (default 4).
+      num_blocks: self-attention blocks.
+      dropout: dropout rate on embeddings, attention and feed-forward outputs.
+      causal: mask attention to later positions.
+    """
+
+    def __init__(self, item_embedding, max_len, dim, num_heads=4, num_blocks=2, dropout=0.2, causal=False,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.item_embedding, self.max_len, self.dim, self.causal = item_embedding, max_len, dim, causal
+        self.positions = self.add_weight(name="positions", shape=(max_len, dim),
+                                         initializer=tf.keras.initializers.TruncatedNormal(stddev=0.02))
+        self.dropout = tf.keras.layers.Dropout(dropout)
+        self.blocks = []
+        for i in range(num_blocks):
+            self.blocks.append(dict(
+                norm1=tf.keras.layers.LayerNormalization(epsilon=1e-6, name=f"norm1_{i}"),
+                attention=tf.keras.layers.MultiHeadAttention(num_heads, dim // num_heads, dropout=dropout,
+                                                             name=f"attention_{i}"),
+                norm2=tf.keras.layers.LayerNormalization(epsilon=1e-6, name=f"norm2_{i}"),
+                ffn1=tf.keras.layers.Dense(dim, activation="relu", name=f"ffn1_{i}"),
+                ffn2=tf.keras.layers.Dense(dim, name=f"ffn2_{i}"),
+            ))
+        self.final_norm = tf.keras.layers.LayerNormalization(epsilon=1e-6)
+
+    def call(self, sequence, training=False):
+        """Returns (unpooled [B, L, d], mask [B, L])."""
+        mask = sequence > 0
+        length = tf.shape(sequence)[1]
+        m = tf.cast(mask, tf.float32)[..., None]
+        x = self.item_embedding(sequence) * math.sqrt(self.dim) + self.positions[self.max_len - length:][None]
+        x = self.dropout(x, training=training) * m
+        attention_mask = tf.logical_and(mask[:, :, None], mask[:, None, :])
+        if self.causal:
+            attention_mask = tf.logical_and(attention_mask, tf.linalg.band_part(tf.ones([length, length], tf.bool),
+                                                                                -1, 0)[None])
+        for block in self.blocks:
+            q = block["norm1"](x)
+            x = x + block["attention"](q, x, x, attention_mask=attention_mask, training=training)
+            h = block["ffn2"](block["ffn1"](block["norm2"](x)))
+            x = (x + self.dropout(h, training=training)) * m
+        return self.final_norm(x) * m, mask
+
+
+class GaussianHead(tf.keras.layers.Layer):
+    """Maps features to a diagonal Gaussian posterior (a TFP MultivariateNormalDiag)."""
+
+    def __init__(self, latent_dim, hidden=None, min_scale=1e-4, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = [tf.keras.layers.Dense(h, activation="relu") for h in (hidden or [])]
+        self.params = tf.keras.layers.Dense(2 * latent_dim)
+        self.min_scale = min_scale
+
+    def call(self, x):
+        for layer in self.hidden:
+            x = layer(x)
+        loc, raw = tf.split(self.params(x), 2, axis=-1)
+        return tfd.MultivariateNormalDiag(loc=loc, scale_diag=tf.nn.softplus(raw) + self.min_scale)
+
+
+class LearnablePrior(tf.keras.layers.Layer):
+    """A learnable per-domain Normal prior p(z) = N(mu, diag(sigma^2)), starting at N(0, I)."""
+
+    def __init__(self, latent_dim, min_scale=1e-4, **kwargs):
+        super().__init__(**kwargs)
+        self.loc = self.add_weight(name="loc", shape=(latent_dim,), initializer="zeros")
+        self.raw_scale = self.add_weight(name="raw_scale", shape=(latent_dim,),
+                                         initializer=tf.keras.initializers.Constant(math.log(math.e - 1.0)))
+        self.min_scale = min_scale
+
+    def distribution(self):
+        return tfd.MultivariateNormalDiag(loc=self.loc, scale_diag=tf.nn.softplus(self.raw_scale) + self.min_scale)
+
+
+class CrossDomainAttention(tf.keras.layers.Layer):
+    """q(z_t|x, y): query one domain's unpooled sequence, key/value the other's, mean, MLP."""
+
+    def __init__(self, dim, latent_dim, num_heads, min_scale, **kwargs):
+        super().__init__(**kwargs)
+        self.attention = tf.keras.layers.MultiHeadAttention(num_heads, dim // num_heads)
+        self.head = GaussianHead(latent_dim, hidden=[dim], min_scale=min_scale)
+
+    def attend(self, query_seq, query_mask, kv_seq, kv_mask, training=False):
+        """Per query position, what it reads of the other domain ([B, L, d])."""
+        mask = tf.logical_and(query_mask[:, :, None], kv_mask[:, None, :])
+        return self.attention(query_seq, kv_seq, kv_seq, attention_mask=mask, training=training)
+
+    def call(self, query_seq, query_mask, kv_seq, kv_mask, training=False):
+        """One posterior per row: the attended positions mean-pooled (the paper)."""
+        return self.head(masked_mean(self.attend(query_seq, query_mask, kv_seq, kv_mask, training), query_mask))
+
+
+class CrossDomainMLP(tf.keras.layers.Layer):
+    """The MLP variant of q(z_t|x, y) on the pooled [X; Y] (or a position's state and Y)."""
+
+    def __init__(self, dim, latent_dim, min_scale, **kwargs):
+        super().__init__(**kwargs)
+        self.head = GaussianHead(latent_dim, hidden=[dim], min_scale=min_scale)
+
+    def call(self, pooled_query, pooled_kv):
+        return self.head(tf.concat([pooled_query, pooled_kv], axis=-1))
