@@ -1,16 +1,12 @@
-"""Shared fixtures: a tiny examples root (vocabularies + generator) and tiny models of every kind."""
+"""Shared fixture: a tiny examples root (vocabularies + generator); the tiny models are in tiny_models.py."""
 import os
 
 import numpy as np
 import pytest
-import tensorflow as tf
+from tiny_models import NX, NY
 
-from models import config as C
 from models import features as F
 from models import psg as P
-from models.trainer import build_model
-
-NX, NY, T, TP = 12, 9, 4, 6
 
 
 @pytest.fixture(scope="session")
@@ -23,37 +19,3 @@ def examples_root(tmp_path_factory):
     P.save_generator(str(root / P.GENERATOR_DIR), rng.normal(size=(NX + 1, 4)).astype(np.float32),
                      rng.normal(size=(NY + 1, 4)).astype(np.float32), [], [], np.zeros((0, 4), np.float32))
     return str(root)
-
-
-def config(kind):
-    return C.load_config(overrides=[f"model.kind=\"{kind}\"", "model.embedding_dim=8", "model.latent_dim=4",
-                                    "model.num_heads=2", "model.num_blocks=1", "model.sasrec_negatives=4",
-                                    f"data.max_len={T}", f"data.pseudo_len={TP}"])
-
-
-def features():
-    return {F.HISTORY_X: np.array([[0, 0, 1, 2], [0, 0, 0, 0], [3, 4, 5, 6]], np.int64),
-            F.HISTORY_Y: np.array([[0, 0, 0, 1], [0, 2, 3, 4], [0, 0, 0, 0]], np.int64),
-            F.PSEUDO_X: np.array([[1, 2, 7, 8, 9, 10], [5, 6, 7, 8, 9, 10], [3, 4, 5, 6, 1, 2]], np.int64),
-            F.PSEUDO_Y: np.array([[1, 2, 3, 4, 5, 6], [2, 3, 4, 1, 5, 6], [7, 8, 9, 1, 2, 3]], np.int64)}
-
-
-def build(kind, examples_root):
-    popularity = [np.arange(NX + 1, dtype=np.float64), np.arange(NY + 1, dtype=np.float64)]
-    model = build_model((NX, NY), config(kind), popularity, P.load_generator(os.path.join(examples_root,
-                                                                                          P.GENERATOR_DIR)))
-    model.score_all({k: tf.constant(v) for k, v in features().items()})  # builds the weights
-    for v in model.trainable_variables:  # "trained": move away from the initial values
-        v.assign(v + tf.random.normal(v.shape, stddev=0.1, seed=3))
-    return model, popularity
-
-
-
-
-def export_tiny_model(examples_root, base) -> str:
-    """Exports the tiny i2VAE as version 1 under `base`, a TF Serving model base path."""
-    from models.export import export_saved_model
-
-    model, popularity = build("i2vae", examples_root)
-    export_saved_model(model, examples_root, popularity, config("i2vae"), os.path.join(str(base), "1"))
-    return str(base)

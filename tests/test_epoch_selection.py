@@ -4,8 +4,8 @@ the combined model scores (and exports) each domain with its own weights."""
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import build, config, features
 from test_repeatability import TP, T, write_examples
+from tiny_models import build, config, features
 
 from models import config as C
 from models import evaluation as E

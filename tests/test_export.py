@@ -3,7 +3,7 @@ for i2VAE and for every baseline kind."""
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import build, config, features
+from tiny_models import build, config, features
 
 from models import config as C
 from models.export import export_saved_model

@@ -15,11 +15,11 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import NX, NY, T, export_tiny_model
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+from tiny_models import NX, NY, T, export_tiny_model
 
 from serving import client as C
 from serving.server import MAX_MESSAGE_BYTES, start_process

@@ -17,7 +17,7 @@ import types
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import NX, NY, TP, T, config
+from tiny_models import NX, NY, TP, T, config
 
 from models import config as C
 from models import features as F
@@ -122,7 +122,7 @@ MIRRORED = textwrap.dedent("""
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from conftest import NX, NY, config
+    from tiny_models import NX, NY, config
     from test_nan_stop import dataset
     from models.i2vae import I2VAE
     from models.callbacks import NonFiniteLossError, StopOnNonFiniteLoss

@@ -12,8 +12,8 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import export_tiny_model
 from tensorflow_serving.apis import predict_pb2
+from tiny_models import export_tiny_model
 
 from serving import client as C
 from serving.server import serve, start_process
