@@ -22,6 +22,7 @@ import glob
 import hashlib
 import io
 import json
+import logging
 import os
 import time
 from typing import Dict, List, Optional
@@ -30,6 +31,8 @@ import numpy as np
 import tensorflow as tf
 
 from models.data import write_json_atomically
+
+logger = logging.getLogger(__name__)
 
 STATE = "state.json"
 _VALIDATION_FIELDS = ("history", "best", "best_epoch", "wait", "untrained", "best_by_domain",
@@ -155,8 +158,8 @@ class EpochBackup(tf.keras.callbacks.Callback):
         pick = {s: (sets[i] if i is not None else None) for s, i in slots.items()}
         v.best_weights = pick["best"]
         v.best_weights_by_domain = {"x": pick["x"], "y": pick["y"]}
-        print(f"[train] resumed from the backup of epoch {state['epoch']} in {self.directory}"
-              f"{' (training had ended)' if state['stopped'] else ''}", flush=True)
+        logger.info(f"[train] resumed from the backup of epoch {state['epoch']} in {self.directory}"
+              f"{' (training had ended)' if state['stopped'] else ''}")
         return state
 
 

@@ -6,11 +6,14 @@ numbered X items first, then Y items (`item_offset_y`).
 """
 from __future__ import annotations
 
+import logging
 import time
 from typing import Callable, Optional
 
 import numpy as np
 import tensorflow as tf
+
+logger = logging.getLogger(__name__)
 
 
 def normalized_adjacency(num_users: int, num_items: int, users: np.ndarray, items: np.ndarray) -> tf.SparseTensor:
@@ -132,15 +135,15 @@ def train_lightgcn(model: LightGCN, users: np.ndarray, items: np.ndarray, item_r
             if writer:
                 with writer.as_default():
                     tf.summary.scalar(f"lightgcn/val_recall@{cfg.recall_k}", recall, step=epoch)
-            print(f"[lightgcn] epoch {epoch}/{cfg.max_epochs} bpr {history['loss'][-1]:.4f} "
-                  f"val recall@{cfg.recall_k} {recall:.4f} ({time.time() - start:.0f}s)", flush=True)
+            logger.info(f"[lightgcn] epoch {epoch}/{cfg.max_epochs} bpr {history['loss'][-1]:.4f} "
+                  f"val recall@{cfg.recall_k} {recall:.4f} ({time.time() - start:.0f}s)")
             if recall > history["best_recall"]:
                 history["best_recall"], history["best_epoch"] = recall, epoch
                 best_weights, bad_evals = model.embeddings.numpy(), 0
             else:
                 bad_evals += 1
                 if bad_evals >= cfg.patience:
-                    print(f"[lightgcn] early stop at epoch {epoch}; best epoch {history['best_epoch']}", flush=True)
+                    logger.info(f"[lightgcn] early stop at epoch {epoch}; best epoch {history['best_epoch']}")
                     break
     if best_weights is not None:
         model.embeddings.assign(best_weights)

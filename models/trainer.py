@@ -7,6 +7,7 @@ the pipeline config, then calls `train_model` and the exporter.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
@@ -27,6 +28,8 @@ from models.backup import EpochBackup, code_fingerprint, remove_backup
 from models.callbacks import KLAnnealing, NonFiniteLossError, PosteriorHistograms, StopOnNonFiniteLoss
 from models.i2vae import I2VAE
 from models.loss_terms_model import LossTermsModel
+
+logger = logging.getLogger(__name__)
 
 
 class RankingValidation(tf.keras.callbacks.Callback):
@@ -100,7 +103,7 @@ class RankingValidation(tf.keras.callbacks.Callback):
             return
         result, self.untrained = self._validate(0, math.nan)
         k = self.eval_cfg.k
-        print(f"[train] untrained: val NDCG@{k} {self._per_domain_text(result)}", flush=True)
+        logger.info(f"[train] untrained: val NDCG@{k} {self._per_domain_text(result)}")
 
     def on_epoch_end(self, epoch, logs=None):
         k = self.eval_cfg.k
@@ -119,10 +122,10 @@ class RankingValidation(tf.keras.callbacks.Callback):
         if self.total_epochs:
             done = epoch + 1 - (self.resumed_at[-1] if self.resumed_at else 0)  # epochs timed in this process
             eta = f", at most {elapsed / done * (self.total_epochs - epoch - 1):.0f}s left"
-        print(f"[train] epoch {epoch + 1}: loss {self.history[-1]['loss']:.4f} val NDCG@{k} "
-              f"{self._per_domain_text(result)}{' (best)' if improved else ''} [{elapsed:.0f}s{eta}]", flush=True)
+        logger.info(f"[train] epoch {epoch + 1}: loss {self.history[-1]['loss']:.4f} val NDCG@{k} "
+              f"{self._per_domain_text(result)}{' (best)' if improved else ''} [{elapsed:.0f}s{eta}]")
         if self.wait >= self.patience:
-            print(f"[train] early stop: no gain for {self.patience} epochs; best epoch {self.selected()}", flush=True)
+            logger.info(f"[train] early stop: no gain for {self.patience} epochs; best epoch {self.selected()}")
             self.model.stop_training = True
 
     def _per_domain_text(self, result) -> str:
@@ -270,20 +273,20 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
     with strategy.scope():
         model = build_model(num_items, cfg, popularity, generator)
     if strategy.num_replicas_in_sync > 1:
-        print(f"[train] {type(strategy).__name__} over {strategy.num_replicas_in_sync} replicas", flush=True)
+        logger.info(f"[train] {type(strategy).__name__} over {strategy.num_replicas_in_sync} replicas")
     if not isinstance(model, LossTermsModel):
-        print(f"[train] {cfg.model.kind}: nothing to train (fixed scores)", flush=True)
+        logger.info(f"[train] {cfg.model.kind}: nothing to train (fixed scores)")
         return model, {"best_epoch": 0, "best_val_ndcg": None, "epochs_run": 0, "history": []}, popularity
     if cfg.train.prefix_targets > 0:
         extra = D.prefix_target_rows(train_rows, cfg.data.max_len, cfg.train.prefix_targets)
         train_records = train_records + [F.to_example(r) for r in extra]
-        print(f"[train] prefix targets: {len(extra)} extra rows from {len(train_rows)} train rows "
-              f"(up to {cfg.train.prefix_targets} per row)", flush=True)
+        logger.info(f"[train] prefix targets: {len(extra)} extra rows from {len(train_rows)} train rows "
+              f"(up to {cfg.train.prefix_targets} per row)")
     if cfg.train.cold_start_rows:
         extra = D.cold_start_rows(train_rows, cfg.data.max_len)
         train_records = train_records + [F.to_example(r) for r in extra]
-        print(f"[train] cold-start rows: {len(extra)} extra rows without target-domain history "
-              f"from {len(train_rows)} train rows", flush=True)
+        logger.info(f"[train] cold-start rows: {len(extra)} extra rows without target-domain history "
+              f"from {len(train_rows)} train rows")
     train_ds = training_dataset(train_records, cfg)
     probe = training_dataset(train_records[:2], cfg).take(1).get_single_element() if cfg.train.backup_dir else None
     del train_records
@@ -300,9 +303,8 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
     if cfg.model.kind == "i2vae" and cfg.train.kl_anneal_epochs > 0:  # the warm-up is set in steps
         steps = int(cfg.train.kl_anneal_epochs * math.ceil(len(train_rows) / cfg.train.batch_size))
         callbacks.insert(1, KLAnnealing(cfg.train.kl_weight, steps))
-    print(f"[train] {cfg.model.kind} on {num_items[0]}+{num_items[1]} items, up to {cfg.train.epochs} epochs, "
-          f"batch {cfg.train.batch_size}, d={cfg.model.embedding_dim}, T={cfg.data.max_len}, T'={cfg.data.pseudo_len}",
-          flush=True)
+    logger.info(f"[train] {cfg.model.kind} on {num_items[0]}+{num_items[1]} items, up to {cfg.train.epochs} epochs, "
+          f"batch {cfg.train.batch_size}, d={cfg.model.embedding_dim}, T={cfg.data.max_len}, T'={cfg.data.pseudo_len}")
     initial_epoch = 0
     if cfg.train.backup_dir:
         backup = epoch_backup(cfg, validation, len(train_rows))
@@ -316,7 +318,7 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
     try:
         model.fit(train_ds, epochs=cfg.train.epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=0)
     except NonFiniteLossError as e:  # the run fails: nothing is exported, evaluated or pushed
-        print(f"[train] {e}", flush=True)
+        logger.info(f"[train] {e}")
         raise
     history = {"best_epoch": validation.best_epoch, "best_val_ndcg": validation.best,
                "untrained_val_ndcg": validation.untrained, "epochs_run": len(validation.history) - 1,
@@ -326,7 +328,7 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
         history["seconds_before_resume"] = round(validation.seconds_before, 1)
     if cfg.train.epoch_selection == "per_domain":
         history["best_epochs"] = dict(validation.best_epoch_by_domain)
-        print(f"[train] per-domain selection: epoch {validation.selected()}", flush=True)
+        logger.info(f"[train] per-domain selection: epoch {validation.selected()}")
 
         def build():
             with strategy.scope():
@@ -362,7 +364,7 @@ def run_fn(fn_args) -> None:
     model, history, popularity = train_model(fn_args.train_files, fn_args.eval_files, examples_root, cfg,
                                              fn_args.model_run_dir)
     export.export_saved_model(model, examples_root, popularity, cfg, fn_args.serving_model_dir)
-    print(f"[train] SavedModel written to {fn_args.serving_model_dir}", flush=True)
+    logger.info(f"[train] SavedModel written to {fn_args.serving_model_dir}")
     D.write_json_atomically(os.path.join(fn_args.model_run_dir, "training_history.json"), history, indent=2)
     if cfg.train.backup_dir:  # the run's outputs are complete: its epoch backup is spent
         remove_backup(cfg.train.backup_dir)

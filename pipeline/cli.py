@@ -21,6 +21,7 @@ from models import config as C  # noqa: E402
 
 logger = logging.getLogger("i2vae")
 # errors the user can act on: the CLI prints their message as one line and exits with 2
+PROJECT_PACKAGES = ("models", "components", "pipeline", "serving")
 USER_ERRORS = ("IngestError", "ConfigError", "DataAnomaliesError", "NonFiniteLossError")
 
 DEMO_DATA = "data/interactions.csv"
@@ -86,7 +87,7 @@ def cmd_demo(args):
 
     path = os.path.join(os.path.abspath(args.out), DEMO_DATA)
     synthetic.write_csv(path, synthetic.SyntheticConfig(seed=args.seed))
-    print(f"[demo] synthetic interactions written to {path}", flush=True)
+    logger.info(f"[demo] synthetic interactions written to {path}")
     return cmd_run(args, data_path=path)
 
 
@@ -211,7 +212,17 @@ def set_verbosity(verbose: bool) -> None:
 
         warnings.simplefilter("ignore")
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
-    logger.setLevel(logging.INFO)
+    # the project's own progress lines, one logger per module, on stdout
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for name in ("i2vae",) + PROJECT_PACKAGES:
+        package_logger = logging.getLogger(name)
+        for old in [h for h in package_logger.handlers if getattr(h, "i2vae_cli", False)]:
+            package_logger.removeHandler(old)  # a second main() in one process (tests) adds no duplicate
+        handler.i2vae_cli = True
+        package_logger.addHandler(handler)
+        package_logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+        package_logger.propagate = False
     for name in ("apache_beam", "absl", "tensorflow", "tfx", "ml_metadata"):
         logging.getLogger(name).setLevel(logging.INFO if verbose else logging.CRITICAL)
     try:
@@ -231,7 +242,7 @@ def library_output_to(path: Optional[str]):
         yield
         return
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    print(f"[i2vae] Beam, TFX and TensorFlow logs: {path} (--verbose shows them here)", flush=True)
+    logger.info(f"[i2vae] Beam, TFX and TensorFlow logs: {path} (--verbose shows them here)")
     sys.stderr.flush()
     saved_fd, saved_stream = os.dup(2), sys.stderr
     with open(path, "a") as log:

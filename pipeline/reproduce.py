@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import json
+import logging
 import os
 import subprocess
 import time
@@ -23,6 +24,8 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from models import config as C
+
+logger = logging.getLogger(__name__)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_ROOT = os.path.join(os.path.dirname(REPO), "shared", "data", "amazon-cdsr")
@@ -505,27 +508,27 @@ def reproduce(pair: str, seeds: int, sweep_seeds: int, only: Optional[List[str]]
     command = (f"i2vae reproduce --pair {pair} --seeds {seeds} --sweep-seeds {sweep_seeds}"
                + (f" --only {','.join(only)}" if only else "") + (f" --config {base_config}" if base_config else ""))
     if report_only:
-        print(write_report(pair, results_dir, command))
+        logger.info(write_report(pair, results_dir, command))
         return 0
     data_path = os.path.join(data_root, pair)
     if not os.path.isdir(data_path):
         raise C.ConfigError(f"{data_path}: no such pair folder (expected train.csv and test.csv)")
     todo = plan(seeds, sweep_seeds, only, load_results(results_dir))
     done = [(s, k) for s, k in todo if os.path.exists(result_path(results_dir, s, k))]
-    print(f"[reproduce] {pair}: {len(todo)} runs planned, {len(done)} already done", flush=True)
+    logger.info(f"[reproduce] {pair}: {len(todo)} runs planned, {len(done)} already done")
     while True:  # planned again after every run: a tuning candidate selected on seed 1 earns more seeds
         todo = plan(seeds, sweep_seeds, only, load_results(results_dir))
         pending = [(i, s, k) for i, (s, k) in enumerate(todo, 1) if not os.path.exists(result_path(results_dir, s, k))]
         if not pending:
             break
         i, setting, seed = pending[0]
-        print(f"[reproduce] ({i}/{len(todo)}) {pair} {setting.name} seed {seed}", flush=True)
+        logger.info(f"[reproduce] ({i}/{len(todo)}) {pair} {setting.name} seed {seed}")
         result = run_one(pair, data_path, setting, seed, base_config, os.path.join(work_root, pair), results_dir)
-        print(f"[reproduce] {setting.name} seed {seed} done in {result['seconds']:.0f}s", flush=True)
+        logger.info(f"[reproduce] {setting.name} seed {seed} done in {result['seconds']:.0f}s")
         md = write_report(pair, results_dir, command)
         if commit:
             subprocess.run(["git", "add", os.path.dirname(md)], cwd=REPO, check=True)
             subprocess.run(["git", "commit", "-q", "-m", f"reproduce: {pair} {setting.name} seed {seed}"], cwd=REPO,
                            check=False)
-    print(f"[reproduce] report: {write_report(pair, results_dir, command)}", flush=True)
+    logger.info(f"[reproduce] report: {write_report(pair, results_dir, command)}")
     return 0

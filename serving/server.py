@@ -13,6 +13,7 @@ codes while it keeps serving.
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import re
@@ -27,6 +28,8 @@ import grpc
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_SIGNATURE = "serving_default"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -218,9 +221,9 @@ def serve(model_base_path: str, model_name: str, port: int = 8500, host: str = "
                 try:
                     version = service.maybe_reload()
                     if version is not None:
-                        print(f"[serve] loaded version {version} of '{model_name}'", flush=True)
+                        logger.info(f"[serve] loaded version {version} of '{model_name}'")
                 except Exception as e:  # a half-written version directory: keep serving the old one
-                    print(f"[serve] reload skipped: {e}", flush=True)
+                    logger.info(f"[serve] reload skipped: {e}")
 
         threading.Thread(target=poll, daemon=True).start()
     return server, service, bound
@@ -260,10 +263,13 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    # the ready line on stdout is what `start_process` (and an operator) waits for
+    logging.basicConfig(stream=sys.stdout, level=logging.WARNING, format="%(message)s")
+    logger.setLevel(logging.INFO)
     server, service, port = serve(args.model_base_path, args.model_name, args.port, args.host, args.workers,
                                   args.max_batch_size, args.poll_seconds, args.max_elements)
-    print(f"[serve] '{args.model_name}' version {service.model.version} from {service.model.path} on gRPC "
-          f"{args.host}:{port} (signatures {sorted(service.model.functions)})", flush=True)
+    logger.info(f"[serve] '{args.model_name}' version {service.model.version} from {service.model.path} on gRPC "
+                f"{args.host}:{port} (signatures {sorted(service.model.functions)})")
     server.wait_for_termination()
     return 0
 

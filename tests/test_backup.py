@@ -1,6 +1,7 @@
 """Epoch backups (`train.backup_dir`, models/backup.py): a training run killed after an epoch
 resumes at the next one with the saved weights, optimizer state and validation history."""
 import json
+import logging
 import math
 import os
 import shutil
@@ -64,13 +65,14 @@ def copy_of_backup(cfg, tmp_path):
 
 
 @pytest.mark.slow  # about a minute or more: run by `make test-slow`
-def test_a_killed_run_resumes_at_the_next_epoch_and_finishes(killed_run, tmp_path, capsys):
+def test_a_killed_run_resumes_at_the_next_epoch_and_finishes(killed_run, tmp_path, caplog):
+    caplog.set_level(logging.INFO)
     root, cfg, train, val, state = killed_run
     cfg = copy_of_backup(cfg, tmp_path)
     assert state["epoch"] == STOP_AFTER and not state["stopped"]
     assert sorted(os.listdir(cfg.train.backup_dir)) == [f"epoch-{STOP_AFTER}", B.STATE]  # older epochs removed
     model, history, _ = train_model(train, val, root, cfg, str(tmp_path / "logs2"))
-    assert f"resumed from the backup of epoch {STOP_AFTER}" in capsys.readouterr().out
+    assert f"resumed from the backup of epoch {STOP_AFTER}" in caplog.text
     assert history["resumed_at"] == [STOP_AFTER] and history["epochs_run"] == EPOCHS
     assert history["seconds_before_resume"] == pytest.approx(state["seconds"], abs=0.1) and state["seconds"] > 0
     assert [e["epoch"] for e in history["history"]] == list(range(EPOCHS + 1))

@@ -8,6 +8,7 @@ term outside the total turning inf mid-epoch through the Trainer's `run_fn`, and
 MirroredStrategy with the NaN on the second replica only.
 """
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -77,7 +78,8 @@ def test_nan_weight_stops_at_the_first_batch_naming_the_term(kind, jit, poison, 
     assert int(model.optimizer.iterations.numpy()) == 2  # stopped, not carried on
 
 
-def test_run_fn_fails_and_exports_nothing_when_a_term_turns_inf_mid_training(tmp_path, monkeypatch, capsys):
+def test_run_fn_fails_and_exports_nothing_when_a_term_turns_inf_mid_training(tmp_path, monkeypatch, caplog):
+    caplog.set_level(logging.INFO)
     """Through the Trainer's run_fn: `informative_y` (patched after the total, so only the
     term itself is inf) turns +inf at step 6, i.e. epoch 2, batch 2 of 4."""
     root = tmp_path / "examples"
@@ -110,7 +112,7 @@ def test_run_fn_fails_and_exports_nothing_when_a_term_turns_inf_mid_training(tmp
     with pytest.raises(NonFiniteLossError, match=r"^training stopped at epoch 2, batch 2 \(step 6\): "
                                                  r"loss term 'informative_y' became \+inf; other non-finite: none;"):
         run_fn(fn_args)
-    out = capsys.readouterr().out
+    out = caplog.text
     assert "[train] epoch 1:" in out and "[train] epoch 2:" not in out  # epoch 1 ran, epoch 2 did not finish
     assert "[train] training stopped at epoch 2, batch 2" in out
     assert not os.path.exists(fn_args.serving_model_dir)

@@ -7,6 +7,7 @@ reads the anomalies artifact and fails the run with a readable summary, one line
 split and feature. Fix the data, or, if the change is intended, update the schema
 (`schema_path`, a curated schema.pbtxt, or delete it to let SchemaGen infer one).
 """
+import logging
 import os
 from typing import List
 
@@ -14,6 +15,8 @@ import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx import v1 as tfx
 from tfx.types import standard_artifacts
+
+logger = logging.getLogger(__name__)
 
 
 class DataAnomaliesError(RuntimeError):
@@ -55,4 +58,4 @@ def check_anomalies(anomalies_uri: str) -> int:
 @tfx.dsl.components.component
 def AnomaliesGate(anomalies: tfx.dsl.components.InputArtifact[standard_artifacts.ExampleAnomalies]) -> None:
     checked = check_anomalies(anomalies.uri)
-    print(f"[validate] no anomalies in {checked} split(s)", flush=True)
+    logger.info(f"[validate] no anomalies in {checked} split(s)")

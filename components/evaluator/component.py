@@ -9,6 +9,7 @@ ranking), per domain and user group. It blesses the model when its validation ND
 reported, never used for the decision.
 """
 import json
+import logging
 import os
 
 import numpy as np
@@ -22,6 +23,8 @@ from models import data as D
 from models import evaluation as E
 from models import features as F
 from models import metrics as M
+
+logger = logging.getLogger(__name__)
 
 
 def savedmodel_scorer(model_dir: str):
@@ -75,8 +78,8 @@ def evaluate_model(examples_uri: str, model_dir: str, splits, cfg, out_dir: str)
                                      sorted(set(cfg.eval.ks) | {k}), extra_groups={"leak_touched": leaked})
             per_row[name] = result.pop("ranks")
             report["splits"][split][name] = result
-            print(f"[evaluate] {split}: {name} mean NDCG@{k} {100 * _mean_ndcg(result, k, 'full'):.2f} (full "
-                  f"ranking), {100 * _mean_ndcg(result, k, 'sampled'):.2f} (sampled)", flush=True)
+            logger.info(f"[evaluate] {split}: {name} mean NDCG@{k} {100 * _mean_ndcg(result, k, 'full'):.2f} (full "
+                  f"ranking), {100 * _mean_ndcg(result, k, 'sampled'):.2f} (sampled)")
         for protocol in ("full", "sampled"):
             label = f"{cfg.eval.num_negatives} sampled negatives" if protocol == "sampled" else "full ranking"
             tables.append(M.format_table({m: report["splits"][split][m][protocol] for m in scorers}, k,
@@ -120,5 +123,5 @@ def RankingEvaluator(
     report = evaluate_model(examples.uri, path_utils.serving_model_path(model.uri), splits, cfg, evaluation.uri)
     blessed = is_blessed(report, cfg)
     blessing.set_int_custom_property("blessed", int(blessed))
-    print(f"[evaluate] model {'BLESSED' if blessed else 'NOT blessed'} "
-          f"(validation NDCG@{cfg.eval.k} vs {cfg.eval.bless_against})", flush=True)
+    logger.info(f"[evaluate] model {'BLESSED' if blessed else 'NOT blessed'} "
+          f"(validation NDCG@{cfg.eval.k} vs {cfg.eval.bless_against})")

@@ -226,20 +226,28 @@ def _write_report(counts, vocabs, threshold, thinning, output_dir: str, data_pat
         report["rows_by_split"][split] = report["rows_by_split"].get(split, 0) + n
     with tf.io.gfile.GFile(os.path.join(output_dir, "ingest_report.json"), "w") as f:
         json.dump(report, f, indent=2)
-    print(f"[ingest] {data_path} ({data_format}): rows {report['rows_by_split']}, "
-          f"items X={report['num_items_x']} Y={report['num_items_y']}, long-tail threshold {threshold:.2f}", flush=True)
+
+
+def report_lines(report: Dict) -> List[str]:
+    """The progress lines of an ingest report (the component logs them after Beam is done,
+    in its own process: Beam's workers keep their output to themselves)."""
+    threshold, records, data_path, data_format = (report["long_tail_threshold"], report["input_records"],
+                                                  report["data_path"], report["data_format"])
+    lines = [f"[ingest] {data_path} ({data_format}): rows {report['rows_by_split']}, "
+             f"items X={report['num_items_x']} Y={report['num_items_y']}, long-tail threshold {threshold:.2f}"]
     if records and records["quarantined"]:
-        print(f"[ingest] quarantined {records['quarantined']} of {records['read']} input records "
-              f"{records['quarantined_by_reason']} -> {records['quarantine_file']}", flush=True)
+        lines.append(f"[ingest] quarantined {records['quarantined']} of {records['read']} input records "
+                     f"{records['quarantined_by_reason']} -> {records['quarantine_file']}")
     removed = report["held_out_removed"]
     if any(v for counts in removed.values() for v in counts.values()):
-        print(f"[ingest] leak-free split: removed {removed['train']['items']} held-out items from train rows "
-              f"({removed['train']['rows_dropped']} rows dropped) and {removed['eval']['items']} from eval rows "
-              f"({removed['eval']['rows_dropped']} dropped)", flush=True)
+        lines.append(f"[ingest] leak-free split: removed {removed['train']['items']} held-out items from train rows "
+                     f"({removed['train']['rows_dropped']} rows dropped) and {removed['eval']['items']} from eval "
+                     f"rows ({removed['eval']['rows_dropped']} dropped)")
     if report["train_items_removed"] or report["train_rows_removed"]:
-        print(f"[ingest] density/overlap sweep removed {report['train_items_removed']} train history items and "
-              f"{report['train_rows_removed']} train rows (D_s={report['train_density']}, "
-              f"K_o={report['train_overlap']})", flush=True)
+        lines.append(f"[ingest] density/overlap sweep removed {report['train_items_removed']} train history items "
+                     f"and {report['train_rows_removed']} train rows (D_s={report['train_density']}, "
+                     f"K_o={report['train_overlap']})")
+    return lines
 
 
 def build_ingest(p: beam.Pipeline, data_path: str, data_format: str, cfg, output_dir: str) -> None:

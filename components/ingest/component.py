@@ -6,12 +6,19 @@ cold-start and long-tailed rows, and writes gzip TFRecords of tf.train.Example u
 `Split-{train,eval,test}/` plus `vocab/vocab_{x,y}.txt` and `ingest_report.json`.
 """
 
+import json
+import logging
+import os
+
 import apache_beam as beam
+import tensorflow as tf
 from tfx import v1 as tfx
 from tfx.types import artifact_utils, standard_artifacts
 
 from components.ingest import beam_ingest, logic
 from models import config as C
+
+logger = logging.getLogger(__name__)
 
 
 @tfx.dsl.components.component(use_beam=True)
@@ -28,3 +35,6 @@ def InteractionExampleGen(
     examples.set_string_custom_property("payload_format", "FORMAT_TF_EXAMPLE")
     with beam_pipeline as p:
         beam_ingest.build_ingest(p, data_path, data_format, cfg, examples.uri)
+    with tf.io.gfile.GFile(os.path.join(examples.uri, "ingest_report.json")) as f:
+        for line in beam_ingest.report_lines(json.load(f)):
+            logger.info(line)

@@ -6,6 +6,7 @@ runners can import it. It loads the generator's arrays once per worker in `setup
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Dict, List
 
@@ -17,6 +18,8 @@ from models import features as F
 from models import psg as P
 from models.lightgcn import LightGCN, normalized_adjacency, train_lightgcn
 from models.seeding import stable_fraction
+
+logger = logging.getLogger(__name__)
 
 GENERATOR_DIR = P.GENERATOR_DIR
 
@@ -103,7 +106,7 @@ def validation_recall(rows: List[Dict], emb_x: np.ndarray, emb_y: np.ndarray, ma
 def train_generator(train_rows, eval_rows, num_items_x, num_items_y, data_cfg, cfg, out_dir: str) -> Dict:
     """Trains LightGCN on the train graph and saves the generator's arrays under out_dir."""
     graph = Graph(train_rows, num_items_x, num_items_y)
-    print(f"[psg] graph: {graph.num_users} users, {num_items_x}+{num_items_y} items, {len(graph.users)} edges", flush=True)
+    logger.info(f"[psg] graph: {graph.num_users} users, {num_items_x}+{num_items_y} items, {len(graph.users)} edges")
     tf.random.set_seed(cfg.seed)
     adjacency = normalized_adjacency(graph.num_users, num_items_x + num_items_y, graph.users, graph.items)
     model = LightGCN(graph.num_users, num_items_x + num_items_y, adjacency, cfg.embedding_dim, cfg.num_layers,

@@ -6,6 +6,7 @@ It also carries `vocab/` (copied from the input) and `pseudo_sequence_generator/
 embeds the generator in the serving graph and standard Trainer takes only Examples.
 """
 
+import logging
 import os
 
 import apache_beam as beam
@@ -17,6 +18,8 @@ from components.pseudo_sequences import beam_pseudo_sequences as psg
 from models import config as C
 from models import features as F
 from models.data import read_split
+
+logger = logging.getLogger(__name__)
 
 
 def run_pseudo_sequence_gen(in_uri: str, out_uri: str, splits, data_cfg, lightgcn_cfg, beam_pipeline) -> dict:
@@ -33,7 +36,7 @@ def run_pseudo_sequence_gen(in_uri: str, out_uri: str, splits, data_cfg, lightgc
     generator_dir = os.path.join(out_uri, psg.GENERATOR_DIR)
     if lightgcn_cfg.pseudo_source == "random":
         # the w/o PSG ablation needs no LightGCN: keep the artifact's layout with zero embeddings
-        print("[psg] pseudo_source=random (w/o PSG ablation): LightGCN is not trained", flush=True)
+        logger.info("[psg] pseudo_source=random (w/o PSG ablation): LightGCN is not trained")
         psg.save_untrained_generator(generator_dir, len(vocab_x), len(vocab_y), lightgcn_cfg.embedding_dim)
         history = {"pseudo_source": "random"}
     else:
@@ -41,7 +44,7 @@ def run_pseudo_sequence_gen(in_uri: str, out_uri: str, splits, data_cfg, lightgc
                                       generator_dir)
     with beam_pipeline as p:
         psg.build_transform(p, in_uri, out_uri, splits, generator_dir, data_cfg, lightgcn_cfg)
-    print(f"[psg] pseudo-sequences ({lightgcn_cfg.pseudo_source}) written for splits {list(splits)}", flush=True)
+    logger.info(f"[psg] pseudo-sequences ({lightgcn_cfg.pseudo_source}) written for splits {list(splits)}")
     return history
 
 

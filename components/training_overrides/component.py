@@ -7,11 +7,14 @@ applies it over the pipeline config (`models.trainer.apply_overrides`). Locally 
 are just the config's, so every runner uses the same pipeline definition.
 """
 import json
+import logging
 import os
 
 import tensorflow as tf
 from tfx import v1 as tfx
 from tfx.types import standard_artifacts
+
+logger = logging.getLogger(__name__)
 
 OVERRIDES_FILE = "overrides.json"
 
@@ -30,4 +33,4 @@ def TrainingOverrides(
     tf.io.gfile.makedirs(hyperparameters.uri)
     with tf.io.gfile.GFile(os.path.join(hyperparameters.uri, OVERRIDES_FILE), "w") as f:
         json.dump(values, f, indent=2)
-    print(f"[overrides] training settings for this run: {values}", flush=True)
+    logger.info(f"[overrides] training settings for this run: {values}")
