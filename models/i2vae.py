@@ -42,7 +42,12 @@ def _kl(q, p):
 
 
 def _sample(dist, training):
-    return dist.sample() if training else dist.mean()
+    """A reparameterised sample (training) or the mean. Drawn as loc + scale * noise rather
+    than `dist.sample()`, whose graph fails on an empty batch (a batch with no row of a domain)."""
+    if not training:
+        return dist.mean()
+    loc = dist.mean()
+    return loc + dist.stddev() * tf.random.normal(tf.shape(loc), dtype=loc.dtype)
 
 
 def recalled_part(pseudo: tf.Tensor, history: tf.Tensor) -> tf.Tensor:

@@ -291,3 +291,7 @@ def test_causal_batch_with_rows_of_one_domain_only():
     only_x = {k: tf.gather(v, [0, 1]) for k, v in batch().items()}
     total, terms = m.losses_and_terms(only_x, training=True)
     assert np.isfinite(total.numpy()) and terms["rec_y"].numpy() == 0 and terms["rec_x"].numpy() > 0
+    # in a graph too (TFP's sample() of an empty batch fails there; `_sample` draws loc + scale * noise)
+    m.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
+    logs = tf.function(m.train_step, autograph=False)(only_x)
+    assert np.isfinite(float(logs["loss"]))
