@@ -85,16 +85,18 @@ def test_config_rejects_unknown_pooling():
         ModelConfig(pooling="max")
 
 
-@pytest.mark.parametrize("pooling", ["mean", "last", "mean_last"])
-def test_padding_invariance(pooling):
-    m = small_model(pooling)
-    b = batch()
+def assert_padding_invariant(m, b):
+    """Less left padding (the two leading columns, padding in every row) changes no score."""
     sx, sy = m.score_all(b)
-    # less left padding: drop the two leading columns, which are padding in every row
     trimmed = {k: (v[:, 2:] if k in (F.HISTORY_X, F.HISTORY_Y) else v) for k, v in b.items()}
     tx, ty = m.score_all(trimmed)
     np.testing.assert_allclose(sx.numpy(), tx.numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(sy.numpy(), ty.numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "last", "mean_last"])
+def test_padding_invariance(pooling):
+    assert_padding_invariant(small_model(pooling), batch())
 
 
 def test_losses_finite_on_mixed_batch_and_every_term_present():
@@ -230,11 +232,7 @@ def causal_model(**train):
 def test_causal_padding_invariance_and_losses():
     m = causal_model(kl_weight=1.0)
     b = batch()
-    sx, sy = m.score_all(b)
-    trimmed = {k: (v[:, 2:] if k in (F.HISTORY_X, F.HISTORY_Y) else v) for k, v in b.items()}
-    tx, ty = m.score_all(trimmed)
-    np.testing.assert_allclose(sx.numpy(), tx.numpy(), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(sy.numpy(), ty.numpy(), rtol=1e-5, atol=1e-5)
+    assert_padding_invariant(m, b)
     total, terms = m.losses_and_terms(b, training=True)
     assert np.isfinite(total.numpy()) and all(np.isfinite(terms[n].numpy()) for n in I2VAE.LOSS_TERMS)
     assert terms["rec_cold_x"].numpy() > 0 and terms["informative_y"].numpy() > 0
