@@ -132,11 +132,11 @@ class ModelConfig:
     # "last" (the most recent item's position, as SASRec reads it) or "mean_last" (their
     # average). Pseudo-sequences are always mean-pooled. Not the paper's: a tuning candidate.
     pooling: str = "mean"
-    # "causal": causal self-attention with the latents of every history position, each
-    # predicting the item that follows it (one pass per row gives T targets, as SASRec
-    # trains); an extension beyond the paper (models/i2vae.py). "bidirectional": the paper's
-    # encoder, mean-pooled, one target per row.
-    encoder: str = "causal"
+    # "bidirectional": the paper's encoder, mean-pooled, one target per row (validation preferred
+    # it on cloth_sport: docs/results/README.md). "causal": causal self-attention with the
+    # latents of every history position, each predicting the item that follows it (one pass
+    # per row gives T targets, as SASRec trains); an extension beyond the paper (models/i2vae.py).
+    encoder: str = "bidirectional"
     # a cold-start row keeps its augmented latent z_a (from the PSG's pseudo-sequence);
     # False masks it with the other domain-specific latents, as the paper does (bidirectional only)
     cold_start_augmented: bool = False
