@@ -26,11 +26,12 @@ def run_pseudo_sequence_gen(in_uri: str, out_uri: str, splits, data_cfg, lightgc
     """Trains the generator (in this process) and runs the Beam transform on `beam_pipeline`."""
     vocab_x, vocab_y = F.read_vocabs(in_uri)
     tf.io.gfile.makedirs(os.path.join(out_uri, F.VOCAB_DIR))
-    for name in F.VOCAB_FILES + (F.DOMAINS_FILE,):
-        if name == F.DOMAINS_FILE and not tf.io.gfile.exists(os.path.join(in_uri, F.VOCAB_DIR, name)):
-            continue  # examples ingested before domains had names
-        tf.io.gfile.copy(os.path.join(in_uri, F.VOCAB_DIR, name), os.path.join(out_uri, F.VOCAB_DIR, name),
-                         overwrite=True)
+    # the vocabularies, the domain names and the leak-touched rows travel with the examples
+    for name in [os.path.join(F.VOCAB_DIR, n) for n in F.VOCAB_FILES + (F.DOMAINS_FILE,)] + [F.LEAK_TOUCHED_FILE]:
+        if name in (os.path.join(F.VOCAB_DIR, F.DOMAINS_FILE), F.LEAK_TOUCHED_FILE) and \
+                not tf.io.gfile.exists(os.path.join(in_uri, name)):
+            continue  # examples ingested by an earlier version
+        tf.io.gfile.copy(os.path.join(in_uri, name), os.path.join(out_uri, name), overwrite=True)
     train_rows = read_split(in_uri, "train")
     eval_rows = read_split(in_uri, "eval") if "eval" in splits else []
     generator_dir = os.path.join(out_uri, psg.GENERATOR_DIR)
