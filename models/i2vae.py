@@ -13,6 +13,8 @@ zero, as the paper does.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -48,6 +50,26 @@ def _sample(dist, training):
         return dist.mean()
     loc = dist.mean()
     return loc + dist.stddev() * tf.random.normal(tf.shape(loc), dtype=loc.dtype)
+
+
+class DomainLayers(NamedTuple):
+    history: str
+    pseudo: str
+    encoder: tf.keras.layers.Layer
+    augmented_encoder: tf.keras.layers.Layer
+    q_z: tf.keras.layers.Layer
+    q_za: tf.keras.layers.Layer
+    q_zt: tf.keras.layers.Layer
+    r: tf.keras.layers.Layer
+    decoder: tf.keras.layers.Layer
+    item_embedding: tf.keras.layers.Layer
+    prior_z: tf.keras.layers.Layer
+    prior_za: tf.keras.layers.Layer
+
+
+def _masked(z, keep):
+    """z where `keep` ([B] or [P]) holds, zeros elsewhere."""
+    return z * tf.cast(keep, z.dtype)[:, None]
 
 
 def recalled_part(pseudo: tf.Tensor, history: tf.Tensor) -> tf.Tensor:
@@ -157,14 +179,13 @@ class I2VAE(LossTermsModel):
         layers = [tf.keras.layers.Dense(h, activation="relu") for h in hidden] + [tf.keras.layers.Dense(dim)]
         return tf.keras.Sequential(layers, name=name)
 
-    def _domain(self, d):
-        """Domain d's own layers: (history, pseudo, encoder, augmented encoder, q_z, q_za,
-        q_zt of the other domain's interest transferred here, r of it, decoder, items, prior z, prior z_a)."""
+    def _domain(self, d) -> "DomainLayers":
+        """Domain d's own inputs and layers; q_zt and r carry the other domain's interest here."""
         if d == 0:
-            return (F.HISTORY_X, F.PSEUDO_X, self.enc_x, self.enc_ax, self.q_z_x, self.q_za_x, self.q_zt_y, self.r_y,
-                    self.dec_x, self.item_emb_x, self.prior_z_x, self.prior_za_x)
-        return (F.HISTORY_Y, F.PSEUDO_Y, self.enc_y, self.enc_ay, self.q_z_y, self.q_za_y, self.q_zt_x, self.r_x,
-                self.dec_y, self.item_emb_y, self.prior_z_y, self.prior_za_y)
+            return DomainLayers(F.HISTORY_X, F.PSEUDO_X, self.enc_x, self.enc_ax, self.q_z_x, self.q_za_x, self.q_zt_y,
+                                self.r_y, self.dec_x, self.item_emb_x, self.prior_z_x, self.prior_za_x)
+        return DomainLayers(F.HISTORY_Y, F.PSEUDO_Y, self.enc_y, self.enc_ay, self.q_z_y, self.q_za_y, self.q_zt_x,
+                            self.r_x, self.dec_y, self.item_emb_y, self.prior_z_y, self.prior_za_y)
 
     # ----- the paper's encoder: one set of latents per row -----
     def encode(self, features, training=False):
@@ -204,17 +225,14 @@ class I2VAE(LossTermsModel):
         """
         both = tf.logical_and(enc["has_x"], enc["has_y"])[:, None]
 
-        def mask(z, keep):
-            return z * tf.cast(keep, z.dtype)[:, None]
-
-        z_x = mask(_sample(enc["q_z_x"], training), enc["has_x"])
-        z_y = mask(_sample(enc["q_z_y"], training), enc["has_y"])
+        z_x = _masked(_sample(enc["q_z_x"], training), enc["has_x"])
+        z_y = _masked(_sample(enc["q_z_y"], training), enc["has_y"])
         # cold-start in X (no X history): the transferred interest comes from r^y(z_t^y | y)
-        z_ty = mask(tf.where(both, _sample(enc["q_zt_y"], training), _sample(enc["r_zt_y"], training)), enc["has_y"])
-        z_tx = mask(tf.where(both, _sample(enc["q_zt_x"], training), _sample(enc["r_zt_x"], training)), enc["has_x"])
+        z_ty = _masked(tf.where(both, _sample(enc["q_zt_y"], training), _sample(enc["r_zt_y"], training)), enc["has_y"])
+        z_tx = _masked(tf.where(both, _sample(enc["q_zt_x"], training), _sample(enc["r_zt_x"], training)), enc["has_x"])
         augmented = self.model_cfg.cold_start_augmented
-        z_ax = mask(_sample(enc["q_za_x"], training), enc["has_ax"] if augmented else enc["has_x"])
-        z_ay = mask(_sample(enc["q_za_y"], training), enc["has_ay"] if augmented else enc["has_y"])
+        z_ax = _masked(_sample(enc["q_za_x"], training), enc["has_ax"] if augmented else enc["has_x"])
+        z_ay = _masked(_sample(enc["q_za_y"], training), enc["has_ay"] if augmented else enc["has_y"])
         return z_x, z_y, z_tx, z_ty, z_ax, z_ay
 
     def call(self, features, training=False):
@@ -243,7 +261,9 @@ class I2VAE(LossTermsModel):
         (a real history position: its own latents are used), `has_other` and `both`
         (the transferred latent comes from q_zt, else from r), `length` (items up to it).
         """
-        history_name, pseudo_name, _, enc_a, q_z, q_za, q_zt, r, *_ = self._domain(d)
+        layers = self._domain(d)
+        history_name, pseudo_name, enc_a, q_z, q_za, q_zt, r = (
+            layers.history, layers.pseudo, layers.augmented_encoder, layers.q_z, layers.q_za, layers.q_zt, layers.r)
         (own, own_mask), (other, other_mask) = states[d], states[1 - d]
         own, own_mask = tf.gather(own, rows), tf.gather(own_mask, rows)
         other, other_mask = tf.gather(other, rows), tf.gather(other_mask, rows)
@@ -276,18 +296,15 @@ class I2VAE(LossTermsModel):
     def _causal_decode(self, d, at, training):
         """h at the positions of `at` (from `_causal_positions`), cold-start routing and masks
         as in `latents`."""
-        def mask(z, keep):
-            return z * tf.cast(keep, z.dtype)[:, None]
-
-        z = mask(_sample(at["q_z"], training), at["keep"])
-        z_t = mask(tf.where(at["both"][:, None], _sample(at["q_zt"], training), _sample(at["r"], training)),
+        z = _masked(_sample(at["q_z"], training), at["keep"])
+        z_t = _masked(tf.where(at["both"][:, None], _sample(at["q_zt"], training), _sample(at["r"], training)),
                    at["has_other"])
-        z_a = mask(_sample(at["q_za"], training), at["keep_augmented"])
-        return self._domain(d)[8](tf.concat([z, z_t, z_a], axis=-1))
+        z_a = _masked(_sample(at["q_za"], training), at["keep_augmented"])
+        return self._domain(d).decoder(tf.concat([z, z_t, z_a], axis=-1))
 
     def _last_positions(self, features, d):
         b = tf.shape(features[F.HISTORY_X])[0]
-        t = tf.shape(features[self._domain(d)[0]])[1]
+        t = tf.shape(features[self._domain(d).history])[1]
         return tf.range(b), tf.stack([tf.range(b), tf.fill([b], t - 1)], axis=1)
 
     def _causal_encode_last(self, features, training):
@@ -337,8 +354,9 @@ class I2VAE(LossTermsModel):
         overlapping row without extra rows or encoder passes."""
         z_t = _sample(r, training)
         zeros = tf.zeros_like(z_t)
-        _, _, _, _, _, _, _, _, decoder, emb, _, _ = self._domain(d)
-        h = decoder(tf.concat([zeros, z_t, zeros], axis=-1))
+        layers = self._domain(d)
+        emb = layers.item_embedding
+        h = layers.decoder(tf.concat([zeros, z_t, zeros], axis=-1))
         return self._reconstruction(h, emb, targets, valid, self.num_items[d])
 
     @staticmethod
@@ -352,7 +370,7 @@ class I2VAE(LossTermsModel):
         last position [P]). A position's target is the next history item, the row's target
         after the last one; a row with no history there has its last position only."""
         rows = tf.reshape(tf.where(tf.equal(features[F.TARGET_DOMAIN], d)), [-1])
-        history = tf.gather(features[self._domain(d)[0]], rows)
+        history = tf.gather(features[self._domain(d).history], rows)
         labels = next_item_labels(history, tf.gather(features[F.TARGET_ITEM], rows))
         t = tf.shape(history)[1]
         last = tf.equal(tf.range(t), t - 1)[None]
@@ -369,7 +387,8 @@ class I2VAE(LossTermsModel):
         states = self._causal_states(features, training)
         std = tfd.MultivariateNormalDiag(loc=tf.zeros([1, self.model_cfg.latent_dim]))  # N(0, I)
         for d, name in enumerate(("x", "y")):
-            _, _, _, _, _, _, _, _, _, emb, prior_z, prior_za = self._domain(d)
+            layers = self._domain(d)
+            emb, prior_z, prior_za = layers.item_embedding, layers.prior_z, layers.prior_za
             other = "y" if name == "x" else "x"
             rows, positions, labels_at, is_last = self._causal_targets(features, d, states[d][1])
             at = self._causal_positions(d, features, rows, positions, states, training)
