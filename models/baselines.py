@@ -17,8 +17,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from models import features as F
-from models import psg as P
+from models import feature_spec, psg
 from models.layers import SASRecEncoder
 from models.loss_terms_model import LossTermsModel
 
@@ -39,7 +38,7 @@ class PopularityRanker(tf.keras.Model):
         self.popularity_y = _constant_weight(self, "popularity_y", popularity[1])
 
     def score_all(self, features):
-        b = tf.shape(features[F.HISTORY_X])[0]
+        b = tf.shape(features[feature_spec.HISTORY_X])[0]
         return (tf.tile(self.popularity_x[None], [b, 1]), tf.tile(self.popularity_y[None], [b, 1]))
 
 
@@ -53,7 +52,8 @@ class LightGCNRanker(tf.keras.Model):
         self.item_emb_y = _constant_weight(self, "item_emb_y", item_emb_y)
 
     def score_all(self, features):
-        user = P.fold_in(self.item_emb_x, self.item_emb_y, features[F.HISTORY_X], features[F.HISTORY_Y])
+        user = psg.fold_in(self.item_emb_x, self.item_emb_y, features[feature_spec.HISTORY_X],
+                           features[feature_spec.HISTORY_Y])
         return (tf.matmul(user, self.item_emb_x, transpose_b=True), tf.matmul(user, self.item_emb_y, transpose_b=True))
 
 
@@ -96,7 +96,7 @@ class SASRec(LossTermsModel):
 
     def score_all(self, features):
         out = []
-        for d, name in enumerate((F.HISTORY_X, F.HISTORY_Y)):
+        for d, name in enumerate((feature_spec.HISTORY_X, feature_spec.HISTORY_Y)):
             h, has = self._last_state(d, features[name], training=False)
             scores = tf.matmul(h, self.item_emb[d].embeddings, transpose_b=True)
             b = tf.shape(scores)[0]
@@ -107,9 +107,10 @@ class SASRec(LossTermsModel):
         return self.score_all(features)
 
     def _next_item_loss(self, d, features, training):
-        history = features[F.HISTORY_X if d == 0 else F.HISTORY_Y]
-        rows = tf.equal(features[F.TARGET_DOMAIN], d)
-        target = tf.where(rows, features[F.TARGET_ITEM], tf.zeros_like(features[F.TARGET_ITEM]))  # other domain's id
+        history = features[feature_spec.HISTORY_X if d == 0 else feature_spec.HISTORY_Y]
+        rows = tf.equal(features[feature_spec.TARGET_DOMAIN], d)
+        target = tf.where(rows, features[feature_spec.TARGET_ITEM],
+                          tf.zeros_like(features[feature_spec.TARGET_ITEM]))  # other domain's id
         labels = tf.concat([history[:, 1:], target[:, None]], axis=1)
         states, mask = self.encoders[d](history, training=training)
         valid = tf.logical_and(mask, rows[:, None])

@@ -2,9 +2,7 @@
 import numpy as np
 import tensorflow as tf
 
-from models import baselines as B
-from models import features as F
-from models import psg as P
+from models import baselines, feature_spec, psg
 from models.config import ModelConfig
 
 T = 5
@@ -14,13 +12,14 @@ POP = (np.arange(31, dtype=np.float32), np.arange(21, dtype=np.float32)[::-1].co
 def sasrec(**kw):
     tf.keras.utils.set_random_seed(0)
     cfg = ModelConfig(kind="sasrec", embedding_dim=16, num_heads=2, num_blocks=1, dropout=0.0, sasrec_negatives=8, **kw)
-    return B.SASRec(30, 20, cfg, POP, max_len=T)
+    return baselines.SASRec(30, 20, cfg, POP, max_len=T)
 
 
 def batch():
-    return {F.HISTORY_X: tf.constant([[0, 0, 1, 2, 3], [0, 0, 0, 0, 0], [0, 4, 5, 6, 7]], tf.int64),
-            F.HISTORY_Y: tf.constant([[0, 0, 0, 1, 2], [0, 0, 3, 4, 5], [0, 0, 0, 0, 0]], tf.int64),
-            F.TARGET_ITEM: tf.constant([4, 6, 25], tf.int64), F.TARGET_DOMAIN: tf.constant([0, 1, 0], tf.int64)}
+    return {feature_spec.HISTORY_X: tf.constant([[0, 0, 1, 2, 3], [0, 0, 0, 0, 0], [0, 4, 5, 6, 7]], tf.int64),
+            feature_spec.HISTORY_Y: tf.constant([[0, 0, 0, 1, 2], [0, 0, 3, 4, 5], [0, 0, 0, 0, 0]], tf.int64),
+            feature_spec.TARGET_ITEM: tf.constant([4, 6, 25], tf.int64),
+            feature_spec.TARGET_DOMAIN: tf.constant([0, 1, 0], tf.int64)}
 
 
 def test_sasrec_is_causal():
@@ -36,7 +35,8 @@ def test_sasrec_is_causal():
 def test_sasrec_padding_invariant_and_popularity_without_history():
     m = sasrec()
     sx, sy = m.score_all(batch())
-    trimmed = {k: (v[:, 1:] if k in (F.HISTORY_X, F.HISTORY_Y) else v) for k, v in batch().items()}
+    trimmed = {k: (v[:, 1:] if k in (feature_spec.HISTORY_X, feature_spec.HISTORY_Y) else v)
+               for k, v in batch().items()}
     tx, ty = m.score_all(trimmed)
     np.testing.assert_allclose(sx.numpy(), tx.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(sy.numpy(), ty.numpy(), rtol=1e-5, atol=1e-6)
@@ -51,7 +51,7 @@ def test_sasrec_trains_each_domain_on_its_own_rows():
     m.compile(optimizer=tf.keras.optimizers.Adam(0.01))
     total, terms = m.losses_and_terms(batch())
     assert np.isfinite(total.numpy()) and terms["rec_x"].numpy() > 0 and terms["rec_y"].numpy() > 0
-    only_x = dict(batch(), **{F.TARGET_DOMAIN: tf.constant([0, 0, 0], tf.int64)})
+    only_x = dict(batch(), **{feature_spec.TARGET_DOMAIN: tf.constant([0, 0, 0], tf.int64)})
     assert float(m.losses_and_terms(only_x)[1]["rec_y"]) == 0.0
     with tf.GradientTape() as tape:
         loss = m.losses_and_terms(only_x)[0]
@@ -66,14 +66,14 @@ def test_sasrec_trains_each_domain_on_its_own_rows():
 def test_lightgcn_ranker_scores_fold_in_user():
     rng = np.random.default_rng(0)
     ex, ey = rng.normal(size=(31, 4)).astype(np.float32), rng.normal(size=(21, 4)).astype(np.float32)
-    m = B.LightGCNRanker(ex, ey)
+    m = baselines.LightGCNRanker(ex, ey)
     sx, sy = m.score_all(batch())
-    user = P.fold_in(ex, ey, batch()[F.HISTORY_X], batch()[F.HISTORY_Y]).numpy()
+    user = psg.fold_in(ex, ey, batch()[feature_spec.HISTORY_X], batch()[feature_spec.HISTORY_Y]).numpy()
     np.testing.assert_allclose(sx.numpy(), user @ ex.T, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(sy.numpy(), user @ ey.T, rtol=1e-5, atol=1e-5)
     assert not m.trainable_variables
 
 
 def test_popularity_ranker_broadcasts_counts():
-    sx, sy = B.PopularityRanker(POP).score_all(batch())
+    sx, sy = baselines.PopularityRanker(POP).score_all(batch())
     assert sx.shape == (3, 31) and np.all(sx.numpy() == POP[0]) and np.all(sy.numpy() == POP[1])

@@ -6,7 +6,7 @@ from typing import Dict, List
 
 import tensorflow as tf
 
-from models import features as F
+from models import feature_spec
 
 
 def left_pad_ragged(values: tf.RaggedTensor, length: int) -> tf.Tensor:
@@ -19,14 +19,14 @@ def left_pad_ragged(values: tf.RaggedTensor, length: int) -> tf.Tensor:
 
 
 def make_parser(max_len: int, pseudo_len: int):
-    spec = F.parsing_spec(with_pseudo=True)
+    spec = feature_spec.parsing_spec(with_pseudo=True)
 
     def parse(serialized: tf.Tensor) -> Dict[str, tf.Tensor]:
         parsed = tf.io.parse_example(serialized, spec)
         # numeric features only: the model needs no user id, and string tensors keep XLA out
-        out = {name: parsed[name] for name in F.SCALAR_INT_FEATURES}
-        for name, length in ((F.HISTORY_X, max_len), (F.HISTORY_Y, max_len),
-                             (F.PSEUDO_X, pseudo_len), (F.PSEUDO_Y, pseudo_len)):
+        out = {name: parsed[name] for name in feature_spec.SCALAR_INT_FEATURES}
+        for name, length in ((feature_spec.HISTORY_X, max_len), (feature_spec.HISTORY_Y, max_len),
+                             (feature_spec.PSEUDO_X, pseudo_len), (feature_spec.PSEUDO_Y, pseudo_len)):
             out[name] = left_pad_ragged(tf.RaggedTensor.from_sparse(parsed[name]), length)
         return out
 
@@ -38,12 +38,13 @@ def trim_history_padding(batch: Dict[str, tf.Tensor], multiple: int = 4) -> Dict
     multiple of `multiple` (few distinct shapes, for XLA). Most real histories are 3 to 5
     items long, so this saves most of the history encoders' work; the encoders' outputs
     do not change because positions are right-aligned (tested padding invariance)."""
-    t = tf.shape(batch[F.HISTORY_X])[1]
-    longest = tf.reduce_max(tf.reduce_sum(tf.cast(tf.concat([batch[F.HISTORY_X], batch[F.HISTORY_Y]], 0) > 0,
+    t = tf.shape(batch[feature_spec.HISTORY_X])[1]
+    longest = tf.reduce_max(tf.reduce_sum(tf.cast(tf.concat([batch[feature_spec.HISTORY_X],
+                                                             batch[feature_spec.HISTORY_Y]], 0) > 0,
                                                   tf.int32), axis=1))
     width = tf.minimum(t, tf.maximum(multiple, (longest + multiple - 1) // multiple * multiple))
     out = dict(batch)
-    for name in (F.HISTORY_X, F.HISTORY_Y):
+    for name in (feature_spec.HISTORY_X, feature_spec.HISTORY_Y):
         out[name] = batch[name][:, t - width:]
     return out
 
@@ -86,13 +87,13 @@ def write_json_atomically(path: str, value, **dump_args) -> None:
 
 def read_split(examples_root: str, split: str) -> List[Dict]:
     """All examples of one split as Python dicts."""
-    return read_rows(expand([F.split_pattern(examples_root, split)]))
+    return read_rows(expand([feature_spec.split_pattern(examples_root, split)]))
 
 
 def read_rows(files: List[str]) -> List[Dict]:
     """Reads gzip TFRecords of examples into Python dicts (driver-side: graph building, evaluation)."""
     ds = tf.data.TFRecordDataset(files, compression_type="GZIP")
-    return [F.from_example(record) for record in ds.as_numpy_iterator()]
+    return [feature_spec.from_example(record) for record in ds.as_numpy_iterator()]
 
 
 def prefix_target_rows(rows: List[Dict], max_len: int, per_row: int) -> List[Dict]:
@@ -110,14 +111,15 @@ def prefix_target_rows(rows: List[Dict], max_len: int, per_row: int) -> List[Dic
     """
     out = []
     for row in rows:
-        history_name, pseudo_name = ((F.HISTORY_X, F.PSEUDO_X) if row[F.TARGET_DOMAIN] == 0
-                                     else (F.HISTORY_Y, F.PSEUDO_Y))
+        history_name, pseudo_name = ((feature_spec.HISTORY_X, feature_spec.PSEUDO_X)
+                                     if row[feature_spec.TARGET_DOMAIN] == 0
+                                     else (feature_spec.HISTORY_Y, feature_spec.PSEUDO_Y))
         history = list(row[history_name])
         recalled = _recalled_items(row, history_name, pseudo_name, max_len)
         for j in range(len(history) - 1, max(0, len(history) - 1 - per_row), -1):
             prefix = history[:j]
             out.append(dict(row, **{history_name: prefix, pseudo_name: prefix[-max_len:] + recalled,
-                                    F.TARGET_ITEM: history[j]}))
+                                    feature_spec.TARGET_ITEM: history[j]}))
     return out
 
 
@@ -138,8 +140,9 @@ def cold_start_rows(rows: List[Dict], max_len: int) -> List[Dict]:
     """
     out = []
     for row in rows:
-        own, other, pseudo_name = ((F.HISTORY_X, F.HISTORY_Y, F.PSEUDO_X) if row[F.TARGET_DOMAIN] == 0
-                                   else (F.HISTORY_Y, F.HISTORY_X, F.PSEUDO_Y))
+        own, other, pseudo_name = ((feature_spec.HISTORY_X, feature_spec.HISTORY_Y, feature_spec.PSEUDO_X)
+                                   if row[feature_spec.TARGET_DOMAIN] == 0
+                                   else (feature_spec.HISTORY_Y, feature_spec.HISTORY_X, feature_spec.PSEUDO_Y))
         if not row[own] or not row[other]:
             continue
         out.append(dict(row, **{own: [], pseudo_name: _recalled_items(row, own, pseudo_name, max_len)}))
@@ -152,6 +155,6 @@ def _recalled_items(row, history_name, pseudo_name, max_len) -> List[int]:
     history, pseudo = list(row[history_name]), list(row[pseudo_name])
     shown = min(len(history), max_len)
     if pseudo[:shown] != history[len(history) - shown:]:
-        raise ValueError(f"row of user {row.get(F.USER_ID)!r}: {pseudo_name} does not start with the "
+        raise ValueError(f"row of user {row.get(feature_spec.USER_ID)!r}: {pseudo_name} does not start with the "
                          f"last {shown} items of {history_name}; was it made by the pseudo-sequence generator?")
     return pseudo[shown:]

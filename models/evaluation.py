@@ -11,8 +11,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from models import features as F
-from models import metrics as M
+from models import feature_spec, metrics
 from models.psg import left_pad
 
 Scorer = Callable[[Dict[str, np.ndarray]], tuple]
@@ -21,12 +20,13 @@ Scorer = Callable[[Dict[str, np.ndarray]], tuple]
 def features_from_rows(rows: Sequence[Dict], max_len: int, pseudo_len: int) -> Dict[str, np.ndarray]:
     """Left-padded model inputs; histories are only as wide as the batch's longest (at most
     max_len), which changes no score (right-aligned positions) and saves work."""
-    width = max(1, min(max_len, max([len(r[F.HISTORY_X]) for r in rows] + [len(r[F.HISTORY_Y]) for r in rows])))
+    longest = max([len(r[feature_spec.HISTORY_X]) for r in rows] + [len(r[feature_spec.HISTORY_Y]) for r in rows])
+    width = max(1, min(max_len, longest))
     return {
-        F.HISTORY_X: left_pad([r[F.HISTORY_X] for r in rows], width),
-        F.HISTORY_Y: left_pad([r[F.HISTORY_Y] for r in rows], width),
-        F.PSEUDO_X: left_pad([r.get(F.PSEUDO_X, []) for r in rows], pseudo_len),
-        F.PSEUDO_Y: left_pad([r.get(F.PSEUDO_Y, []) for r in rows], pseudo_len),
+        feature_spec.HISTORY_X: left_pad([r[feature_spec.HISTORY_X] for r in rows], width),
+        feature_spec.HISTORY_Y: left_pad([r[feature_spec.HISTORY_Y] for r in rows], width),
+        feature_spec.PSEUDO_X: left_pad([r.get(feature_spec.PSEUDO_X, []) for r in rows], pseudo_len),
+        feature_spec.PSEUDO_Y: left_pad([r.get(feature_spec.PSEUDO_Y, []) for r in rows], pseudo_len),
     }
 
 
@@ -48,22 +48,23 @@ def compute_ranks(scorer: Scorer, rows: Sequence[Dict], negatives: np.ndarray, m
     for lo in range(0, len(rows), batch_size):
         batch = rows[lo: lo + batch_size]
         scores = [np.asarray(s) for s in scorer(features_from_rows(batch, max_len, pseudo_len))]
-        domains = np.asarray([r[F.TARGET_DOMAIN] for r in batch])
-        targets = np.asarray([r[F.TARGET_ITEM] for r in batch])
+        domains = np.asarray([r[feature_spec.TARGET_DOMAIN] for r in batch])
+        targets = np.asarray([r[feature_spec.TARGET_ITEM] for r in batch])
         for d in (0, 1):
             sel = np.nonzero(domains == d)[0]
             if len(sel) == 0:
                 continue
             s = scores[d][sel].astype(np.float64)
-            sampled[lo + sel] = M.sampled_ranks(s, targets[sel], negatives[lo + sel])
-            full[lo + sel] = _full_ranks(s, targets[sel], [batch[i][F.HISTORY_X if d == 0 else F.HISTORY_Y]
-                                                          for i in sel])
+            sampled[lo + sel] = metrics.sampled_ranks(s, targets[sel], negatives[lo + sel])
+            full[lo + sel] = _full_ranks(s, targets[sel],
+                                         [batch[i][feature_spec.HISTORY_X if d == 0 else feature_spec.HISTORY_Y]
+                                          for i in sel])
     return sampled, full
 
 
 def _full_ranks(scores: np.ndarray, targets: np.ndarray, own: List[List[int]]) -> np.ndarray:
     """Rank among all items of the domain except padding and the user's own history items."""
-    scores = M.finite_scores(scores)
+    scores = metrics.finite_scores(scores)
     pos = np.take_along_axis(scores, targets[:, None], axis=1)
     above = scores >= pos
     above[:, 0] = False
@@ -78,12 +79,12 @@ def evaluate_rows(scorer: Scorer, rows: Sequence[Dict], negatives: np.ndarray, m
                   ks=(5, 10, 20), extra_groups: Optional[Dict[str, np.ndarray]] = None) -> Dict:
     """{'sampled': grouped metrics, 'full': grouped metrics} plus the per-row ranks."""
     sampled, full = compute_ranks(scorer, rows, negatives, max_len, pseudo_len)
-    domains = np.asarray([r[F.TARGET_DOMAIN] for r in rows])
-    cold = np.asarray([r[F.IS_COLD_START] for r in rows])
-    tail = np.asarray([r[F.IS_LONG_TAILED] for r in rows])
+    domains = np.asarray([r[feature_spec.TARGET_DOMAIN] for r in rows])
+    cold = np.asarray([r[feature_spec.IS_COLD_START] for r in rows])
+    tail = np.asarray([r[feature_spec.IS_LONG_TAILED] for r in rows])
     return {
-        "sampled": M.grouped_metrics(sampled, domains, cold, tail, ks, extra_groups),
-        "full": M.grouped_metrics(full, domains, cold, tail, ks, extra_groups),
+        "sampled": metrics.grouped_metrics(sampled, domains, cold, tail, ks, extra_groups),
+        "full": metrics.grouped_metrics(full, domains, cold, tail, ks, extra_groups),
         "ranks": {"sampled": sampled, "full": full},
     }
 
@@ -92,9 +93,9 @@ def item_popularity(rows: Sequence[Dict], num_items: Sequence[int]):
     """Interaction counts per item and domain over train rows (histories and targets)."""
     counts = [np.zeros(n + 1, np.float64) for n in num_items]
     for r in rows:
-        for d, name in ((0, F.HISTORY_X), (1, F.HISTORY_Y)):
+        for d, name in ((0, feature_spec.HISTORY_X), (1, feature_spec.HISTORY_Y)):
             np.add.at(counts[d], np.asarray(r[name], np.int64), 1.0)
-        counts[r[F.TARGET_DOMAIN]][r[F.TARGET_ITEM]] += 1.0
+        counts[r[feature_spec.TARGET_DOMAIN]][r[feature_spec.TARGET_ITEM]] += 1.0
     return counts
 
 
@@ -102,7 +103,7 @@ def popularity_scorer(counts) -> Scorer:
     """The popularity baseline: every user gets the train interaction counts as scores."""
 
     def score(features):
-        b = len(features[F.HISTORY_X])
+        b = len(features[feature_spec.HISTORY_X])
         return tuple(np.broadcast_to(c, (b, len(c))) for c in counts)
 
     return score

@@ -21,8 +21,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from models import features as F
-from models import psg as P
+from models import feature_spec, psg
 
 
 class ServingModule(tf.Module):
@@ -64,43 +63,44 @@ class ServingModule(tf.Module):
         return padded[:, -self.max_len:], unknown
 
     def _scores(self, history_x, history_y, pseudo_x, pseudo_y):
-        features = {F.HISTORY_X: history_x, F.HISTORY_Y: history_y, F.PSEUDO_X: pseudo_x, F.PSEUDO_Y: pseudo_y}
+        features = {feature_spec.HISTORY_X: history_x, feature_spec.HISTORY_Y: history_y,
+                    feature_spec.PSEUDO_X: pseudo_x, feature_spec.PSEUDO_Y: pseudo_y}
         return self._model.score_all(features)
 
     # autograph=False: every branch and loop here is over Python values, and autograph's
     # conversion of the model code below would only double the export's trace time
-    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int64, name=F.HISTORY_X),
-                                  tf.TensorSpec([None, None], tf.int64, name=F.HISTORY_Y),
-                                  tf.TensorSpec([None, None], tf.int64, name=F.PSEUDO_X),
-                                  tf.TensorSpec([None, None], tf.int64, name=F.PSEUDO_Y)], autograph=False)
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int64, name=feature_spec.HISTORY_X),
+                                  tf.TensorSpec([None, None], tf.int64, name=feature_spec.HISTORY_Y),
+                                  tf.TensorSpec([None, None], tf.int64, name=feature_spec.PSEUDO_X),
+                                  tf.TensorSpec([None, None], tf.int64, name=feature_spec.PSEUDO_Y)], autograph=False)
     def score_items(self, history_x, history_y, pseudo_x, pseudo_y):
         scores_x, scores_y = self._scores(history_x, history_y, pseudo_x, pseudo_y)
         return {"scores_x": scores_x, "scores_y": scores_y}
 
-    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.string, name=F.HISTORY_X),
-                                  tf.TensorSpec([None, None], tf.string, name=F.HISTORY_Y)], autograph=False)
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.string, name=feature_spec.HISTORY_X),
+                                  tf.TensorSpec([None, None], tf.string, name=feature_spec.HISTORY_Y)], autograph=False)
     def recommend(self, history_x, history_y):
         hx, unknown_x = self._lookup(history_x, 0)
         hy, unknown_y = self._lookup(history_y, 1)
-        user = P.fold_in(self.gen[0], self.gen[1], hx, hy)
+        user = psg.fold_in(self.gen[0], self.gen[1], hx, hy)
         pseudo = []
         for d, hist in ((0, hx), (1, hy)):
             k = min(self.pseudo_len, int(self.gen[d].shape[0]))
             if self.pseudo_source == "random":  # the w/o PSG ablation: random unseen items
-                recalled = P.top_unseen(P.random_scores(tf.shape(hist)[0], tf.shape(self.gen[d])[0]), hist, k)
+                recalled = psg.top_unseen(psg.random_scores(tf.shape(hist)[0], tf.shape(self.gen[d])[0]), hist, k)
             else:
-                recalled = P.recall_unseen(user, self.gen[d], hist, k)
+                recalled = psg.recall_unseen(user, self.gen[d], hist, k)
             recalled = tf.pad(recalled, [[0, 0], [0, self.pseudo_len - k]])
-            pseudo.append(P.compose_pseudo(hist, recalled, self.pseudo_len))
+            pseudo.append(psg.compose_pseudo(hist, recalled, self.pseudo_len))
         scores = self._scores(hx, hy, pseudo[0], pseudo[1])
         no_history = tf.logical_not(tf.reduce_any(tf.concat([hx, hy], axis=1) > 0, axis=1))[:, None]
         out = {"unknown_ids_x": unknown_x, "unknown_ids_y": unknown_y}
         for d, name, hist in ((0, "x", hx), (1, "y", hy)):
             s = tf.where(no_history, tf.broadcast_to(self.popularity[d], tf.shape(scores[d])), scores[d])
-            s = P.mask_seen(s, hist)  # no padding, nothing already in the history
+            s = psg.mask_seen(s, hist)  # no padding, nothing already in the history
             k = min(self.top_k, int(self.ids[d].shape[0]) - 1)
             values, indices = tf.math.top_k(s, k=k)
-            valid = values > P.NEG_INF / 2  # fewer unseen items than K: the rest are "" with score -inf
+            valid = values > psg.NEG_INF / 2  # fewer unseen items than K: the rest are "" with score -inf
             out[f"top_ids_{name}"] = tf.where(valid, tf.gather(self.ids[d], indices), "")
             out[f"top_scores_{name}"] = tf.where(valid, values, float("-inf"))
         return out
@@ -109,10 +109,10 @@ class ServingModule(tf.Module):
 def export_saved_model(model, examples_root: str, popularity, cfg, export_dir: str, top_k: int = 10) -> str:
     """Writes the SavedModel (signatures above) to export_dir; `model` is any model with
     `score_all` (i2VAE or a baseline of `models.baselines`)."""
-    vocab_x, vocab_y = F.read_vocabs(examples_root)
-    generator = P.load_generator(os.path.join(examples_root, P.GENERATOR_DIR))
+    vocab_x, vocab_y = feature_spec.read_vocabs(examples_root)
+    generator = psg.load_generator(os.path.join(examples_root, psg.GENERATOR_DIR))
     module = ServingModule(model, vocab_x, vocab_y, generator, popularity, cfg.data.max_len, cfg.data.pseudo_len,
-                           top_k, cfg.lightgcn.pseudo_source, F.read_domain_names(examples_root))
+                           top_k, cfg.lightgcn.pseudo_source, feature_spec.read_domain_names(examples_root))
     signatures = {"serving_default": module.recommend, "score_items": module.score_items,
                   "domain_names": module.domain_names}
     tf.saved_model.save(module, export_dir, signatures=signatures)

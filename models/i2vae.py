@@ -18,7 +18,7 @@ from typing import NamedTuple
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from models import features as F
+from models import feature_spec
 from models.layers import (
     CrossDomainAttention,
     CrossDomainMLP,
@@ -182,10 +182,12 @@ class I2VAE(LossTermsModel):
     def _domain(self, d) -> "DomainLayers":
         """Domain d's own inputs and layers; q_zt and r carry the other domain's interest here."""
         if d == 0:
-            return DomainLayers(F.HISTORY_X, F.PSEUDO_X, self.enc_x, self.enc_ax, self.q_z_x, self.q_za_x, self.q_zt_y,
-                                self.r_y, self.dec_x, self.item_emb_x, self.prior_z_x, self.prior_za_x)
-        return DomainLayers(F.HISTORY_Y, F.PSEUDO_Y, self.enc_y, self.enc_ay, self.q_z_y, self.q_za_y, self.q_zt_x,
-                            self.r_x, self.dec_y, self.item_emb_y, self.prior_z_y, self.prior_za_y)
+            return DomainLayers(feature_spec.HISTORY_X, feature_spec.PSEUDO_X, self.enc_x, self.enc_ax, self.q_z_x,
+                                self.q_za_x, self.q_zt_y, self.r_y, self.dec_x, self.item_emb_x, self.prior_z_x,
+                                self.prior_za_x)
+        return DomainLayers(feature_spec.HISTORY_Y, feature_spec.PSEUDO_Y, self.enc_y, self.enc_ay, self.q_z_y,
+                            self.q_za_y, self.q_zt_x, self.r_x, self.dec_y, self.item_emb_y, self.prior_z_y,
+                            self.prior_za_y)
 
     # ----- the paper's encoder: one set of latents per row -----
     def encode(self, features, training=False):
@@ -193,10 +195,10 @@ class I2VAE(LossTermsModel):
         domain's last position, what inference reads)."""
         if self.causal:
             return self._causal_encode_last(features, training)
-        xs, mx = self.enc_x(features[F.HISTORY_X], training=training)
-        ys, my = self.enc_y(features[F.HISTORY_Y], training=training)
-        axs, max_ = self.enc_ax(features[F.PSEUDO_X], training=training)
-        ays, may = self.enc_ay(features[F.PSEUDO_Y], training=training)
+        xs, mx = self.enc_x(features[feature_spec.HISTORY_X], training=training)
+        ys, my = self.enc_y(features[feature_spec.HISTORY_Y], training=training)
+        axs, max_ = self.enc_ax(features[feature_spec.PSEUDO_X], training=training)
+        ays, may = self.enc_ay(features[feature_spec.PSEUDO_Y], training=training)
         # pooling applies to the real histories only: a pseudo-sequence ends in recalled
         # items, so its last position carries no recency
         X, Y = pool_history(xs, mx, self.model_cfg.pooling), pool_history(ys, my, self.model_cfg.pooling)
@@ -290,8 +292,8 @@ class I2VAE(LossTermsModel):
                     length=tf.gather_nd(tf.cumsum(tf.cast(own_mask, tf.int32), axis=1), positions))
 
     def _causal_states(self, features, training):
-        return (self.enc_x(features[F.HISTORY_X], training=training),
-                self.enc_y(features[F.HISTORY_Y], training=training))
+        return (self.enc_x(features[feature_spec.HISTORY_X], training=training),
+                self.enc_y(features[feature_spec.HISTORY_Y], training=training))
 
     def _causal_decode(self, d, at, training):
         """h at the positions of `at` (from `_causal_positions`), cold-start routing and masks
@@ -303,7 +305,7 @@ class I2VAE(LossTermsModel):
         return self._domain(d).decoder(tf.concat([z, z_t, z_a], axis=-1))
 
     def _last_positions(self, features, d):
-        b = tf.shape(features[F.HISTORY_X])[0]
+        b = tf.shape(features[feature_spec.HISTORY_X])[0]
         t = tf.shape(features[self._domain(d).history])[1]
         return tf.range(b), tf.stack([tf.range(b), tf.fill([b], t - 1)], axis=1)
 
@@ -369,13 +371,13 @@ class I2VAE(LossTermsModel):
         positions [P, 2] into those rows, the target of each position [P], is it the row's
         last position [P]). A position's target is the next history item, the row's target
         after the last one; a row with no history there has its last position only."""
-        rows = tf.reshape(tf.where(tf.equal(features[F.TARGET_DOMAIN], d)), [-1])
+        rows = tf.reshape(tf.where(tf.equal(features[feature_spec.TARGET_DOMAIN], d)), [-1])
         history = tf.gather(features[self._domain(d).history], rows)
-        labels = next_item_labels(history, tf.gather(features[F.TARGET_ITEM], rows))
+        labels = next_item_labels(history, tf.gather(features[feature_spec.TARGET_ITEM], rows))
         t = tf.shape(history)[1]
         last = tf.equal(tf.range(t), t - 1)[None]
         positions = tf.cast(tf.where((tf.gather(history_mask, rows) | last) & (labels > 0)), tf.int32)
-        labels_at = tf.cast(tf.gather_nd(labels, positions), features[F.TARGET_ITEM].dtype)
+        labels_at = tf.cast(tf.gather_nd(labels, positions), features[feature_spec.TARGET_ITEM].dtype)
         return rows, positions, labels_at, tf.equal(positions[:, 1], t - 1)
 
     def _causal_terms(self, features, training):
@@ -415,7 +417,7 @@ class I2VAE(LossTermsModel):
     def _bidirectional_terms(self, features, training):
         h_x, h_y, enc = self(features, training=training)
         cfg = self.train_cfg
-        targets, domain = features[F.TARGET_ITEM], features[F.TARGET_DOMAIN]
+        targets, domain = features[feature_spec.TARGET_ITEM], features[feature_spec.TARGET_DOMAIN]
         fx, fy = tf.cast(enc["has_x"], tf.float32), tf.cast(enc["has_y"], tf.float32)
         both = fx * fy
         std = tfd.MultivariateNormalDiag(loc=tf.zeros_like(enc["q_z_x"].mean()))  # N(0, I)

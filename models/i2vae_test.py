@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models import features as F
+from models import feature_spec
 from models.config import ModelConfig, TrainConfig
 from models.i2vae import I2VAE, noise_adaptive_weight, tfd
 from models.layers import masked_mean, pool_history
@@ -27,9 +27,10 @@ def batch():
                    [6, 1, 2, 3, 4, 5, 7, 8]])
     py = np.array([[1, 2, 3, 4, 5, 6, 7, 8], [3, 4, 5, 6, 7, 8, 9, 10], [11, 12, 13, 14, 15, 16, 17, 18],
                    [7, 8, 1, 2, 3, 4, 5, 6]])
-    return {F.HISTORY_X: tf.constant(hx, tf.int64), F.HISTORY_Y: tf.constant(hy, tf.int64),
-            F.PSEUDO_X: tf.constant(px, tf.int64), F.PSEUDO_Y: tf.constant(py, tf.int64),
-            F.TARGET_ITEM: tf.constant([4, 7, 6, 9], tf.int64), F.TARGET_DOMAIN: tf.constant([0, 0, 1, 1], tf.int64)}
+    return {feature_spec.HISTORY_X: tf.constant(hx, tf.int64), feature_spec.HISTORY_Y: tf.constant(hy, tf.int64),
+            feature_spec.PSEUDO_X: tf.constant(px, tf.int64), feature_spec.PSEUDO_Y: tf.constant(py, tf.int64),
+            feature_spec.TARGET_ITEM: tf.constant([4, 7, 6, 9], tf.int64),
+            feature_spec.TARGET_DOMAIN: tf.constant([0, 0, 1, 1], tf.int64)}
 
 
 def gaussian_kl(mu1, s1, mu2, s2):
@@ -88,7 +89,7 @@ def test_config_rejects_unknown_pooling():
 def assert_padding_invariant(m, b):
     """Less left padding (the two leading columns, padding in every row) changes no score."""
     sx, sy = m.score_all(b)
-    trimmed = {k: (v[:, 2:] if k in (F.HISTORY_X, F.HISTORY_Y) else v) for k, v in b.items()}
+    trimmed = {k: (v[:, 2:] if k in (feature_spec.HISTORY_X, feature_spec.HISTORY_Y) else v) for k, v in b.items()}
     tx, ty = m.score_all(trimmed)
     np.testing.assert_allclose(sx.numpy(), tx.numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(sy.numpy(), ty.numpy(), rtol=1e-5, atol=1e-5)
@@ -240,8 +241,8 @@ def test_causal_padding_invariance_and_losses():
 
 def all_positions_h(m, b, d=0):
     """h of domain d at every (row, position) of the batch, [B, T, dim] (inference)."""
-    rows = tf.range(tf.shape(b[F.HISTORY_X])[0])
-    t = int(b[F.HISTORY_X].shape[1])
+    rows = tf.range(tf.shape(b[feature_spec.HISTORY_X])[0])
+    t = int(b[feature_spec.HISTORY_X].shape[1])
     grid = tf.reshape(tf.stack(tf.meshgrid(rows, tf.range(t), indexing="ij"), axis=-1), [-1, 2])
     states = m._causal_states(b, False)
     h = m._causal_decode(d, m._causal_positions(d, b, rows, grid, states, False), False)
@@ -254,9 +255,9 @@ def test_causal_position_never_sees_a_later_history_item():
     m = causal_model()
     b = batch()
     h_x = all_positions_h(m, b)
-    history, pseudo = b[F.HISTORY_X].numpy().copy(), b[F.PSEUDO_X].numpy().copy()
+    history, pseudo = b[feature_spec.HISTORY_X].numpy().copy(), b[feature_spec.PSEUDO_X].numpy().copy()
     history[0, 4], pseudo[0, 2] = 7, 7  # the pseudo-sequence starts with the history: it changes with it
-    changed = dict(b, **{F.HISTORY_X: tf.constant(history), F.PSEUDO_X: tf.constant(pseudo)})
+    changed = dict(b, **{feature_spec.HISTORY_X: tf.constant(history), feature_spec.PSEUDO_X: tf.constant(pseudo)})
     h_changed = all_positions_h(m, changed)
     np.testing.assert_allclose(h_changed[0, :4], h_x[0, :4], rtol=1e-5, atol=1e-6)  # positions before the change
     assert not np.allclose(h_changed[0, 4], h_x[0, 4], atol=1e-4)
@@ -266,7 +267,7 @@ def test_causal_position_never_sees_a_later_history_item():
 def test_causal_targets_are_every_next_item_of_the_rows_domain():
     m = causal_model()
     b = batch()
-    rows, positions, labels, is_last = m._causal_targets(b, 0, b[F.HISTORY_X] > 0)
+    rows, positions, labels, is_last = m._causal_targets(b, 0, b[feature_spec.HISTORY_X] > 0)
     # X rows 0 and 1. Row 0, [0, 0, 1, 2, 3], predicts 2, 3 and its target 4 at columns 2..4;
     # row 1 has no X history (cold-start-shaped): its last position only
     assert rows.numpy().tolist() == [0, 1]
@@ -278,7 +279,7 @@ def test_causal_cold_start_row_is_scored_from_r_alone():
     m = causal_model()
     b = batch()  # row 1 has no X history
     h_x = m(b)[0].numpy()
-    perturbed = dict(b, **{F.PSEUDO_X: tf.constant(np.roll(b[F.PSEUDO_X].numpy(), 1, axis=1))})
+    perturbed = dict(b, **{feature_spec.PSEUDO_X: tf.constant(np.roll(b[feature_spec.PSEUDO_X].numpy(), 1, axis=1))})
     np.testing.assert_allclose(m(perturbed)[0].numpy()[1], h_x[1], rtol=1e-5, atol=1e-6)
     assert not np.allclose(m(perturbed)[0].numpy()[0], h_x[0], atol=1e-4)  # a row with X history reads it
 

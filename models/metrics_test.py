@@ -4,13 +4,12 @@ import math
 import numpy as np
 import pytest
 
-from models import evaluation as E
-from models import metrics as M
+from models import evaluation, metrics
 
 
 def test_metric_values_by_hand():
     ranks = np.array([0, 1, 9, 10, 50])
-    m = M.metric_values(ranks, 10)
+    m = metrics.metric_values(ranks, 10)
     assert m["HR@10"] == pytest.approx(3 / 5)
     assert m["NDCG@10"] == pytest.approx((1 + 1 / math.log2(3) + 1 / math.log2(11)) / 5)
     assert m["MRR"] == pytest.approx((1 + 1 / 2 + 1 / 10 + 1 / 11 + 1 / 51) / 5)
@@ -19,46 +18,46 @@ def test_metric_values_by_hand():
 
 def test_metric_values_at_every_cutoff():
     ranks = np.array([0, 4, 5, 12, 19, 20])
-    m = M.metric_values(ranks, (5, 10, 20))
+    m = metrics.metric_values(ranks, (5, 10, 20))
     assert (m["HR@5"], m["HR@10"], m["HR@20"]) == pytest.approx((2 / 6, 3 / 6, 5 / 6))
     assert m["NDCG@5"] == pytest.approx((1 + 1 / math.log2(6)) / 6)
     assert m["NDCG@20"] == pytest.approx((1 + 1 / math.log2(6) + 1 / math.log2(7) + 1 / math.log2(14)
                                           + 1 / math.log2(21)) / 6)
-    empty = M.metric_values(np.array([], np.int64), (5, 10))
+    empty = metrics.metric_values(np.array([], np.int64), (5, 10))
     assert empty["rows"] == 0 and math.isnan(empty["HR@5"]) and math.isnan(empty["MRR"])
 
 
 def test_sampled_ranks_break_ties_against_the_positive():
     scores = np.array([[0.0, 0.5, 0.5, 0.9, 0.1]])
-    assert M.sampled_ranks(scores, np.array([1]), np.array([[2, 3, 4]])).tolist() == [2]
-    assert M.sampled_ranks(scores, np.array([3]), np.array([[1, 2, 4]])).tolist() == [0]
-    assert M.sampled_ranks(scores, np.array([1]), np.array([[4, -1, -1]])).tolist() == [0]  # -1 = no candidate
+    assert metrics.sampled_ranks(scores, np.array([1]), np.array([[2, 3, 4]])).tolist() == [2]
+    assert metrics.sampled_ranks(scores, np.array([3]), np.array([[1, 2, 4]])).tolist() == [0]
+    assert metrics.sampled_ranks(scores, np.array([1]), np.array([[4, -1, -1]])).tolist() == [0]  # -1 = no candidate
     flat = np.zeros((1, 5))
-    assert M.sampled_ranks(flat, np.array([1]), np.array([[2, 3, 4]])).tolist() == [3]
+    assert metrics.sampled_ranks(flat, np.array([1]), np.array([[2, 3, 4]])).tolist() == [3]
 
 
 def test_candidates_exclude_own_items_and_are_deterministic():
     own = list(range(1, 400))
-    a = M.sample_candidates(1000, 500, own, 100, seed=7)
-    b = M.sample_candidates(1000, 500, own, 100, seed=7)
+    a = metrics.sample_candidates(1000, 500, own, 100, seed=7)
+    b = metrics.sample_candidates(1000, 500, own, 100, seed=7)
     assert np.array_equal(a, b) and len(a) == 100 and len(set(a.tolist())) == 100
     assert not set(a.tolist()) & (set(own) | {500}) and a.min() >= 1 and a.max() <= 1000
-    small = M.sample_candidates(10, 3, [1, 2], 999, seed=1)
+    small = metrics.sample_candidates(10, 3, [1, 2], 999, seed=1)
     assert sorted(small.tolist()) == [4, 5, 6, 7, 8, 9, 10]
 
 
 def test_candidate_matrix_same_for_every_model():
     rows = [{"user_id": "u", "target_domain": 0, "target_item": 3, "history_x": [1, 2], "history_y": [5]},
             {"user_id": "v", "target_domain": 1, "target_item": 1, "history_x": [], "history_y": [2]}]
-    a = M.candidate_matrix(rows, (50, 8), 999, seed=3)
-    assert np.array_equal(a, M.candidate_matrix(rows, (50, 8), 999, seed=3))
+    a = metrics.candidate_matrix(rows, (50, 8), 999, seed=3)
+    assert np.array_equal(a, metrics.candidate_matrix(rows, (50, 8), 999, seed=3))
     assert set(a[1][a[1] > 0].tolist()) == {3, 4, 5, 6, 7, 8}
     assert not set(a[0].tolist()) & {1, 2, 3}
 
 
 def test_full_rank_ignores_padding_target_and_own_items():
     scores = np.array([[9.0, 0.2, 0.8, 0.5, 0.7]])
-    assert E._full_ranks(scores, np.array([3]), [[2]]).tolist() == [1]  # only item 4 (0.7) is above
+    assert evaluation._full_ranks(scores, np.array([3]), [[2]]).tolist() == [1]  # only item 4 (0.7) is above
 
 
 def test_grouped_metrics_split_domains_and_groups():
@@ -66,7 +65,7 @@ def test_grouped_metrics_split_domains_and_groups():
     domains = np.array([0, 0, 1, 1])
     cold = np.array([1, 0, 0, 0])
     tail = np.array([0, 1, 0, 1])
-    g = M.grouped_metrics(ranks, domains, cold, tail, 10)
+    g = metrics.grouped_metrics(ranks, domains, cold, tail, 10)
     assert g["x"]["all"]["HR@10"] == 0.5 and g["x"]["cold_start"]["HR@10"] == 1.0
     assert g["x"]["long_tailed"]["HR@10"] == 0.0 and g["y"]["all"]["rows"] == 2
     assert math.isnan(g["y"]["cold_start"]["HR@10"])
@@ -77,5 +76,5 @@ def test_a_nan_score_never_counts_as_a_hit():
 
     scores = np.array([[0.0, np.nan, 0.5, 0.2, 0.1], [0.0, 0.9, np.nan, 0.3, 0.2]])
     targets, negatives = np.array([1, 1]), np.array([[2, 3, 4], [2, 3, 4]])
-    assert M.sampled_ranks(scores, targets, negatives).tolist() == [3, 0]  # NaN positive: last
+    assert metrics.sampled_ranks(scores, targets, negatives).tolist() == [3, 0]  # NaN positive: last
     assert _full_ranks(scores, targets, [[], []]).tolist() == [3, 0]

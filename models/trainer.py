@@ -16,14 +16,7 @@ from typing import Dict, List
 import numpy as np
 import tensorflow as tf
 
-from models import baselines as B
-from models import config as C
-from models import data as D
-from models import evaluation as E
-from models import export
-from models import features as F
-from models import metrics as M
-from models import psg as P
+from models import baselines, config, data, evaluation, export, feature_spec, metrics, psg
 from models.backup import EpochBackup, code_fingerprint, remove_backup
 from models.callbacks import KLAnnealing, NonFiniteLossError, PosteriorHistograms, StopOnNonFiniteLoss
 from models.i2vae import I2VAE
@@ -56,13 +49,13 @@ class RankingValidation(tf.keras.callbacks.Callback):
         self.sets = {"val": rows}
         if test_rows:
             self.sets["test"] = test_rows
-        self.negatives = {name: M.candidate_matrix(r, num_items, eval_cfg.num_negatives, eval_cfg.seed)
+        self.negatives = {name: metrics.candidate_matrix(r, num_items, eval_cfg.num_negatives, eval_cfg.seed)
                           for name, r in self.sets.items()}
         self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "validation")) if log_dir else None
         self.best, self.best_epoch, self.best_weights, self.wait, self.untrained = -1.0, 0, None, 0, math.nan
-        self.best_by_domain = {d: -1.0 for d in M.DOMAINS}
-        self.best_epoch_by_domain = {d: 0 for d in M.DOMAINS}
-        self.best_weights_by_domain = {d: None for d in M.DOMAINS}
+        self.best_by_domain = {d: -1.0 for d in metrics.DOMAINS}
+        self.best_epoch_by_domain = {d: 0 for d in metrics.DOMAINS}
+        self.best_weights_by_domain = {d: None for d in metrics.DOMAINS}
         self.history: List[Dict] = []
         self.resumed_at: List[int] = []  # epochs a backup was resumed from (models/backup.py)
         self.seconds_before = 0.0  # training time before the last resume
@@ -70,18 +63,18 @@ class RankingValidation(tf.keras.callbacks.Callback):
 
     def set_model(self, model):
         super().set_model(model)
-        self.scorer = E.keras_scorer(model)
+        self.scorer = evaluation.keras_scorer(model)
 
     def _validate(self, step, loss):
         k = self.eval_cfg.k
         # validation on the selection protocol (full ranking by default: what serving returns);
         # the tracked test split on the paper's sampled protocol, for its best-over-epochs figure
-        results = {name: E.evaluate_rows(self.scorer, rows, self.negatives[name], self.data_cfg.max_len,
-                                         self.data_cfg.pseudo_len, self.ks)[
+        results = {name: evaluation.evaluate_rows(self.scorer, rows, self.negatives[name], self.data_cfg.max_len,
+                                                  self.data_cfg.pseudo_len, self.ks)[
                                              self.eval_cfg.select_on if name == "val" else "sampled"]
                    for name, rows in self.sets.items()}
         result = results["val"]
-        ndcg = float(np.nanmean([result[d]["all"][f"NDCG@{k}"] for d in M.DOMAINS]))
+        ndcg = float(np.nanmean([result[d]["all"][f"NDCG@{k}"] for d in metrics.DOMAINS]))
         entry = {"epoch": step, "loss": loss, "val_ndcg": ndcg, "metrics": result}
         if "test" in results:
             entry["test_metrics"] = results["test"]
@@ -89,8 +82,8 @@ class RankingValidation(tf.keras.callbacks.Callback):
         if self.writer:
             with self.writer.as_default():
                 for name, res in results.items():
-                    for d, domain_name in zip(M.DOMAINS, self.domain_names):
-                        for g in M.GROUPS:
+                    for d, domain_name in zip(metrics.DOMAINS, self.domain_names):
+                        for g in metrics.GROUPS:
                             for m in (f"HR@{k}", f"NDCG@{k}"):
                                 tf.summary.scalar(f"{name}/{m}/{domain_name}/{g}", res[d][g][m], step=step)
             self.writer.flush()
@@ -130,19 +123,19 @@ class RankingValidation(tf.keras.callbacks.Callback):
 
     def _per_domain_text(self, result) -> str:
         k = self.eval_cfg.k
-        return " ".join(f"{F.display_name(name)} {100 * result[d]['all'][f'NDCG@{k}']:.2f}"
-                        for d, name in zip(M.DOMAINS, self.domain_names))
+        return " ".join(f"{feature_spec.display_name(name)} {100 * result[d]['all'][f'NDCG@{k}']:.2f}"
+                        for d, name in zip(metrics.DOMAINS, self.domain_names))
 
     def selected(self) -> str:
         """The selected epoch, or each domain's ("X 8, Y 12") under per-domain selection."""
         if self.selection != "per_domain":
             return str(self.best_epoch)
-        return ", ".join(f"{d.upper()} {self.best_epoch_by_domain[d]}" for d in M.DOMAINS)
+        return ", ".join(f"{d.upper()} {self.best_epoch_by_domain[d]}" for d in metrics.DOMAINS)
 
     def _per_domain(self, epoch, result) -> bool:
         """Keeps each domain's best epoch and weights; True when either domain improved."""
         k, improved, weights = self.eval_cfg.k, False, None
-        for d in M.DOMAINS:
+        for d in metrics.DOMAINS:
             value = result[d]["all"][f"NDCG@{k}"]
             if value > self.best_by_domain[d]:
                 weights = weights if weights is not None else self.model.get_weights()
@@ -152,8 +145,8 @@ class RankingValidation(tf.keras.callbacks.Callback):
         found = [v for v in self.best_by_domain.values() if v >= 0]  # a domain without validation rows has none
         self.best = float(np.mean(found)) if found else -1.0
         self.best_epoch = max(self.best_epoch_by_domain.values())
-        first = self.best_weights_by_domain[M.DOMAINS[0]]
-        self.best_weights = first if first is not None else self.best_weights_by_domain[M.DOMAINS[1]]
+        first = self.best_weights_by_domain[metrics.DOMAINS[0]]
+        self.best_weights = first if first is not None else self.best_weights_by_domain[metrics.DOMAINS[1]]
         return improved
 
     def on_train_end(self, logs=None):
@@ -183,7 +176,7 @@ class PerDomainSelection:
 def per_domain_model(model, validation: RankingValidation, build, features):
     """`model` (holding domain X's best weights) alone when both domains chose the same
     epoch, else a `PerDomainSelection` with a second copy from `build()` set to domain Y's."""
-    weights_y = validation.best_weights_by_domain[M.DOMAINS[1]]
+    weights_y = validation.best_weights_by_domain[metrics.DOMAINS[1]]
     if weights_y is None or weights_y is validation.best_weights:
         return model
     model_y = build()
@@ -194,7 +187,7 @@ def per_domain_model(model, validation: RankingValidation, build, features):
 
 def make_strategy(name: str, devices=None) -> tf.distribute.Strategy:
     """The tf.distribute strategy `train.distribute` names (`devices` for MirroredStrategy)."""
-    C.check_choice("train.distribute", name, C.DISTRIBUTE_STRATEGIES)
+    config.check_choice("train.distribute", name, config.DISTRIBUTE_STRATEGIES)
     if name == "mirrored":
         return tf.distribute.MirroredStrategy(devices)
     if name == "multi_worker":
@@ -213,13 +206,13 @@ def build_model(num_items, cfg, popularity=None, generator=None):
     if kind == "i2vae":
         model = I2VAE(num_items[0], num_items[1], cfg.model, cfg.train, cfg.data.max_len, cfg.data.pseudo_len)
     elif kind == "sasrec":
-        model = B.SASRec(num_items[0], num_items[1], cfg.model, popularity, cfg.data.max_len)
+        model = baselines.SASRec(num_items[0], num_items[1], cfg.model, popularity, cfg.data.max_len)
     elif kind == "lightgcn":
-        model = B.LightGCNRanker(generator["item_emb_x"], generator["item_emb_y"])
+        model = baselines.LightGCNRanker(generator["item_emb_x"], generator["item_emb_y"])
     elif kind == "popularity":
-        model = B.PopularityRanker(popularity)
+        model = baselines.PopularityRanker(popularity)
     else:
-        raise ValueError(f"model.kind must be one of {C.MODEL_KINDS}, found {kind!r}")
+        raise ValueError(f"model.kind must be one of {config.MODEL_KINDS}, found {kind!r}")
     model.compile(optimizer=tf.keras.optimizers.Adam(cfg.train.learning_rate), jit_compile=cfg.train.jit_compile)
     return model
 
@@ -238,8 +231,8 @@ def read_canonical(files: List[str]):
     training a function of the data and `train.seed` only. (The sort is also applied to
     validation rows, so even float sums over them do not depend on the shard order.)
     """
-    records = list(tf.data.TFRecordDataset(D.expand(files), compression_type="GZIP").as_numpy_iterator())
-    rows = [F.from_example(r) for r in records]
+    records = list(tf.data.TFRecordDataset(data.expand(files), compression_type="GZIP").as_numpy_iterator())
+    rows = [feature_spec.from_example(r) for r in records]
     order = sorted(range(len(rows)), key=lambda i: _content_key(rows[i]))
     return [records[i] for i in order], [rows[i] for i in order]
 
@@ -249,13 +242,13 @@ def training_dataset(records: List[bytes], cfg) -> tf.data.Dataset:
     seeded shuffle of all rows (reshuffled each epoch), batch, parse, trim, prefetch."""
     ds = tf.data.Dataset.from_tensor_slices(tf.constant(records, tf.string))
     ds = ds.shuffle(max(1, len(records)), seed=cfg.train.seed, reshuffle_each_iteration=True)
-    return D.batch_and_parse(ds, cfg.train.batch_size, cfg.data.max_len, cfg.data.pseudo_len, cfg.train.trim_padding)
+    return data.batch_and_parse(ds, cfg.train.batch_size, cfg.data.max_len, cfg.data.pseudo_len, cfg.train.trim_padding)
 
 
 def epoch_backup(cfg, validation: RankingValidation, train_rows: int) -> EpochBackup:
     """The `train.backup_dir` backup of this run: its identity is the whole config but the
     folder, and the number of train rows (the same config on other data must not resume)."""
-    identity = C.to_dict(cfg)
+    identity = config.to_dict(cfg)
     identity["train"].pop("backup_dir")
     identity["train_rows"] = train_rows
     identity["code"] = code_fingerprint()  # a backup of other model code must not resume
@@ -265,10 +258,10 @@ def epoch_backup(cfg, validation: RankingValidation, train_rows: int) -> EpochBa
 def train_model(train_files: List[str], eval_files: List[str], examples_root: str, cfg, log_dir: str):
     """Builds `cfg.model.kind` and, for the trainable ones (i2VAE, SASRec), trains it with
     early stopping on validation NDCG. Returns (model, validation history, popularity)."""
-    num_items = F.vocab_sizes(examples_root)
+    num_items = feature_spec.vocab_sizes(examples_root)
     train_records, train_rows = read_canonical(train_files)
-    popularity = E.item_popularity(train_rows, num_items)
-    generator = P.load_generator(os.path.join(examples_root, P.GENERATOR_DIR))
+    popularity = evaluation.item_popularity(train_rows, num_items)
+    generator = psg.load_generator(os.path.join(examples_root, psg.GENERATOR_DIR))
     strategy = make_strategy(cfg.train.distribute)
     with strategy.scope():
         model = build_model(num_items, cfg, popularity, generator)
@@ -278,28 +271,30 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
         logger.info(f"[train] {cfg.model.kind}: nothing to train (fixed scores)")
         return model, {"best_epoch": 0, "best_val_ndcg": None, "epochs_run": 0, "history": []}, popularity
     if cfg.train.prefix_targets > 0:
-        extra = D.prefix_target_rows(train_rows, cfg.data.max_len, cfg.train.prefix_targets)
-        train_records = train_records + [F.to_example(r) for r in extra]
+        extra = data.prefix_target_rows(train_rows, cfg.data.max_len, cfg.train.prefix_targets)
+        train_records = train_records + [feature_spec.to_example(r) for r in extra]
         logger.info(f"[train] prefix targets: {len(extra)} extra rows from {len(train_rows)} train rows "
               f"(up to {cfg.train.prefix_targets} per row)")
     if cfg.train.cold_start_rows:
-        extra = D.cold_start_rows(train_rows, cfg.data.max_len)
-        train_records = train_records + [F.to_example(r) for r in extra]
+        extra = data.cold_start_rows(train_rows, cfg.data.max_len)
+        train_records = train_records + [feature_spec.to_example(r) for r in extra]
         logger.info(f"[train] cold-start rows: {len(extra)} extra rows without target-domain history "
               f"from {len(train_rows)} train rows")
     train_ds = training_dataset(train_records, cfg)
     probe = training_dataset(train_records[:2], cfg).take(1).get_single_element() if cfg.train.backup_dir else None
     del train_records
     eval_rows = read_canonical(eval_files)[1]
-    test_rows = read_canonical([F.split_pattern(examples_root, "test")])[1] if cfg.eval.track_test_per_epoch else None
+    test_rows = (read_canonical([feature_spec.split_pattern(examples_root, "test")])[1]
+                 if cfg.eval.track_test_per_epoch else None)
     validation = RankingValidation(eval_rows, num_items, cfg.data, cfg.eval, cfg.train.early_stopping_patience,
                                    log_dir, cfg.train.epochs, test_rows, cfg.train.epoch_selection,
-                                   F.read_domain_names(examples_root))
+                                   feature_spec.read_domain_names(examples_root))
     # first, so a NaN batch stops training before any other callback sees its logs
     callbacks = [StopOnNonFiniteLoss(), tf.keras.callbacks.TensorBoard(log_dir=log_dir, histogram_freq=0), validation]
     if isinstance(model, I2VAE):
-        callbacks.append(PosteriorHistograms(E.features_from_rows(eval_rows[:512], cfg.data.max_len,
-                                                                  cfg.data.pseudo_len), os.path.join(log_dir, "posterior")))
+        callbacks.append(PosteriorHistograms(evaluation.features_from_rows(eval_rows[:512], cfg.data.max_len,
+                                                                           cfg.data.pseudo_len),
+                                             os.path.join(log_dir, "posterior")))
     if cfg.model.kind == "i2vae" and cfg.train.kl_anneal_epochs > 0:  # the warm-up is set in steps
         steps = int(cfg.train.kl_anneal_epochs * math.ceil(len(train_rows) / cfg.train.batch_size))
         callbacks.insert(1, KLAnnealing(cfg.train.kl_weight, steps))
@@ -335,7 +330,7 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
                 return build_model(num_items, cfg, popularity, generator)
 
         model = per_domain_model(model, validation, build,
-                                 E.features_from_rows(eval_rows[:2], cfg.data.max_len, cfg.data.pseudo_len))
+                                 evaluation.features_from_rows(eval_rows[:2], cfg.data.max_len, cfg.data.pseudo_len))
     return model, history, popularity
 
 
@@ -343,10 +338,10 @@ def apply_overrides(cfg, overrides):
     """Applies the TrainingOverrides artifact ({"train.epochs": 5, ...}) over the config."""
     if not overrides:
         return cfg
-    values = C.to_dict(cfg)
+    values = config.to_dict(cfg)
     for key, value in overrides.items():
-        C.apply_override(values, f"{key}={json.dumps(value)}")
-    return C.from_dict(values)
+        config.apply_override(values, f"{key}={json.dumps(value)}")
+    return config.from_dict(values)
 
 
 def run_fn(fn_args) -> None:
@@ -358,13 +353,13 @@ def run_fn(fn_args) -> None:
     last and atomically, so its presence means the SavedModel is complete (local_runner
     and `reproduce` find the newest run by that file).
     """
-    cfg = apply_overrides(C.from_dict(json.loads(fn_args.custom_config["config"])), fn_args.hyperparameters)
-    examples_root = os.path.dirname(os.path.dirname(D.expand(fn_args.train_files)[0]))
-    C.write_config(cfg, fn_args.model_run_dir)
+    cfg = apply_overrides(config.from_dict(json.loads(fn_args.custom_config["config"])), fn_args.hyperparameters)
+    examples_root = os.path.dirname(os.path.dirname(data.expand(fn_args.train_files)[0]))
+    config.write_config(cfg, fn_args.model_run_dir)
     model, history, popularity = train_model(fn_args.train_files, fn_args.eval_files, examples_root, cfg,
                                              fn_args.model_run_dir)
     export.export_saved_model(model, examples_root, popularity, cfg, fn_args.serving_model_dir)
     logger.info(f"[train] SavedModel written to {fn_args.serving_model_dir}")
-    D.write_json_atomically(os.path.join(fn_args.model_run_dir, "training_history.json"), history, indent=2)
+    data.write_json_atomically(os.path.join(fn_args.model_run_dir, "training_history.json"), history, indent=2)
     if cfg.train.backup_dir:  # the run's outputs are complete: its epoch backup is spent
         remove_backup(cfg.train.backup_dir)

@@ -72,16 +72,12 @@ def speed(examples: str, epochs: int = 2) -> Dict:
 
     Training reads the train split the way the Trainer does (in memory, in canonical
     order, seeded shuffle), so the epoch figures are those of a pipeline run."""
-    from models import config as C
-    from models import data as D
-    from models import evaluation as E
-    from models import features as F
-    from models import metrics as M
+    from models import config, data, evaluation, feature_spec, metrics
     from models.trainer import build_model, read_canonical, training_dataset
 
-    cfg = C.load_config()
-    num_items = F.vocab_sizes(examples)
-    records = read_canonical([F.split_pattern(examples, "train")])[0]  # the Trainer's own input path
+    cfg = config.load_config()
+    num_items = feature_spec.vocab_sizes(examples)
+    records = read_canonical([feature_spec.split_pattern(examples, "train")])[0]  # the Trainer's own input path
     out = {"examples": examples, "train_rows": len(records), "num_items": list(num_items),
            "steps_per_epoch": int(np.ceil(len(records) / cfg.train.batch_size)), "epochs": {}}
     for name, trim in (("full_padding", False), ("trimmed", True)):
@@ -92,14 +88,14 @@ def speed(examples: str, epochs: int = 2) -> Dict:
         out["epochs"][name] = timer.seconds
         print(f"[bench] {name}: epoch seconds {[round(s, 1) for s in timer.seconds]} (the first includes tracing)",
               flush=True)
-    test_rows = D.read_split(examples, "test")
+    test_rows = data.read_split(examples, "test")
     start = time.perf_counter()
-    negatives = M.candidate_matrix(test_rows, num_items, cfg.eval.num_negatives, cfg.eval.seed)
+    negatives = metrics.candidate_matrix(test_rows, num_items, cfg.eval.num_negatives, cfg.eval.seed)
     sampling = time.perf_counter() - start
-    scorer = E.keras_scorer(model)
-    E.evaluate_rows(scorer, test_rows[:256], negatives[:256], cfg.data.max_len, cfg.data.pseudo_len)  # trace
+    scorer = evaluation.keras_scorer(model)
+    evaluation.evaluate_rows(scorer, test_rows[:256], negatives[:256], cfg.data.max_len, cfg.data.pseudo_len)  # trace
     start = time.perf_counter()
-    E.evaluate_rows(scorer, test_rows, negatives, cfg.data.max_len, cfg.data.pseudo_len)
+    evaluation.evaluate_rows(scorer, test_rows, negatives, cfg.data.max_len, cfg.data.pseudo_len)
     out.update(test_rows=len(test_rows), eval_sampling_s=sampling, eval_scoring_ranking_s=time.perf_counter() - start)
     return out
 
@@ -107,7 +103,7 @@ def speed(examples: str, epochs: int = 2) -> Dict:
 def print_speed(r: Dict) -> None:
     steady = {name: s[1:] or s for name, s in r["epochs"].items()}  # the first epoch includes tracing
     full, trim = (float(np.mean(steady[name])) for name in ("full_padding", "trimmed"))
-    evaluation = r["eval_sampling_s"] + r["eval_scoring_ranking_s"]
+    eval_s = r["eval_sampling_s"] + r["eval_scoring_ranking_s"]
     print(f"\nspeed bench: {r['examples']}\n{r['train_rows']} train rows ({r['steps_per_epoch']} steps of 512), "
           f"{r['num_items'][0]}+{r['num_items'][1]} items, {r['test_rows']} test rows; paper settings; "
           f"mean of {len(steady['trimmed'])} steady-state epoch(s) per variant (the first, which traces, left out)\n")
@@ -117,7 +113,7 @@ def print_speed(r: Dict) -> None:
     print(f"| s per training epoch | {full:.1f} | {trim:.1f} | {trim / full:.2f} | {AUTHORS_EPOCH_S:.0f} |")
     print(f"| s per training step | {full / r['steps_per_epoch']:.2f} | {trim / r['steps_per_epoch']:.2f} | "
           f"{trim / full:.2f} | {AUTHORS_STEP_S} |")
-    print(f"| s per full test evaluation (999 negatives + full ranking) | | {evaluation:.1f} "
+    print(f"| s per full test evaluation (999 negatives + full ranking) | | {eval_s:.1f} "
           f"(sampling {r['eval_sampling_s']:.1f}, scoring and ranking {r['eval_scoring_ranking_s']:.1f}) | | "
           f"{AUTHORS_EVAL_S:.0f} |")
 
@@ -126,7 +122,7 @@ def print_speed(r: Dict) -> None:
 def write_rows(users: int, path: str) -> Dict:
     """Synthetic rows (one per user: X target if the user has X items) as JSON lines."""
     from components.ingest import synthetic
-    from models import features as F
+    from models import feature_spec
 
     items_x, items_y = max(400, users // 20), max(300, users // 25)
     events = synthetic.generate(synthetic.SyntheticConfig(num_users=users, num_items_x=items_x, num_items_y=items_y,
@@ -136,8 +132,9 @@ def write_rows(users: int, path: str) -> Dict:
         seqs.setdefault(user, ([], []))["xy".index(domain)].append(int(item[1:]) + 1)
     with open(path, "w") as f:
         for u, (x, y) in seqs.items():
-            row = {F.USER_ID: u, F.HISTORY_X: x[:-1] if x else [], F.HISTORY_Y: y if x else y[:-1],
-                   F.TARGET_ITEM: x[-1] if x else y[-1], F.TARGET_DOMAIN: 0 if x else 1}
+            row = {feature_spec.USER_ID: u, feature_spec.HISTORY_X: x[:-1] if x else [],
+                   feature_spec.HISTORY_Y: y if x else y[:-1],
+                   feature_spec.TARGET_ITEM: x[-1] if x else y[-1], feature_spec.TARGET_DOMAIN: 0 if x else 1}
             f.write(json.dumps(row) + "\n")
     return {"users": users, "rows": len(seqs), "items_x": items_x, "items_y": items_y}
 
@@ -148,8 +145,7 @@ def scale_one(path: str, items_x: int, items_y: int, batch: int = 1024, train_st
     import tensorflow as tf
 
     from components.pseudo_sequences import beam_pseudo_sequences as psg
-    from models import config as C
-    from models import features as F
+    from models import config, feature_spec
     from models.evaluation import features_from_rows
     from models.trainer import build_model
 
@@ -160,7 +156,8 @@ def scale_one(path: str, items_x: int, items_y: int, batch: int = 1024, train_st
         emb_y = rng.normal(size=(items_y + 1, 64)).astype(np.float32)
         max_len, pseudo_len, source, seed = 20, 40, "lightgcn", 42
 
-    psg.add_pseudo([{F.USER_ID: "warm", F.HISTORY_X: [1], F.HISTORY_Y: [1], F.TARGET_ITEM: 1, F.TARGET_DOMAIN: 0}],
+    psg.add_pseudo([{feature_spec.USER_ID: "warm", feature_spec.HISTORY_X: [1], feature_spec.HISTORY_Y: [1],
+                     feature_spec.TARGET_ITEM: 1, feature_spec.TARGET_DOMAIN: 0}],
                    Gen)
     rss_start = peak_rss_mb()
     rows, first_batch, count = [], None, 0
@@ -180,12 +177,12 @@ def scale_one(path: str, items_x: int, items_y: int, batch: int = 1024, train_st
         count += len(rows)
     recall_s = time.perf_counter() - start
     rss_recall = peak_rss_mb()
-    cfg = C.load_config()
+    cfg = config.load_config()
     model = build_model((items_x, items_y), cfg)
     sample = (first_batch * (cfg.train.batch_size // len(first_batch) + 1))[: cfg.train.batch_size]
     feats = features_from_rows(sample, cfg.data.max_len, cfg.data.pseudo_len)
-    feats[F.TARGET_ITEM] = np.asarray([r[F.TARGET_ITEM] for r in sample], np.int64)
-    feats[F.TARGET_DOMAIN] = np.asarray([r[F.TARGET_DOMAIN] for r in sample], np.int64)
+    feats[feature_spec.TARGET_ITEM] = np.asarray([r[feature_spec.TARGET_ITEM] for r in sample], np.int64)
+    feats[feature_spec.TARGET_DOMAIN] = np.asarray([r[feature_spec.TARGET_DOMAIN] for r in sample], np.int64)
     step = tf.function(model.train_step)
     step({k: tf.constant(v) for k, v in feats.items()})
     start = time.perf_counter()
@@ -251,24 +248,25 @@ def trace_one(mode: str, items_x: int = 10000, items_y: int = 10000, steps: int 
     loss of the same batch after them, under `mode` (one of TRACE_MODES)."""
     import tensorflow as tf
 
-    from models import config as C
-    from models import features as F
+    from models import config, feature_spec
     from models.loss_terms_model import LossTermsModel
     from models.trainer import build_model
 
-    cfg = C.load_config()
+    cfg = config.load_config()
     model = build_model((items_x, items_y), cfg)
     rng = np.random.default_rng(0)
     b, t, tp = cfg.train.batch_size, cfg.data.max_len, cfg.data.pseudo_len
-    batch = {F.HISTORY_X: rng.integers(0, items_x + 1, (b, t)), F.HISTORY_Y: rng.integers(0, items_y + 1, (b, t)),
-             F.PSEUDO_X: rng.integers(1, items_x + 1, (b, tp)), F.PSEUDO_Y: rng.integers(1, items_y + 1, (b, tp)),
-             F.TARGET_DOMAIN: rng.integers(0, 2, b)}
-    batch[F.TARGET_ITEM] = np.where(batch[F.TARGET_DOMAIN] == 0, rng.integers(1, items_x + 1, b),
-                                    rng.integers(1, items_y + 1, b))
+    batch = {feature_spec.HISTORY_X: rng.integers(0, items_x + 1, (b, t)),
+             feature_spec.HISTORY_Y: rng.integers(0, items_y + 1, (b, t)),
+             feature_spec.PSEUDO_X: rng.integers(1, items_x + 1, (b, tp)),
+             feature_spec.PSEUDO_Y: rng.integers(1, items_y + 1, (b, tp)),
+             feature_spec.TARGET_DOMAIN: rng.integers(0, 2, b)}
+    batch[feature_spec.TARGET_ITEM] = np.where(batch[feature_spec.TARGET_DOMAIN] == 0, rng.integers(1, items_x + 1, b),
+                                               rng.integers(1, items_y + 1, b))
     batch = {k: tf.constant(v, tf.int64) for k, v in batch.items()}
     if mode == "autograph":  # the undecorated train step, converted as Keras' fit would
         raw = LossTermsModel.train_step.__wrapped__
-        step = tf.function(lambda data: raw(model, data))
+        step = tf.function(lambda batch: raw(model, batch))
     elif mode == "no_conversion":
         step = tf.function(model.train_step)
     else:

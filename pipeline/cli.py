@@ -17,7 +17,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 # no gRPC chatter, no Python deprecation warnings around the output a user wants
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "GRPC_VERBOSITY": "ERROR", "PYTHONWARNINGS": "ignore"}
 
-from models import config as C  # noqa: E402
+from models import config  # noqa: E402
 
 logger = logging.getLogger("i2vae")
 # errors the user can act on: the CLI prints their message as one line and exits with 2
@@ -42,7 +42,7 @@ QUIET_BEAM_ARGS = ["--default_sdk_harness_log_level=CRITICAL"]  # Beam's worker 
 
 
 def _config(args, base=None):
-    cfg = C.load_config(args.config, args.set, base=base)
+    cfg = config.load_config(args.config, args.set, base=base)
     if getattr(args, "beam_arg", None):
         cfg.beam_args = list(args.beam_arg)
     return cfg
@@ -121,7 +121,7 @@ def cmd_kubeflow(args):
     cfg = _config(args)
     cfg.data_path = args.data
     path = compile_pipeline(cfg, args.image, args.pipeline_root, args.output)
-    C.write_config(cfg, os.path.dirname(os.path.abspath(args.output)))
+    config.write_config(cfg, os.path.dirname(os.path.abspath(args.output)))
     print(f"[kubeflow] pipeline spec written to {path} (image {args.image}, root {args.pipeline_root}); "
           f"parameters: data_path, epochs, lambda_t, lambda_a")
     return 0
@@ -133,7 +133,7 @@ def cmd_reproduce(args):
     only = [n.strip() for n in args.only.split(",")] if args.only else None
     unknown = [n for n in only or [] if n not in reproduce.BY_NAME]
     if unknown:
-        raise C.ConfigError(f"unknown config setting(s) {unknown} in --only; known: {sorted(reproduce.BY_NAME)}")
+        raise config.ConfigError(f"unknown config setting(s) {unknown} in --only; known: {sorted(reproduce.BY_NAME)}")
     return reproduce.reproduce(args.pair, args.seeds, args.sweep_seeds, only, args.config, args.data_root,
                                args.work, args.results, args.commit, args.report_only)
 

@@ -17,11 +17,11 @@ import re
 import sys
 from typing import Dict
 
-from models import config as C
+from models import config
 
 DOC_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "configuration.md")
-SECTIONS = [("", C.PipelineConfig), ("data", C.DataConfig), ("lightgcn", C.LightGCNConfig),
-            ("model", C.ModelConfig), ("train", C.TrainConfig), ("eval", C.EvalConfig)]
+SECTIONS = [("", config.PipelineConfig), ("data", config.DataConfig), ("lightgcn", config.LightGCNConfig),
+            ("model", config.ModelConfig), ("train", config.TrainConfig), ("eval", config.EvalConfig)]
 
 
 def _docstring_args(cls) -> Dict[str, str]:

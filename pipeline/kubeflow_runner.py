@@ -15,11 +15,11 @@ from typing import List, Optional
 
 from tfx import v1 as tfx
 
-from models import config as C
+from models import config
 from pipeline.pipeline import create_pipeline
 
 
-def compile_pipeline(cfg: C.PipelineConfig, image: str, pipeline_root: str, output_path: str,
+def compile_pipeline(cfg: config.PipelineConfig, image: str, pipeline_root: str, output_path: str,
                      beam_args: Optional[List[str]] = None) -> str:
     """Writes the KubeflowV2 pipeline spec JSON and returns its path."""
     serving_dir = os.path.join(pipeline_root, "serving_model", cfg.serving_name)

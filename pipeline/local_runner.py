@@ -13,11 +13,11 @@ from typing import Dict, Optional
 
 from tfx import v1 as tfx
 
-from models import config as C
+from models import config
 from pipeline.pipeline import create_pipeline
 
 
-def run_paths(out_dir: str, cfg: C.PipelineConfig) -> Dict[str, str]:
+def run_paths(out_dir: str, cfg: config.PipelineConfig) -> Dict[str, str]:
     out_dir = os.path.abspath(out_dir)
     return {
         "out": out_dir,
@@ -27,11 +27,11 @@ def run_paths(out_dir: str, cfg: C.PipelineConfig) -> Dict[str, str]:
     }
 
 
-def run_local(cfg: C.PipelineConfig, out_dir: str, enable_cache: bool = True) -> Dict[str, Optional[str]]:
+def run_local(cfg: config.PipelineConfig, out_dir: str, enable_cache: bool = True) -> Dict[str, Optional[str]]:
     """Runs the whole pipeline locally and returns the paths of its key outputs."""
     paths = run_paths(out_dir, cfg)
     cfg.data_path = os.path.abspath(cfg.data_path)
-    C.write_config(cfg, paths["out"])
+    config.write_config(cfg, paths["out"])
     pipeline = create_pipeline(
         pipeline_root=paths["pipeline_root"],
         serving_model_dir=paths["serving_model_dir"],

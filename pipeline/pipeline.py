@@ -12,7 +12,7 @@ from components.ingest.component import InteractionExampleGen
 from components.pseudo_sequences.component import PseudoSequenceGen
 from components.pusher import executor as atomic_push
 from components.training_overrides.component import TrainingOverrides
-from models import config as C
+from models import config
 from models.backup import code_fingerprint
 
 RUN_FN = "models.trainer.run_fn"
@@ -22,7 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def create_pipeline(
     pipeline_root: str,
     serving_model_dir: str,
-    cfg: C.PipelineConfig,
+    cfg: config.PipelineConfig,
     metadata_connection_config=None,
     beam_pipeline_args: Optional[List[str]] = None,
     enable_cache: bool = True,
@@ -33,8 +33,8 @@ def create_pipeline(
     With `runtime_parameters` (Kubeflow), the data path, epochs, lambda_t and lambda_a
     become pipeline parameters whose defaults are the config's values.
     """
-    config_json = json.dumps(C.to_dict(cfg), sort_keys=True)
-    data_json = json.dumps(C.to_dict(cfg)["data"], sort_keys=True)
+    config_json = json.dumps(config.to_dict(cfg), sort_keys=True)
+    data_json = json.dumps(config.to_dict(cfg)["data"], sort_keys=True)
     settings = {"data_path": (cfg.data_path, str), "epochs": (cfg.train.epochs, int),
                 "lambda_t": (cfg.train.lambda_t, float), "lambda_a": (cfg.train.lambda_a, float)}
     if runtime_parameters:
@@ -51,7 +51,7 @@ def create_pipeline(
                                                 schema=schema.outputs["schema"])
     gate = AnomaliesGate(anomalies=validator.outputs["anomalies"])
     pseudo = PseudoSequenceGen(examples=ingest.outputs["examples"], data_config=data_json,
-                               lightgcn_config=json.dumps(C.to_dict(cfg)["lightgcn"], sort_keys=True))
+                               lightgcn_config=json.dumps(config.to_dict(cfg)["lightgcn"], sort_keys=True))
     pseudo.add_upstream_node(gate)  # anomalies stop the run before LightGCN and training
     overrides = TrainingOverrides(epochs=value["epochs"], lambda_t=value["lambda_t"], lambda_a=value["lambda_a"])
     trainer = tfx.components.Trainer(

@@ -23,7 +23,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from models import config as C
+from models import config
 
 logger = logging.getLogger(__name__)
 
@@ -133,8 +133,8 @@ def run_one(pair: str, data_path: str, setting: Setting, seed: int, base_config:
     from pipeline.local_runner import run_local
 
     backup = os.path.join(work_dir, "backups", f"{setting.name}-seed{seed}")  # a killed run resumes at its next epoch
-    cfg = C.load_config(base_config, setting.overrides + [f"train.seed={seed}", "eval.track_test_per_epoch=true",
-                                                          f"train.backup_dir={json.dumps(backup)}"])
+    cfg = config.load_config(base_config, setting.overrides + [f"train.seed={seed}", "eval.track_test_per_epoch=true",
+                                                               f"train.backup_dir={json.dumps(backup)}"])
     cfg.data_path = data_path
     start = time.time()
     paths = run_local(cfg, os.path.join(work_dir, setting.data_variant))
@@ -155,7 +155,7 @@ def run_one(pair: str, data_path: str, setting: Setting, seed: int, base_config:
         "test": report["splits"]["test"][kind], "eval": report["splits"]["eval"][kind],
         "history": [{k: e.get(k) for k in ("epoch", "loss", "val_ndcg", "metrics", "test_metrics")}
                     for e in history["history"]],
-        "config": C.to_dict(cfg),
+        "config": config.to_dict(cfg),
         "commit": _commit(),
     }
     path = result_path(results_dir, setting, seed)
@@ -513,7 +513,7 @@ def reproduce(pair: str, seeds: int, sweep_seeds: int, only: Optional[List[str]]
         return 0
     data_path = os.path.join(data_root, pair)
     if not os.path.isdir(data_path):
-        raise C.ConfigError(f"{data_path}: no such pair folder (expected train.csv and test.csv)")
+        raise config.ConfigError(f"{data_path}: no such pair folder (expected train.csv and test.csv)")
     todo = plan(seeds, sweep_seeds, only, load_results(results_dir))
     done = [(s, k) for s, k in todo if os.path.exists(result_path(results_dir, s, k))]
     logger.info(f"[reproduce] {pair}: {len(todo)} runs planned, {len(done)} already done")

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from pipeline import reproduce as R
+from pipeline import reproduce
 
 
 def metrics(value):
@@ -34,7 +34,7 @@ def fake_result(setting, seed, value, epochs=3):
 
 
 def test_plan_runs_seed_by_seed_and_deterministic_models_once():
-    runs = R.plan(seeds=2, sweep_seeds=1)
+    runs = reproduce.plan(seeds=2, sweep_seeds=1)
     names = [(s.name, k) for s, k in runs]
     assert names[:18] == [("i2vae", 1), ("sasrec", 1), ("lightgcn", 1), ("popularity", 1), ("causal_encoder", 1),
                           ("wo_psg", 1), ("wo_ifr_dsr", 1), ("wo_dnr", 1), ("wo_cold_loss", 1), ("i2vae_raw", 1),
@@ -47,13 +47,13 @@ def test_plan_runs_seed_by_seed_and_deterministic_models_once():
     assert ("lightgcn", 2) not in names and ("lightgcn_raw", 2) not in names
     assert [n for n, _ in names[-6:]] == ["density_25", "density_50", "density_75", "overlap_25", "overlap_50",
                                           "overlap_75"]
-    assert [s.name for s, _ in R.plan(3, 0, only=["i2vae"])] == ["i2vae"] * 3
-    assert R.BY_NAME["i2vae_raw"].data_variant == "raw" and R.BY_NAME["wo_dnr"].data_variant == "full"
+    assert [s.name for s, _ in reproduce.plan(3, 0, only=["i2vae"])] == ["i2vae"] * 3
+    assert reproduce.BY_NAME["i2vae_raw"].data_variant == "raw" and reproduce.BY_NAME["wo_dnr"].data_variant == "full"
 
 
 def write_result(results_dir, result):
     """Stores a result file where `reproduce` would, for the report tests."""
-    path = R.result_path(str(results_dir), R.BY_NAME[result["setting"]], result["seed"])
+    path = reproduce.result_path(str(results_dir), reproduce.BY_NAME[result["setting"]], result["seed"])
     os.makedirs(os.path.dirname(path), exist_ok=True)
     json.dump(result, open(path, "w"))
 
@@ -65,35 +65,35 @@ def test_done_runs_are_skipped(tmp_path, monkeypatch):
 
     def fake_run_one(pair, data_path, setting, seed, base_config, work_dir, results_dir):
         calls.append((setting.name, seed))
-        path = R.result_path(results_dir, setting, seed)
+        path = reproduce.result_path(results_dir, setting, seed)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         result = fake_result(setting, seed, 0.05)
         json.dump(result, open(path, "w"))
         return result
 
-    monkeypatch.setattr(R, "run_one", fake_run_one)
+    monkeypatch.setattr(reproduce, "run_one", fake_run_one)
     args = dict(pair="cloth_sport", sweep_seeds=0, only=["i2vae", "popularity"], base_config=None,
                 data_root=str(tmp_path / "data"), work_root=str(tmp_path / "work"), results_root=str(results),
                 commit=False, report_only=False)
-    R.reproduce(seeds=1, **args)
+    reproduce.reproduce(seeds=1, **args)
     assert calls == [("i2vae", 1), ("popularity", 1)]
-    R.reproduce(seeds=2, **args)  # resumed: only the new seed runs
+    reproduce.reproduce(seeds=2, **args)  # resumed: only the new seed runs
     assert calls[2:] == [("i2vae", 2)]
     assert (results / "cloth_sport.md").exists()
     with pytest.raises(ValueError, match="no such pair"):
-        R.reproduce(seeds=1, **dict(args, pair="nope"))
+        reproduce.reproduce(seeds=1, **dict(args, pair="nope"))
 
 
 def test_report_leads_with_full_ranking_then_the_paper_protocol(tmp_path):
     results_dir = tmp_path / "cloth_sport"
-    for setting, seed, value in [(R.BY_NAME["i2vae"], 1, 0.04), (R.BY_NAME["i2vae"], 2, 0.06),
-                                 (R.BY_NAME["popularity"], 1, 0.02), (R.BY_NAME["wo_dnr"], 1, 0.03),
-                                 (R.BY_NAME["density_50"], 1, 0.01)]:
+    for setting, seed, value in [(reproduce.BY_NAME["i2vae"], 1, 0.04), (reproduce.BY_NAME["i2vae"], 2, 0.06),
+                                 (reproduce.BY_NAME["popularity"], 1, 0.02), (reproduce.BY_NAME["wo_dnr"], 1, 0.03),
+                                 (reproduce.BY_NAME["density_50"], 1, 0.01)]:
         result = fake_result(setting, seed, value)
         if seed == 2:
             result["resumed_at"] = [2]
         write_result(results_dir, result)
-    md = open(R.write_report("cloth_sport", str(results_dir), "i2vae reproduce --pair cloth_sport")).read()
+    md = open(reproduce.write_report("cloth_sport", str(results_dir), "i2vae reproduce --pair cloth_sport")).read()
     assert "Command: `i2vae reproduce --pair cloth_sport`" in md
     headings = [line for line in md.splitlines() if line.startswith("## ")]
     assert headings[0].startswith("## All users, long-tailed and cold-start (test, full ranking")
@@ -110,19 +110,20 @@ def test_report_leads_with_full_ranking_then_the_paper_protocol(tmp_path):
     protocol = md.split("## The paper's protocol: best test value")[1]
     assert "| Cloth | all | 7.50 ± 2.12 |" in protocol  # best test over epochs: 1.5 x at epoch 1
     assert (tmp_path / "cloth_sport_learning_curves.png").exists() and (tmp_path / "cloth_sport_groups.png").exists()
-    assert np.isclose(R.paper_protocol(fake_result(R.BY_NAME["i2vae"], 1, 0.04), "x", "all", "HR@10"), 0.06)
+    assert np.isclose(reproduce.paper_protocol(fake_result(reproduce.BY_NAME["i2vae"], 1, 0.04), "x", "all", "HR@10"),
+                      0.06)
 
 
 def test_leak_table_compares_the_touched_rows_on_both_splits(tmp_path):
     results_dir = tmp_path / "cloth_sport"
     for name, touched in (("i2vae", 0.02), ("i2vae_raw", 0.08), ("popularity", 0.01)):
-        r = fake_result(R.BY_NAME[name], 1, 0.05)
+        r = fake_result(reproduce.BY_NAME[name], 1, 0.05)
         for protocol in ("sampled", "full"):
             for d in ("x", "y"):
                 r["test"][protocol][d]["leak_touched"] = dict(r["test"][protocol][d]["all"], **{"HR@10": touched},
                                                               rows=7)
         write_result(results_dir, r)
-    md = open(R.write_report("cloth_sport", str(results_dir), "cmd")).read()
+    md = open(reproduce.write_report("cloth_sport", str(results_dir), "cmd")).read()
     leak = md.split("## The leak")[1].split("##")[0]
     # raw HR 8.00, NDCG 5.00 (full: 2.50), then leak-free HR 2.00
     assert "| Cloth | i2VAE (ours) | 7 | 8.00 | 2.50 | 2.00 | 2.50 | 8.00 | 5.00 | 2.00 | 5.00 |" in leak
@@ -132,10 +133,10 @@ def test_tuning_selects_on_validation_full_ranking_not_test(tmp_path):
     results_dir = tmp_path / "cloth_sport"
     # lr 5e-4: best validation, worst test; p10: best test, worst validation
     for name, val, test in (("i2vae", 0.05, 0.05), ("i2vae_lr5e-4", 0.07, 0.01), ("i2vae_p10", 0.02, 0.09)):
-        r = fake_result(R.BY_NAME[name], 1, test)
+        r = fake_result(reproduce.BY_NAME[name], 1, test)
         r["eval"] = {"sampled": metrics(0.5), "full": metrics(val)}  # sampled plays no part
         write_result(results_dir, r)
-    md = open(R.write_report("cloth_sport", str(results_dir), "cmd")).read()
+    md = open(reproduce.write_report("cloth_sport", str(results_dir), "cmd")).read()
     tuning = md.split("## Tuning on the validation split")[1].split("##")[0]
     assert "| **selected** i2VAE lr 5e-4 | `train.learning_rate=0.0005` | 1 | 3 (3) | 7.00 | 7.00 | 7.00 | 0.50 |" \
         in tuning
@@ -148,30 +149,30 @@ def test_selected_candidate_earns_further_seeds_and_replaces_the_default():
     results = {"sasrec": [], "sasrec_p10": []}
     for seed, (default_val, long_val) in enumerate([(0.05, 0.08), (0.06, 0.07)], 1):
         for name, val in (("sasrec", default_val), ("sasrec_p10", long_val)):
-            r = fake_result(R.BY_NAME[name], seed, 0.03)
+            r = fake_result(reproduce.BY_NAME[name], seed, 0.03)
             r["eval"] = {"full": metrics(val)}
             results[name].append(r)
     seed1 = {n: runs[:1] for n, runs in results.items()}
-    assert R.selected(seed1, "sasrec") == "sasrec_p10" and R.selected(seed1, "i2vae") == "i2vae"
-    names = [(s.name, k) for s, k in R.plan(3, 0, results=seed1)]
+    assert reproduce.selected(seed1, "sasrec") == "sasrec_p10" and reproduce.selected(seed1, "i2vae") == "i2vae"
+    names = [(s.name, k) for s, k in reproduce.plan(3, 0, results=seed1)]
     assert ("sasrec_p10", 2) in names and ("sasrec_p10", 3) in names and ("i2vae_lr5e-4", 2) not in names
     assert names.index(("sasrec_p10", 2)) < names.index(("wo_psg", 2))  # before the ablations' further seeds
     tie = {"sasrec": seed1["sasrec"], "sasrec_p10": [dict(seed1["sasrec_p10"][0], eval=seed1["sasrec"][0]["eval"])]}
-    assert R.selected(tie, "sasrec") == "sasrec"  # equal validation keeps the default
+    assert reproduce.selected(tie, "sasrec") == "sasrec"  # equal validation keeps the default
     lopsided = {"sasrec": results["sasrec"][:1], "sasrec_p10": results["sasrec_p10"]}
-    assert R.shared_seeds(lopsided, ["sasrec", "sasrec_p10"]) == [1]
+    assert reproduce.shared_seeds(lopsided, ["sasrec", "sasrec_p10"]) == [1]
 
 
 def test_result_files_are_not_git_ignored():
     """Result files are the only copy of hours of training: `--commit` and a session's hand-in
     must pick them up (a `runs/` ignore rule once matched `docs/results/<pair>/runs/` too)."""
     import subprocess
-    if not os.path.isdir(os.path.join(R.REPO, ".git")):
+    if not os.path.isdir(os.path.join(reproduce.REPO, ".git")):
         pytest.skip("not a git checkout")
-    path = R.result_path(os.path.join("docs", "results", "cloth_sport"), R.BY_NAME["i2vae"], 1)
-    ignored = subprocess.run(["git", "check-ignore", "-q", path], cwd=R.REPO)
+    path = reproduce.result_path(os.path.join("docs", "results", "cloth_sport"), reproduce.BY_NAME["i2vae"], 1)
+    ignored = subprocess.run(["git", "check-ignore", "-q", path], cwd=reproduce.REPO)
     assert ignored.returncode == 1, f"{path} is git-ignored"
-    assert subprocess.run(["git", "check-ignore", "-q", "runs/reproduce/x"], cwd=R.REPO).returncode == 0
+    assert subprocess.run(["git", "check-ignore", "-q", "runs/reproduce/x"], cwd=reproduce.REPO).returncode == 0
 
 
 def test_run_one_gives_each_run_its_own_backup_and_counts_time_before_a_resume(tmp_path, monkeypatch):
@@ -184,7 +185,7 @@ def test_run_one_gives_each_run_its_own_backup_and_counts_time_before_a_resume(t
     def fake_run_local(cfg, out):
         seen.append(cfg)
         os.makedirs(out, exist_ok=True)
-        result = fake_result(R.BY_NAME["i2vae"], 1, 0.05)
+        result = fake_result(reproduce.BY_NAME["i2vae"], 1, 0.05)
         json.dump({"splits": {"test": {"i2vae": result["test"]}, "eval": {"i2vae": result["eval"]}}},
                   open(os.path.join(out, "metrics.json"), "w"))
         json.dump({"epochs_run": 3, "best_epoch": 3, "history": result["history"], "resumed_at": [2],
@@ -193,8 +194,8 @@ def test_run_one_gives_each_run_its_own_backup_and_counts_time_before_a_resume(t
 
     monkeypatch.setattr(local_runner, "run_local", fake_run_local)
     for seed in (1, 2):
-        result = R.run_one("cloth_sport", "data", R.BY_NAME["i2vae"], seed, None, str(tmp_path / "work"),
-                           str(tmp_path / "results"))
+        result = reproduce.run_one("cloth_sport", "data", reproduce.BY_NAME["i2vae"], seed, None,
+                                   str(tmp_path / "work"), str(tmp_path / "results"))
         assert result["resumed_at"] == [2] and result["seconds"] >= 100.0
     assert [c.train.backup_dir for c in seen] == [str(tmp_path / "work" / "backups" / f"i2vae-seed{k}")
                                                   for k in (1, 2)]

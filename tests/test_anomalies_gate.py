@@ -7,7 +7,7 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2
 
 from components.data_validation.component import DataAnomaliesError, anomaly_lines, check_anomalies
 from components.ingest import synthetic
-from models import config as C
+from models import config
 from pipeline.local_runner import run_local
 
 
@@ -58,7 +58,7 @@ def curated_schema(path, max_item):
 def test_pipeline_stops_before_training_on_anomalies(tmp_path):
     data = synthetic.write_csv(str(tmp_path / "interactions.csv"),
                                synthetic.SyntheticConfig(num_users=200, num_items_x=30, num_items_y=20, seed=3))
-    cfg = C.load_config(overrides=["train.epochs=1", "lightgcn.max_epochs=1"])
+    cfg = config.load_config(overrides=["train.epochs=1", "lightgcn.max_epochs=1"])
     cfg.data_path = data
     cfg.schema_path = curated_schema(tmp_path / "schema.pbtxt", max_item=5)
     with pytest.raises(Exception) as err:

@@ -9,11 +9,7 @@ import shutil
 import pytest
 from test_repeatability import TP, T, write_examples
 
-from models import backup as B
-from models import config as C
-from models import evaluation as E
-from models import features as F
-from models import metrics as M
+from models import backup, config, evaluation, feature_spec, metrics
 from models.trainer import RankingValidation, build_model, epoch_backup, read_canonical, train_model, training_dataset
 
 EPOCHS, STOP_AFTER = 3, 1
@@ -24,7 +20,7 @@ class Killed(Exception):
 
 
 def tiny_config(backup_dir, *extra):
-    return C.load_config(overrides=[
+    return config.load_config(overrides=[
         "model.embedding_dim=8", "model.latent_dim=4", "model.num_heads=2", "model.num_blocks=1",
         f"data.max_len={T}", f"data.pseudo_len={TP}", f"train.epochs={EPOCHS}", "train.batch_size=32",
         "train.learning_rate=0.02", "eval.num_negatives=20", "train.early_stopping_patience=9",
@@ -38,21 +34,21 @@ def killed_run(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("killed")
     root = write_examples(str(tmp_path / "examples"))
     cfg = tiny_config(str(tmp_path / "backup"))
-    save = B.EpochBackup.save
+    save = backup.EpochBackup.save
 
     def save_then_die(self, epoch, stopped):
         save(self, epoch, stopped)
         if epoch == STOP_AFTER:
             raise Killed()
 
-    train, val = [F.split_pattern(root, "train")], [F.split_pattern(root, "eval")]
-    B.EpochBackup.save = save_then_die
+    train, val = [feature_spec.split_pattern(root, "train")], [feature_spec.split_pattern(root, "eval")]
+    backup.EpochBackup.save = save_then_die
     try:
         with pytest.raises(Killed):
             train_model(train, val, root, cfg, str(tmp_path / "logs"))
     finally:
-        B.EpochBackup.save = save
-    with open(os.path.join(cfg.train.backup_dir, B.STATE)) as f:
+        backup.EpochBackup.save = save
+    with open(os.path.join(cfg.train.backup_dir, backup.STATE)) as f:
         state = json.load(f)
     return root, cfg, train, val, state
 
@@ -70,7 +66,7 @@ def test_a_killed_run_resumes_at_the_next_epoch_and_finishes(killed_run, tmp_pat
     root, cfg, train, val, state = killed_run
     cfg = copy_of_backup(cfg, tmp_path)
     assert state["epoch"] == STOP_AFTER and not state["stopped"]
-    assert sorted(os.listdir(cfg.train.backup_dir)) == [f"epoch-{STOP_AFTER}", B.STATE]  # older epochs removed
+    assert sorted(os.listdir(cfg.train.backup_dir)) == [f"epoch-{STOP_AFTER}", backup.STATE]  # older epochs removed
     model, history, _ = train_model(train, val, root, cfg, str(tmp_path / "logs2"))
     assert f"resumed from the backup of epoch {STOP_AFTER}" in caplog.text
     assert history["resumed_at"] == [STOP_AFTER] and history["epochs_run"] == EPOCHS
@@ -82,9 +78,9 @@ def test_a_killed_run_resumes_at_the_next_epoch_and_finishes(killed_run, tmp_pat
     assert int(model.optimizer.iterations.numpy()) == EPOCHS * steps  # Adam's step went on, not restarted
     # the returned model holds the selected epoch's weights, whichever side of the kill it was on
     rows = read_canonical(val)[1]
-    negatives = M.candidate_matrix(rows, (40, 30), cfg.eval.num_negatives, cfg.eval.seed)
-    got = E.evaluate_rows(E.keras_scorer(model), rows, negatives, T, TP, [10])[cfg.eval.select_on]
-    ndcg = sum(got[d]["all"]["NDCG@10"] for d in M.DOMAINS) / 2
+    negatives = metrics.candidate_matrix(rows, (40, 30), cfg.eval.num_negatives, cfg.eval.seed)
+    got = evaluation.evaluate_rows(evaluation.keras_scorer(model), rows, negatives, T, TP, [10])[cfg.eval.select_on]
+    ndcg = sum(got[d]["all"]["NDCG@10"] for d in metrics.DOMAINS) / 2
     assert ndcg == pytest.approx(history["history"][history["best_epoch"]]["val_ndcg"], abs=1e-6)
 
 
@@ -96,15 +92,16 @@ def test_restored_weights_and_optimizer_are_the_saved_epochs(killed_run):
     rows = read_canonical(val)[1]
     model = build_model((40, 30), cfg)
     validation = RankingValidation(rows, (40, 30), cfg.data, cfg.eval, cfg.train.early_stopping_patience)
-    backup = epoch_backup(cfg, validation, len(train_rows))
-    backup.set_model(model)
+    run_backup = epoch_backup(cfg, validation, len(train_rows))
+    run_backup.set_model(model)
     probe = training_dataset(records[:2], cfg).take(1).get_single_element()
-    assert backup.restore(probe)["epoch"] == STOP_AFTER
+    assert run_backup.restore(probe)["epoch"] == STOP_AFTER
     steps = math.ceil(len(train_rows) / cfg.train.batch_size)
     assert int(model.optimizer.iterations.numpy()) == STOP_AFTER * steps
-    got = E.evaluate_rows(E.keras_scorer(model), rows, validation.negatives["val"], T, TP, [10])[cfg.eval.select_on]
+    got = evaluation.evaluate_rows(evaluation.keras_scorer(model), rows, validation.negatives["val"], T, TP,
+                                   [10])[cfg.eval.select_on]
     saved = state["validation"]["history"][STOP_AFTER]["metrics"]
-    for d in M.DOMAINS:
+    for d in metrics.DOMAINS:
         assert got[d]["all"]["NDCG@10"] == pytest.approx(saved[d]["all"]["NDCG@10"], abs=1e-6)
     assert validation.history == state["validation"]["history"] and validation.resumed_at == [STOP_AFTER]
 
@@ -121,11 +118,11 @@ def test_remove_backup_removes_only_the_backups_files(tmp_path):
     folder = tmp_path / "backup"
     (folder / "epoch-3").mkdir(parents=True)
     (folder / "epoch-3" / "ckpt.index").write_text("x")
-    (folder / B.STATE).write_text("{}")
+    (folder / backup.STATE).write_text("{}")
     (folder / "notes.txt").write_text("the user's")
-    B.remove_backup(str(folder))
+    backup.remove_backup(str(folder))
     assert os.listdir(folder) == ["notes.txt"]
     (folder / "notes.txt").unlink()
-    (folder / B.STATE).write_text("{}")
-    B.remove_backup(str(folder))
+    (folder / backup.STATE).write_text("{}")
+    backup.remove_backup(str(folder))
     assert not folder.exists()

@@ -3,12 +3,12 @@ import json
 
 import pytest
 
-from models import config as C
+from models import config
 from pipeline import cli
 
 
 def test_defaults_are_the_papers():
-    cfg = C.PipelineConfig()
+    cfg = config.PipelineConfig()
     assert (cfg.data.max_len, cfg.data.pseudo_len) == (20, 40)
     assert (cfg.model.embedding_dim, cfg.model.num_heads) == (128, 4)
     assert (cfg.train.batch_size, cfg.train.learning_rate) == (512, 8e-4)
@@ -20,16 +20,16 @@ def test_defaults_are_the_papers():
 def test_file_then_overrides_and_round_trip(tmp_path):
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"train": {"epochs": 7}, "model": {"cross_encoder": "mlp"}}))
-    cfg = C.load_config(str(path), ["train.epochs=3", "lightgcn.pseudo_source=random"])
+    cfg = config.load_config(str(path), ["train.epochs=3", "lightgcn.pseudo_source=random"])
     assert cfg.train.epochs == 3 and cfg.model.cross_encoder == "mlp" and cfg.lightgcn.pseudo_source == "random"
-    written = C.write_config(cfg, str(tmp_path / "run"))
-    assert C.from_dict(json.load(open(written))) == cfg
+    written = config.write_config(cfg, str(tmp_path / "run"))
+    assert config.from_dict(json.load(open(written))) == cfg
 
 
 @pytest.mark.parametrize("override", ["train.epoch=3", "nosection.x=1", "train.epochs"])
 def test_unknown_fields_are_named(override):
     with pytest.raises(ValueError, match="train.epoch|nosection|must look like"):
-        C.load_config(None, [override])
+        config.load_config(None, [override])
 
 
 @pytest.mark.parametrize("field, allowed", [
@@ -40,13 +40,13 @@ def test_unknown_fields_are_named(override):
     ("eval.bless_against", "'popularity' or 'none'")])
 def test_a_value_outside_its_choices_names_the_field_and_the_choices(field, allowed):
     with pytest.raises(ValueError) as err:
-        C.load_config(None, [f'{field}="typo"'])
+        config.load_config(None, [f'{field}="typo"'])
     assert str(err.value).startswith(f"{field} must be {allowed}") and str(err.value).endswith("found 'typo'")
 
 
 def test_no_sampled_negatives_is_refused_when_the_config_loads():
     with pytest.raises(ValueError) as err:
-        C.load_config(None, ["eval.num_negatives=0"])
+        config.load_config(None, ["eval.num_negatives=0"])
     assert str(err.value) == "eval.num_negatives must be >= 1, found 0"
 
 

@@ -16,22 +16,23 @@ SCRIPT = textwrap.dedent("""
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from models import features as F
+    from models import feature_spec
     from models.trainer import build_model, make_strategy
-    from models import config as C
+    from models import config
 
-    cfg = C.load_config(overrides=["model.embedding_dim=16", "model.latent_dim=8", "model.num_heads=2",
-                                   "model.num_blocks=1", "train.learning_rate=0.01", "data.max_len=5",
-                                   "data.pseudo_len=8", "train.distribute=\\"mirrored\\""])
+    cfg = config.load_config(overrides=["model.embedding_dim=16", "model.latent_dim=8", "model.num_heads=2",
+                                        "model.num_blocks=1", "train.learning_rate=0.01", "data.max_len=5",
+                                        "data.pseudo_len=8", "train.distribute=\\"mirrored\\""])
     rng = np.random.default_rng(0)
     n = 64
     hx = rng.integers(0, 31, size=(n, 5)); hy = rng.integers(0, 21, size=(n, 5))
     hx[: n // 4] = 0  # cold-start rows in X
     domain = rng.integers(0, 2, size=n)
-    batch = {F.HISTORY_X: hx, F.HISTORY_Y: hy, F.PSEUDO_X: rng.integers(1, 31, size=(n, 8)),
-             F.PSEUDO_Y: rng.integers(1, 21, size=(n, 8)), F.TARGET_DOMAIN: domain,
-             F.TARGET_ITEM: np.where(domain == 0, rng.integers(1, 31, size=n), rng.integers(1, 21, size=n)),
-             F.IS_COLD_START: np.zeros(n, np.int64), F.IS_LONG_TAILED: np.zeros(n, np.int64)}
+    batch = {feature_spec.HISTORY_X: hx, feature_spec.HISTORY_Y: hy,
+             feature_spec.PSEUDO_X: rng.integers(1, 31, size=(n, 8)),
+             feature_spec.PSEUDO_Y: rng.integers(1, 21, size=(n, 8)), feature_spec.TARGET_DOMAIN: domain,
+             feature_spec.TARGET_ITEM: np.where(domain == 0, rng.integers(1, 31, size=n), rng.integers(1, 21, size=n)),
+             feature_spec.IS_COLD_START: np.zeros(n, np.int64), feature_spec.IS_LONG_TAILED: np.zeros(n, np.int64)}
     ds = tf.data.Dataset.from_tensor_slices({k: np.asarray(v, np.int64) for k, v in batch.items()}).batch(16)
     strategy = make_strategy("mirrored", ["/cpu:0", "/cpu:1"])
     with strategy.scope():

@@ -5,12 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from test_repeatability import TP, T, write_examples
-from tiny_models import build, config, features
+from tiny_models import build, features, model_config
 
-from models import config as C
-from models import evaluation as E
-from models import features as F
-from models import metrics as M
+from models import config, evaluation, feature_spec, metrics
 from models.export import export_saved_model
 from models.trainer import PerDomainSelection, RankingValidation, per_domain_model, read_canonical, train_model
 
@@ -27,7 +24,7 @@ class Weights:
 
 def scripted(selection, patience, ndcg_by_epoch):
     """Runs RankingValidation over scripted validation NDCG@10 values ((x, y) per epoch)."""
-    validation = RankingValidation([], (3, 3), C.DataConfig(), C.EvalConfig(), patience, selection=selection)
+    validation = RankingValidation([], (3, 3), config.DataConfig(), config.EvalConfig(), patience, selection=selection)
     model = Weights()
     validation.model = model
 
@@ -70,7 +67,7 @@ def test_combined_model_scores_and_exports_each_domain_with_its_own_weights(exam
     expected = model_x.score_all(inputs)[0].numpy(), model_y.score_all(inputs)[1].numpy()
     assert not np.allclose(model_x.score_all(inputs)[1], expected[1])  # the test can tell them apart
 
-    validation = RankingValidation([], (3, 3), C.DataConfig(), C.EvalConfig(), 3, selection="per_domain")
+    validation = RankingValidation([], (3, 3), config.DataConfig(), config.EvalConfig(), 3, selection="per_domain")
     validation.best_weights = model_x.get_weights()
     validation.best_weights_by_domain = {"x": validation.best_weights, "y": model_y.get_weights()}
     fresh = lambda: build("i2vae", examples_root)[0]  # noqa: E731 - weights are overwritten
@@ -78,7 +75,7 @@ def test_combined_model_scores_and_exports_each_domain_with_its_own_weights(exam
     assert isinstance(combined, PerDomainSelection)
     for got, want in zip(combined.score_all(inputs), expected):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-6, atol=1e-6)
-    export_saved_model(combined, examples_root, popularity, config("i2vae"), str(tmp_path / "saved"))
+    export_saved_model(combined, examples_root, popularity, model_config("i2vae"), str(tmp_path / "saved"))
     out = tf.saved_model.load(str(tmp_path / "saved")).signatures["score_items"](**inputs)
     np.testing.assert_allclose(out["scores_x"].numpy(), expected[0], rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(out["scores_y"].numpy(), expected[1], rtol=1e-6, atol=1e-6)
@@ -92,21 +89,22 @@ def test_training_with_per_domain_selection_scores_each_domain_at_its_best_epoch
     that domain's best over the epochs (so the second copy got the right weights in the right
     order, though it was built by a call rather than by `fit`)."""
     root = write_examples(str(tmp_path / "examples"))
-    cfg = C.load_config(overrides=[
+    cfg = config.load_config(overrides=[
         "model.embedding_dim=8", "model.latent_dim=4", "model.num_heads=2", "model.num_blocks=1",
         f"data.max_len={T}", f"data.pseudo_len={TP}", "train.epochs=6", "train.batch_size=32",
         "train.learning_rate=0.02", "eval.num_negatives=20", 'train.epoch_selection="per_domain"',
         "train.early_stopping_patience=6", "train.seed=3"])
-    model, history, _ = train_model([F.split_pattern(root, "train")], [F.split_pattern(root, "eval")], root, cfg,
+    model, history, _ = train_model([feature_spec.split_pattern(root, "train")],
+                                    [feature_spec.split_pattern(root, "eval")], root, cfg,
                                     str(tmp_path / "logs"))
     epochs = history["history"][1:]
-    for d in M.DOMAINS:
+    for d in metrics.DOMAINS:
         values = [e["metrics"][d]["all"]["NDCG@10"] for e in epochs]
         assert history["best_epochs"][d] == 1 + int(np.argmax(values))
-    rows = read_canonical([F.split_pattern(root, "eval")])[1]
-    negatives = M.candidate_matrix(rows, (40, 30), cfg.eval.num_negatives, cfg.eval.seed)
-    got = E.evaluate_rows(E.keras_scorer(model), rows, negatives, T, TP, [10])[cfg.eval.select_on]
-    for d in M.DOMAINS:
+    rows = read_canonical([feature_spec.split_pattern(root, "eval")])[1]
+    negatives = metrics.candidate_matrix(rows, (40, 30), cfg.eval.num_negatives, cfg.eval.seed)
+    got = evaluation.evaluate_rows(evaluation.keras_scorer(model), rows, negatives, T, TP, [10])[cfg.eval.select_on]
+    for d in metrics.DOMAINS:
         best = history["history"][history["best_epochs"][d]]["metrics"][d]["all"]["NDCG@10"]
         assert got[d]["all"]["NDCG@10"] == pytest.approx(best, abs=1e-6)
     assert history["best_epochs"]["x"] != history["best_epochs"]["y"], "this run should need two weight sets"

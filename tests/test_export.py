@@ -3,13 +3,13 @@ for i2VAE and for every baseline kind."""
 import numpy as np
 import pytest
 import tensorflow as tf
-from tiny_models import build, config, features
+from tiny_models import build, features, model_config
 
-from models import config as C
+from models import config
 from models.export import export_saved_model
 
 
-@pytest.mark.parametrize("kind", C.MODEL_KINDS)
+@pytest.mark.parametrize("kind", config.MODEL_KINDS)
 def test_checkpoint_and_savedmodel_give_identical_scores(kind, examples_root, tmp_path):
     model, popularity = build(kind, examples_root)
     expected = [s.numpy() for s in model.score_all({k: tf.constant(v) for k, v in features().items()})]
@@ -19,7 +19,7 @@ def test_checkpoint_and_savedmodel_give_identical_scores(kind, examples_root, tm
     got = restored.score_all({k: tf.constant(v) for k, v in features().items()})
     for a, b in zip(expected, got):
         np.testing.assert_array_equal(a, b.numpy())
-    export_saved_model(model, examples_root, popularity, config(kind), str(tmp_path / "saved"))
+    export_saved_model(model, examples_root, popularity, model_config(kind), str(tmp_path / "saved"))
     out = tf.saved_model.load(str(tmp_path / "saved")).signatures["score_items"](
         **{k: tf.constant(v) for k, v in features().items()})
     np.testing.assert_allclose(out["scores_x"].numpy(), expected[0], rtol=1e-6, atol=1e-6)
@@ -28,7 +28,7 @@ def test_checkpoint_and_savedmodel_give_identical_scores(kind, examples_root, tm
 
 def test_random_pseudo_source_exports_and_recommends_unseen(examples_root, tmp_path):
     model, popularity = build("i2vae", examples_root)
-    cfg = config("i2vae")
+    cfg = model_config("i2vae")
     cfg.lightgcn.pseudo_source = "random"
     export_saved_model(model, examples_root, popularity, cfg, str(tmp_path / "saved"))
     recommend = tf.saved_model.load(str(tmp_path / "saved")).signatures["serving_default"]

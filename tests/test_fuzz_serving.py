@@ -21,7 +21,7 @@ from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 from tiny_models import NX, NY, T, export_tiny_model
 
-from serving import client as C
+from serving import client
 from serving.server import MAX_MESSAGE_BYTES, start_process
 
 VOCAB = {"x": [f"item{i}".encode() for i in range(NX)], "y": [f"item{i}".encode() for i in range(NY)]}
@@ -143,9 +143,9 @@ def server(base_path):
     """`python -m serving.server` in its own process, as deployed: a crash shows as a dead process."""
     proc, target = start_process(base_path, extra_args=["--max-batch-size", str(SERVER_MAX_BATCH),
                                                         "--max-elements", str(SERVER_MAX_ELEMENTS)])
-    client = C.RecommendClient(target, "i2vae", timeout=60)
-    yield proc, target, client
-    client.close()
+    recommender = client.RecommendClient(target, "i2vae", timeout=60)
+    yield proc, target, recommender
+    recommender.close()
     proc.terminate()
     proc.wait(timeout=30)
 
@@ -200,16 +200,16 @@ def as_client_ids(row, mode):
 def test_server_fuzz_valid_requests_match_signature(server, signature, data, k, mode):
     """Raw Predict over gRPC answers exactly what the signature answers in process, with the same
     contract (batch 0 included); `recommend` with text/bytes ids returns the same items, at most k."""
-    proc, _, client = server
+    proc, _, recommender = server
     rows, extra = data
-    out = client.predict({"history_x": padded(rows["x"], extra), "history_y": padded(rows["y"], extra)})
+    out = recommender.predict({"history_x": padded(rows["x"], extra), "history_y": padded(rows["y"], extra)})
     check_contract(out, rows)
     want = call(signature, rows, extra)
     assert_same_recommendations(out, want)
     for d in ("x", "y"):
         np.testing.assert_array_equal(out[f"unknown_ids_{d}"], want[f"unknown_ids_{d}"])
-    users = client.recommend([as_client_ids(r, mode) for r in rows["x"]], [as_client_ids(r, mode) for r in rows["y"]],
-                             k=k)
+    users = recommender.recommend([as_client_ids(r, mode) for r in rows["x"]],
+                                  [as_client_ids(r, mode) for r in rows["y"]], k=k)
     assert len(users) == len(rows["x"])
     for i, user in enumerate(users):
         for d in ("x", "y"):
@@ -344,25 +344,25 @@ def test_server_fuzz_malformed_requests_get_status_and_server_keeps_serving(serv
     """Each kind of malformed request (every kind runs, hypothesis varies the rest) gets its status
     code with a message naming the problem (not UNKNOWN from an exception, not an answer), and the
     same process then serves a valid request."""
-    proc, _, client = server
+    proc, _, recommender = server
     request, code, fragments = data.draw(malformed_requests(what), label="request")
     with pytest.raises(grpc.RpcError) as err:
-        client.stub.Predict(request, timeout=60)
+        recommender.stub.Predict(request, timeout=60)
     assert err.value.code() == code, (what, err.value.code(), err.value.details())
     for fragment in fragments:
         assert fragment in err.value.details(), (what, fragment, err.value.details())
     assert proc.poll() is None
-    users = client.recommend([["item1", "nope"]], [[]], k=3)
+    users = recommender.recommend([["item1", "nope"]], [[]], k=3)
     assert [len(users[0]["x"]), len(users[0]["y"]), users[0]["unknown_ids_x"]] == [3, 3, 1]
 
 
 def test_server_messages_near_and_over_the_grpc_size_limit(server):
     """A request just under the 64 MiB message limit (four ids of ~16 MB, unknown) is served; one
     just over it gets RESOURCE_EXHAUSTED from gRPC, and the server keeps serving."""
-    proc, target, client = server
+    proc, target, recommender = server
     size = (MAX_MESSAGE_BYTES - 2 ** 20) // 4
     near = np.array([[b"a" * size], [b"b" * size]], dtype=object)
-    out = client.predict({"history_x": near, "history_y": near})
+    out = recommender.predict({"history_x": near, "history_y": near})
     check_contract(out, {"x": [[near[0, 0]], [near[1, 0]]], "y": [[near[0, 0]], [near[1, 0]]]})
     del near, out
     channel = grpc.insecure_channel(target, options=[("grpc.max_send_message_length", 2 * MAX_MESSAGE_BYTES)])
@@ -377,4 +377,4 @@ def test_server_messages_near_and_over_the_grpc_size_limit(server):
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err.value.details()
     assert "larger than max" in err.value.details()
     assert proc.poll() is None
-    assert len(client.recommend([["item1"]], [["item2"]])[0]["y"]) == NY - 1
+    assert len(recommender.recommend([["item1"]], [["item2"]])[0]["y"]) == NY - 1

@@ -12,7 +12,7 @@ import pytest
 from ingest_cases import GOOD_TEST, GOOD_TRAIN, HEADER, PAPER_CASES
 
 from components.ingest import beam_ingest
-from models import data as D
+from models import data
 from models.config import DataConfig
 
 CAP = DataConfig(max_history_length=8)
@@ -43,14 +43,14 @@ def raw_bytes(raw):
 
 
 def examples_written(out_dir):
-    return sum(len(D.read_split(out_dir, s)) for s in ("train", "eval", "test"))
+    return sum(len(data.read_split(out_dir, s)) for s in ("train", "eval", "test"))
 
 
 @pytest.mark.parametrize("name,line,phrase,reason", PAPER_CASES, ids=[c[0] for c in PAPER_CASES])
 def test_paper_bad_row_stops_by_default_naming_file_line_and_field(tmp_path, name, line, phrase, reason):
-    data = write_pair(tmp_path / "pair", GOOD_TRAIN[:3] + [line] + GOOD_TRAIN[3:])
+    pair_dir = write_pair(tmp_path / "pair", GOOD_TRAIN[:3] + [line] + GOOD_TRAIN[3:])
     with pytest.raises(Exception) as err:
-        run_ingest(data, str(tmp_path / "out"), CAP)
+        run_ingest(pair_dir, str(tmp_path / "out"), CAP)
     # the bad row is data line 4, i.e. line 5 of the file (after the header)
     message = str(err.value)
     assert "train.csv:5: " in message and phrase in message, message[-500:]
@@ -58,9 +58,9 @@ def test_paper_bad_row_stops_by_default_naming_file_line_and_field(tmp_path, nam
 
 def test_paper_skip_policy_quarantines_every_bad_row_and_loses_nothing(tmp_path):
     bad_lines = [line for _, line, _, _ in PAPER_CASES]
-    data = write_pair(tmp_path / "pair", GOOD_TRAIN + bad_lines)
+    pair_dir = write_pair(tmp_path / "pair", GOOD_TRAIN + bad_lines)
     out = str(tmp_path / "out")
-    report = run_ingest(data, out, DataConfig(max_history_length=8, on_bad_rows="skip"))
+    report = run_ingest(pair_dir, out, DataConfig(max_history_length=8, on_bad_rows="skip"))
     records = report["input_records"]
     good = len(GOOD_TRAIN) + len(GOOD_TEST)
     assert records["read"] == good + len(bad_lines) == records["used"] + records["quarantined"]
@@ -69,7 +69,8 @@ def test_paper_skip_policy_quarantines_every_bad_row_and_loses_nothing(tmp_path)
     assert examples_written(out) == good  # every good row became an example
     entries = quarantined(out)
     first_bad_line = 2 + len(GOOD_TRAIN)
-    assert [e["source"] for e in entries] == [f"{data}/train.csv:{first_bad_line + i}" for i in range(len(bad_lines))]
+    assert [e["source"] for e in entries] == [f"{pair_dir}/train.csv:{first_bad_line + i}"
+                                              for i in range(len(bad_lines))]
     for entry, (name, line, phrase, reason) in zip(entries, PAPER_CASES):
         assert entry["reason"] == reason and phrase in entry["error"], (name, entry)
         assert raw_bytes(entry["raw"]) == line  # byte for byte, even the latin-1 one
@@ -140,8 +141,8 @@ def test_long_table_header_problems_stop(tmp_path):
 
 
 def test_clean_input_writes_an_empty_quarantine_and_full_counts(tmp_path):
-    data = write_pair(tmp_path / "pair", GOOD_TRAIN)
+    pair_dir = write_pair(tmp_path / "pair", GOOD_TRAIN)
     out = str(tmp_path / "out")
-    records = run_ingest(data, out, DataConfig())["input_records"]
+    records = run_ingest(pair_dir, out, DataConfig())["input_records"]
     assert records["read"] == records["used"] == 7 and records["quarantined"] == 0
     assert quarantined(out) == []

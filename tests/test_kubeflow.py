@@ -1,7 +1,7 @@
 """Kubeflow: the same pipeline compiles to a KubeflowV2 pipeline-spec JSON without a cluster."""
 import json
 
-from models import config as C
+from models import config
 from models.backup import code_fingerprint
 from pipeline.kubeflow_runner import compile_pipeline
 
@@ -10,8 +10,9 @@ COMPONENTS = {"InteractionExampleGen", "StatisticsGen", "SchemaGen", "ExampleVal
 
 
 def test_compiled_spec_has_every_component_image_beam_args_and_parameters(tmp_path):
-    cfg = C.load_config(overrides=["train.epochs=7", "train.lambda_a=0.01",
-                                   'beam_args=["--runner=DataflowRunner", "--project=p", "--region=europe-west4"]'])
+    cfg = config.load_config(overrides=[
+        "train.epochs=7", "train.lambda_a=0.01",
+        'beam_args=["--runner=DataflowRunner", "--project=p", "--region=europe-west4"]'])
     cfg.data_path = "gs://bucket/amazon-cdsr/cloth_sport"
     path = compile_pipeline(cfg, "gcr.io/p/i2vae:1", "gs://bucket/root", str(tmp_path / "i2vae.json"))
     spec = json.load(open(path))
@@ -55,7 +56,7 @@ def test_code_fingerprint_follows_the_training_code_not_its_tests(tmp_path):
 def test_training_overrides_apply_over_the_config():
     from models.trainer import apply_overrides
 
-    cfg = apply_overrides(C.load_config(), {"train.epochs": 3, "train.lambda_t": 0.0, "train.lambda_a": 0.1})
+    cfg = apply_overrides(config.load_config(), {"train.epochs": 3, "train.lambda_t": 0.0, "train.lambda_a": 0.1})
     assert (cfg.train.epochs, cfg.train.lambda_t, cfg.train.lambda_a) == (3, 0.0, 0.1)
     assert apply_overrides(cfg, None) is cfg
 

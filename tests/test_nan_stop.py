@@ -18,11 +18,9 @@ import types
 import numpy as np
 import pytest
 import tensorflow as tf
-from tiny_models import NX, NY, TP, T, config
+from tiny_models import NX, NY, TP, T, model_config
 
-from models import config as C
-from models import features as F
-from models import psg as P
+from models import config, feature_spec, psg
 from models.callbacks import NonFiniteLossError, StopOnNonFiniteLoss
 from models.i2vae import I2VAE
 from models.trainer import build_model, run_fn
@@ -37,21 +35,21 @@ def rows(n, seed=0):
     for i in range(n):
         d = int(rng.integers(2))
         hx = [int(v) for v in rng.integers(1, NX + 1, size=rng.integers(1, T + 1))] if i % 4 else []
-        out.append({F.USER_ID: f"u{seed}_{i}", F.HISTORY_X: hx,
-                    F.HISTORY_Y: [int(v) for v in rng.integers(1, NY + 1, size=rng.integers(1, T + 1))],
-                    F.PSEUDO_X: [int(v) for v in rng.integers(1, NX + 1, size=TP)],
-                    F.PSEUDO_Y: [int(v) for v in rng.integers(1, NY + 1, size=TP)],
-                    F.TARGET_DOMAIN: d, F.TARGET_ITEM: int(rng.integers(1, (NX, NY)[d] + 1)),
-                    F.IS_COLD_START: int(not hx), F.IS_LONG_TAILED: 0})
+        out.append({feature_spec.USER_ID: f"u{seed}_{i}", feature_spec.HISTORY_X: hx,
+                    feature_spec.HISTORY_Y: [int(v) for v in rng.integers(1, NY + 1, size=rng.integers(1, T + 1))],
+                    feature_spec.PSEUDO_X: [int(v) for v in rng.integers(1, NX + 1, size=TP)],
+                    feature_spec.PSEUDO_Y: [int(v) for v in rng.integers(1, NY + 1, size=TP)],
+                    feature_spec.TARGET_DOMAIN: d, feature_spec.TARGET_ITEM: int(rng.integers(1, (NX, NY)[d] + 1)),
+                    feature_spec.IS_COLD_START: int(not hx), feature_spec.IS_LONG_TAILED: 0})
     return out
 
 
 def dataset(n=64, batch=16):
     """n rows in batches of `batch`, as the trainer's input pipeline yields them."""
     r = rows(n)
-    feats = {k: P.left_pad([x[k] for x in r], T if k in (F.HISTORY_X, F.HISTORY_Y) else TP)
-             for k in (F.HISTORY_X, F.HISTORY_Y, F.PSEUDO_X, F.PSEUDO_Y)}
-    feats.update({k: np.asarray([x[k] for x in r], np.int64) for k in F.SCALAR_INT_FEATURES})
+    feats = {k: psg.left_pad([x[k] for x in r], T if k in (feature_spec.HISTORY_X, feature_spec.HISTORY_Y) else TP)
+             for k in (feature_spec.HISTORY_X, feature_spec.HISTORY_Y, feature_spec.PSEUDO_X, feature_spec.PSEUDO_Y)}
+    feats.update({k: np.asarray([x[k] for x in r], np.int64) for k in feature_spec.SCALAR_INT_FEATURES})
     return tf.data.Dataset.from_tensor_slices(feats).batch(batch)
 
 
@@ -60,7 +58,7 @@ def dataset(n=64, batch=16):
     ("sasrec", True, lambda m: m.item_emb[1].embeddings, "rec_y"),  # Y's SASRec is read only by rec_y
 ])  # XLA on SASRec only: compiling i2VAE with XLA takes minutes; the check is outside the step either way
 def test_nan_weight_stops_at_the_first_batch_naming_the_term(kind, jit, poison, term):
-    cfg = config(kind)
+    cfg = model_config(kind)
     cfg.train.jit_compile = jit
     model = build_model((NX, NY), cfg, [np.ones(NX + 1), np.ones(NY + 1)])
     ds = dataset()
@@ -83,17 +81,18 @@ def test_run_fn_fails_and_exports_nothing_when_a_term_turns_inf_mid_training(tmp
     """Through the Trainer's run_fn: `informative_y` (patched after the total, so only the
     term itself is inf) turns +inf at step 6, i.e. epoch 2, batch 2 of 4."""
     root = tmp_path / "examples"
-    os.makedirs(root / F.VOCAB_DIR)
-    for name, n in zip(F.VOCAB_FILES, (NX, NY)):
-        F.write_lines(str(root / F.VOCAB_DIR / name), [f"item{i}" for i in range(n)])
+    os.makedirs(root / feature_spec.VOCAB_DIR)
+    for name, n in zip(feature_spec.VOCAB_FILES, (NX, NY)):
+        feature_spec.write_lines(str(root / feature_spec.VOCAB_DIR / name), [f"item{i}" for i in range(n)])
     rng = np.random.default_rng(0)
-    P.save_generator(str(root / P.GENERATOR_DIR), rng.normal(size=(NX + 1, 4)).astype(np.float32),
-                     rng.normal(size=(NY + 1, 4)).astype(np.float32), [], [], np.zeros((0, 4), np.float32))
+    psg.save_generator(str(root / psg.GENERATOR_DIR), rng.normal(size=(NX + 1, 4)).astype(np.float32),
+                       rng.normal(size=(NY + 1, 4)).astype(np.float32), [], [], np.zeros((0, 4), np.float32))
     for split, n in (("train", 64), ("eval", 24)):
-        os.makedirs(root / F.SPLIT_DIR.format(split))
-        with tf.io.TFRecordWriter(str(root / F.SPLIT_DIR.format(split) / f"data{F.RECORD_SUFFIX}"), "GZIP") as w:
+        os.makedirs(root / feature_spec.SPLIT_DIR.format(split))
+        path = root / feature_spec.SPLIT_DIR.format(split) / f"data{feature_spec.RECORD_SUFFIX}"
+        with tf.io.TFRecordWriter(str(path), "GZIP") as w:
             for r in rows(n, seed=len(split)):
-                w.write(F.to_example(r))
+                w.write(feature_spec.to_example(r))
     original = I2VAE.losses_and_terms
 
     def patched(self, features, training=True):
@@ -103,11 +102,12 @@ def test_run_fn_fails_and_exports_nothing_when_a_term_turns_inf_mid_training(tmp
         return total, terms
 
     monkeypatch.setattr(I2VAE, "losses_and_terms", patched)
-    cfg = config("i2vae")
+    cfg = model_config("i2vae")
     cfg.train.epochs, cfg.train.batch_size, cfg.eval.num_negatives = 5, 16, 5
     fn_args = types.SimpleNamespace(
-        custom_config={"config": json.dumps(C.to_dict(cfg))}, hyperparameters=None,
-        train_files=[F.split_pattern(str(root), "train")], eval_files=[F.split_pattern(str(root), "eval")],
+        custom_config={"config": json.dumps(config.to_dict(cfg))}, hyperparameters=None,
+        train_files=[feature_spec.split_pattern(str(root), "train")],
+        eval_files=[feature_spec.split_pattern(str(root), "eval")],
         model_run_dir=str(tmp_path / "model_run"), serving_model_dir=str(tmp_path / "model" / "Format-Serving"))
     with pytest.raises(NonFiniteLossError, match=r"^training stopped at epoch 2, batch 2 \(step 6\): "
                                                  r"loss term 'informative_y' became \+inf; other non-finite: none;"):
@@ -124,7 +124,7 @@ MIRRORED = textwrap.dedent("""
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from tiny_models import NX, NY, config
+    from tiny_models import NX, NY, model_config
     from test_nan_stop import dataset
     from models.i2vae import I2VAE
     from models.callbacks import NonFiniteLossError, StopOnNonFiniteLoss
@@ -140,7 +140,7 @@ MIRRORED = textwrap.dedent("""
         return total + nan, terms
 
     I2VAE.losses_and_terms = patched
-    cfg = config("i2vae")
+    cfg = model_config("i2vae")
     strategy = make_strategy("mirrored", ["/cpu:0", "/cpu:1"])
     with strategy.scope():
         model = build_model((NX, NY), cfg)

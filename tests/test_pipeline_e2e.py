@@ -13,9 +13,7 @@ from ml_metadata.metadata_store import metadata_store
 from tfx import v1 as tfx
 
 from components.ingest import synthetic
-from models import config as C
-from models import data as D
-from models import features as F
+from models import config, data, feature_spec
 from pipeline.local_runner import run_local
 
 COMPONENTS = {"InteractionExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomaliesGate", "PseudoSequenceGen", "TrainingOverrides",
@@ -25,10 +23,10 @@ COMPONENTS = {"InteractionExampleGen", "StatisticsGen", "SchemaGen", "ExampleVal
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("e2e")
-    data = synthetic.write_csv(str(out / "interactions.csv"),
-                               synthetic.SyntheticConfig(num_users=1500, num_items_x=60, num_items_y=50, seed=5))
-    cfg = C.load_config(overrides=SMALL)
-    cfg.data_path = data
+    interactions = synthetic.write_csv(
+        str(out / "interactions.csv"), synthetic.SyntheticConfig(num_users=1500, num_items_x=60, num_items_y=50, seed=5))
+    cfg = config.load_config(overrides=SMALL)
+    cfg.data_path = interactions
     paths = run_local(cfg, str(out / "run"))
     return cfg, paths
 
@@ -41,7 +39,7 @@ SMALL = ["train.epochs=8", "train.learning_rate=0.002", "train.batch_size=64", "
 def baseline_run(request, run):
     """The same pipeline (same run directory and MLMD) with a baseline chosen by config."""
     cfg, paths = run
-    other = C.load_config(overrides=SMALL + [f"model.kind=\"{request.param}\"", "eval.bless_against=\"none\""])
+    other = config.load_config(overrides=SMALL + [f"model.kind=\"{request.param}\"", "eval.bless_against=\"none\""])
     other.data_path = cfg.data_path
     return other, run_local(other, paths["out"])
 
@@ -65,13 +63,14 @@ def test_tfrecords_parse_with_expected_features(run):
     examples = glob.glob(os.path.join(paths["pipeline_root"], "PseudoSequenceGen", "augmented_examples", "*"))
     assert examples
     for split in ("train", "eval", "test"):
-        rows = D.read_split(examples[0], split)
+        rows = data.read_split(examples[0], split)
         assert rows, split
-        assert set(rows[0]) == set(F.ALL_FEATURES)
-        assert all(len(r[F.PSEUDO_X]) == cfg.data.pseudo_len for r in rows)
-    batch = next(iter(D.make_dataset([os.path.join(examples[0], "Split-train", "*")], 8, cfg.data.max_len,
-                                     cfg.data.pseudo_len)))
-    assert batch[F.HISTORY_X].shape[1] == cfg.data.max_len and batch[F.PSEUDO_Y].shape[1] == cfg.data.pseudo_len
+        assert set(rows[0]) == set(feature_spec.ALL_FEATURES)
+        assert all(len(r[feature_spec.PSEUDO_X]) == cfg.data.pseudo_len for r in rows)
+    batch = next(iter(data.make_dataset([os.path.join(examples[0], "Split-train", "*")], 8, cfg.data.max_len,
+                                        cfg.data.pseudo_len)))
+    assert batch[feature_spec.HISTORY_X].shape[1] == cfg.data.max_len
+    assert batch[feature_spec.PSEUDO_Y].shape[1] == cfg.data.pseudo_len
 
 
 def test_pushed_savedmodel_in_serving_layout_answers_signature(run):
@@ -79,8 +78,9 @@ def test_pushed_savedmodel_in_serving_layout_answers_signature(run):
     pushed = paths["pushed_model"]
     assert pushed and os.path.basename(pushed).isdigit()
     assert os.path.exists(os.path.join(pushed, "saved_model.pb"))
-    vocab_x = F.read_vocab(glob.glob(os.path.join(paths["pipeline_root"], "InteractionExampleGen", "examples", "*",
-                                                  F.VOCAB_DIR, "vocab_x.txt"))[0])
+    vocab_x = feature_spec.read_vocab(glob.glob(os.path.join(paths["pipeline_root"], "InteractionExampleGen",
+                                                             "examples", "*",
+                                                             feature_spec.VOCAB_DIR, "vocab_x.txt"))[0])
     # a fresh process that imports no project code
     code = textwrap.dedent(f"""
         import json, tensorflow as tf

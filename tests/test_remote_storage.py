@@ -18,12 +18,10 @@ import tensorflow as tf
 from test_repeatability import write_examples
 
 from components.data_validation.component import check_anomalies
-from components.evaluator.component import evaluate_model
+from components.evaluator.executor import evaluate_model
 from components.ingest import beam_ingest, logic
 from components.ingest.beam_ingest_test import run_ingest, split_rows, write_paper_pair
-from models import config as C
-from models import features as F
-from models import psg as P
+from models import config, feature_spec, psg
 from models.trainer import run_fn
 
 
@@ -40,18 +38,18 @@ def copy_tree(src: str, dst: str) -> None:
 def test_trainer_and_evaluator_read_and_write_only_through_gfile(tmp_path):
     root = "ram://remote_storage/examples"
     copy_tree(write_examples(str(tmp_path / "examples")), root)
-    cfg = C.load_config(overrides=["model.embedding_dim=8", "model.latent_dim=4", "model.num_heads=2",
-                                   "model.num_blocks=1", "data.max_len=4", "data.pseudo_len=6", "train.epochs=1",
-                                   "train.batch_size=64", "eval.num_negatives=5"])
+    cfg = config.load_config(overrides=["model.embedding_dim=8", "model.latent_dim=4", "model.num_heads=2",
+                                        "model.num_blocks=1", "data.max_len=4", "data.pseudo_len=6", "train.epochs=1",
+                                        "train.batch_size=64", "eval.num_negatives=5"])
     fn_args = types.SimpleNamespace(
-        custom_config={"config": json.dumps(C.to_dict(cfg))}, hyperparameters=None,
-        train_files=[F.split_pattern(root, "train")], eval_files=[F.split_pattern(root, "eval")],
+        custom_config={"config": json.dumps(config.to_dict(cfg))}, hyperparameters=None,
+        train_files=[feature_spec.split_pattern(root, "train")], eval_files=[feature_spec.split_pattern(root, "eval")],
         model_run_dir="ram://remote_storage/model_run", serving_model_dir="ram://remote_storage/model/Format-Serving")
     run_fn(fn_args)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "training_history.json")) as f:
         assert json.load(f)["epochs_run"] == 1
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "config.json")) as f:
-        assert C.from_dict(json.load(f)) == cfg
+        assert config.from_dict(json.load(f)) == cfg
     assert not tf.io.gfile.exists(os.path.join(fn_args.model_run_dir, "training_history.json.partial"))
     assert tf.io.gfile.exists(os.path.join(fn_args.serving_model_dir, "saved_model.pb"))
 
@@ -65,9 +63,9 @@ def test_trainer_and_evaluator_read_and_write_only_through_gfile(tmp_path):
 def test_generator_round_trips_through_gfile():
     rng = np.random.default_rng(0)
     emb_x, emb_y, users = rng.normal(size=(5, 3)), rng.normal(size=(4, 3)), rng.normal(size=(2, 3))
-    P.save_generator("ram://remote_storage/generator", emb_x, emb_y, ["u1", "u2"], [([1, 2], [3]), ([], [1, 2])],
-                     users)
-    g = P.load_generator("ram://remote_storage/generator")
+    psg.save_generator("ram://remote_storage/generator", emb_x, emb_y, ["u1", "u2"], [([1, 2], [3]), ([], [1, 2])],
+                       users)
+    g = psg.load_generator("ram://remote_storage/generator")
     np.testing.assert_array_equal(g["item_emb_x"], emb_x)
     np.testing.assert_array_equal(g["user_emb"], users)
     assert list(g["user_ids"]) == ["u1", "u2"]

@@ -27,9 +27,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models import config as C
-from models import features as F
-from models import psg as P
+from models import config, feature_spec, psg
 from models.trainer import train_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,15 +39,15 @@ def write_examples(root):
     """Vocabularies, a generator and train/eval/test TFRecords with a planted signal (each
     user's items come from one of 4 interest blocks, in order), so training moves the metrics."""
     rng = np.random.default_rng(0)
-    os.makedirs(os.path.join(root, F.VOCAB_DIR))
-    for name, n in zip(F.VOCAB_FILES, (NX, NY)):
-        F.write_lines(os.path.join(root, F.VOCAB_DIR, name), [f"item{i}" for i in range(n)])
-    P.save_generator(os.path.join(root, P.GENERATOR_DIR), rng.normal(size=(NX + 1, 4)).astype(np.float32),
-                     rng.normal(size=(NY + 1, 4)).astype(np.float32), [], [], np.zeros((0, 4), np.float32))
+    os.makedirs(os.path.join(root, feature_spec.VOCAB_DIR))
+    for name, n in zip(feature_spec.VOCAB_FILES, (NX, NY)):
+        feature_spec.write_lines(os.path.join(root, feature_spec.VOCAB_DIR, name), [f"item{i}" for i in range(n)])
+    psg.save_generator(os.path.join(root, psg.GENERATOR_DIR), rng.normal(size=(NX + 1, 4)).astype(np.float32),
+                       rng.normal(size=(NY + 1, 4)).astype(np.float32), [], [], np.zeros((0, 4), np.float32))
     user = 0
     for split, n in (("train", 320), ("eval", 80), ("test", 80)):
-        os.makedirs(os.path.join(root, F.SPLIT_DIR.format(split)))
-        path = os.path.join(root, F.SPLIT_DIR.format(split), f"data{F.RECORD_SUFFIX}")
+        os.makedirs(os.path.join(root, feature_spec.SPLIT_DIR.format(split)))
+        path = os.path.join(root, feature_spec.SPLIT_DIR.format(split), f"data{feature_spec.RECORD_SUFFIX}")
         with tf.io.TFRecordWriter(path, "GZIP") as w:
             for _ in range(n):
                 interest = int(rng.integers(4))
@@ -60,10 +58,13 @@ def write_examples(root):
 
                 hx, hy = seq(int(rng.integers(0, T + 1)), NX), seq(int(rng.integers(1, T + 1)), NY)
                 d = int(rng.integers(2)) if hx else 1
-                w.write(F.to_example({F.USER_ID: f"u{user}", F.HISTORY_X: hx, F.HISTORY_Y: hy,
-                                      F.PSEUDO_X: seq(TP, NX), F.PSEUDO_Y: seq(TP, NY),
-                                      F.TARGET_ITEM: seq(1, (NX, NY)[d])[0], F.TARGET_DOMAIN: d,
-                                      F.IS_COLD_START: int(not hx), F.IS_LONG_TAILED: int(len(hx) + len(hy) < 4)}))
+                w.write(feature_spec.to_example({feature_spec.USER_ID: f"u{user}", feature_spec.HISTORY_X: hx,
+                                                 feature_spec.HISTORY_Y: hy,
+                                                 feature_spec.PSEUDO_X: seq(TP, NX), feature_spec.PSEUDO_Y: seq(TP, NY),
+                                                 feature_spec.TARGET_ITEM: seq(1, (NX, NY)[d])[0],
+                                                 feature_spec.TARGET_DOMAIN: d,
+                                                 feature_spec.IS_COLD_START: int(not hx),
+                                                 feature_spec.IS_LONG_TAILED: int(len(hx) + len(hy) < 4)}))
                 user += 1
     return root
 
@@ -73,12 +74,13 @@ def reshard(src, dst):
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("Split-*"))
     rng = np.random.default_rng(1)
     for split in ("train", "eval", "test"):
-        records = list(tf.data.TFRecordDataset(glob.glob(F.split_pattern(src, split)), "GZIP").as_numpy_iterator())
+        records = list(tf.data.TFRecordDataset(glob.glob(feature_spec.split_pattern(src, split)),
+                                               "GZIP").as_numpy_iterator())
         order = rng.permutation(len(records))
-        os.makedirs(os.path.join(dst, F.SPLIT_DIR.format(split)))
+        os.makedirs(os.path.join(dst, feature_spec.SPLIT_DIR.format(split)))
         for shard in range(2):
-            name = f"data-{shard:05d}-of-00002{F.RECORD_SUFFIX}"
-            with tf.io.TFRecordWriter(os.path.join(dst, F.SPLIT_DIR.format(split), name), "GZIP") as w:
+            name = f"data-{shard:05d}-of-00002{feature_spec.RECORD_SUFFIX}"
+            with tf.io.TFRecordWriter(os.path.join(dst, feature_spec.SPLIT_DIR.format(split), name), "GZIP") as w:
                 for i in order[shard::2]:
                     w.write(records[i])
     return dst
@@ -86,12 +88,13 @@ def reshard(src, dst):
 
 def train(root, seed, log_dir):
     """Two epochs of the tiny i2VAE; returns the per-epoch history (loss, val and test metrics)."""
-    cfg = C.load_config(overrides=[
+    cfg = config.load_config(overrides=[
         "model.embedding_dim=8", "model.latent_dim=4", "model.num_heads=2", "model.num_blocks=1",
         f"data.max_len={T}", f"data.pseudo_len={TP}", "train.epochs=2", "train.batch_size=32",
         "train.learning_rate=0.01", "eval.num_negatives=20", "eval.track_test_per_epoch=true",
         f"train.seed={seed}"])
-    _, history, _ = train_model([F.split_pattern(root, "train")], [F.split_pattern(root, "eval")], root, cfg, log_dir)
+    _, history, _ = train_model([feature_spec.split_pattern(root, "train")], [feature_spec.split_pattern(root, "eval")],
+                                root, cfg, log_dir)
     return history["history"]
 
 

@@ -15,7 +15,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 from tiny_models import export_tiny_model
 
-from serving import client as C
+from serving import client
 from serving.server import serve, start_process
 
 USERS_X = [["item1", "item2"], [], ["item3", "not-an-item", "item4"], [], ["nope"]]
@@ -36,11 +36,11 @@ def server(base_path):
 
 def test_client_matches_in_process_signature(server, base_path):
     _, target = server
-    client = C.RecommendClient(target, "i2vae")
-    got = client.recommend(USERS_X, USERS_Y)
+    recommender = client.RecommendClient(target, "i2vae")
+    got = recommender.recommend(USERS_X, USERS_Y)
     local = tf.saved_model.load(os.path.join(base_path, "1")).signatures["serving_default"]
-    want = local(history_x=tf.constant(C.pad_histories(USERS_X).astype(bytes)),
-                 history_y=tf.constant(C.pad_histories(USERS_Y).astype(bytes)))
+    want = local(history_x=tf.constant(client.pad_histories(USERS_X).astype(bytes)),
+                 history_y=tf.constant(client.pad_histories(USERS_Y).astype(bytes)))
     for i, user in enumerate(got):
         for d in ("x", "y"):
             ids = [b.decode() for b in want[f"top_ids_{d}"].numpy()[i]]
@@ -52,8 +52,8 @@ def test_client_matches_in_process_signature(server, base_path):
     assert not {"item1", "item2"} & {r["item"] for r in got[0]["x"]}  # seen items are not recommended
     assert len(got[1]["x"]) == 10  # cold-start in X still gets X items (through r^y and the pseudo-sequence)
     assert len(got[3]["x"]) == 10  # no history at all: the popularity fallback
-    assert client.recommend([["item1"]], [[]], k=3)[0]["x"].__len__() == 3
-    meta = client.metadata()
+    assert recommender.recommend([["item1"]], [[]], k=3)[0]["x"].__len__() == 3
+    meta = recommender.metadata()
     assert meta["version"] == 1 and meta["signatures"]["serving_default"]["inputs"] == {
         "history_x": "string", "history_y": "string"}
     assert "score_items" in meta["signatures"]
@@ -63,33 +63,34 @@ def _request(**overrides):
     request = predict_pb2.PredictRequest()
     request.model_spec.name = overrides.pop("model", "i2vae")
     request.model_spec.signature_name = overrides.pop("signature", "serving_default")
-    inputs = overrides.pop("inputs", {"history_x": C.pad_histories([["item1"]]),
-                                      "history_y": C.pad_histories([["item2"]])})
+    inputs = overrides.pop("inputs", {"history_x": client.pad_histories([["item1"]]),
+                                      "history_y": client.pad_histories([["item2"]])})
     for name, value in inputs.items():
         request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
     return request
 
 
 @pytest.mark.parametrize("request_kwargs,code,message", [
-    (dict(inputs={"history_x": C.pad_histories([["item1"]])}), grpc.StatusCode.INVALID_ARGUMENT, "missing"),
+    (dict(inputs={"history_x": client.pad_histories([["item1"]])}), grpc.StatusCode.INVALID_ARGUMENT, "missing"),
     (dict(inputs={"history_x": np.array([[1, 2]]), "history_y": np.array([[3]])}),
      grpc.StatusCode.INVALID_ARGUMENT, "dtype"),
-    (dict(inputs={"history_x": C.pad_histories([["item1"]] * 9), "history_y": C.pad_histories([["item2"]] * 9)}),
+    (dict(inputs={"history_x": client.pad_histories([["item1"]] * 9),
+                  "history_y": client.pad_histories([["item2"]] * 9)}),
      grpc.StatusCode.INVALID_ARGUMENT, "batch size 9"),
-    (dict(inputs={"history_x": C.pad_histories([["a"]] * 2), "history_y": C.pad_histories([["b"]] * 3)}),
+    (dict(inputs={"history_x": client.pad_histories([["a"]] * 2), "history_y": client.pad_histories([["b"]] * 3)}),
      grpc.StatusCode.INVALID_ARGUMENT, "disagree"),
-    (dict(inputs={"history_x": np.array([b"a"], dtype=object), "history_y": C.pad_histories([["b"]])}),
+    (dict(inputs={"history_x": np.array([b"a"], dtype=object), "history_y": client.pad_histories([["b"]])}),
      grpc.StatusCode.INVALID_ARGUMENT, "rank"),
     (dict(signature="predict"), grpc.StatusCode.INVALID_ARGUMENT, "not found in signature def"),
     (dict(model="other"), grpc.StatusCode.NOT_FOUND, "Servable not found"),
 ])
 def test_invalid_requests_get_status_codes_and_server_keeps_serving(server, request_kwargs, code, message):
     _, target = server
-    client = C.RecommendClient(target, "i2vae")
+    recommender = client.RecommendClient(target, "i2vae")
     with pytest.raises(grpc.RpcError) as err:
-        client.stub.Predict(_request(**request_kwargs), timeout=10)
+        recommender.stub.Predict(_request(**request_kwargs), timeout=10)
     assert err.value.code() == code and message in err.value.details()
-    items_y = [r["item"] for r in client.recommend([["item1"]], [["item2"]])[0]["y"]]  # the server still answers
+    items_y = [r["item"] for r in recommender.recommend([["item1"]], [["item2"]])[0]["y"]]  # the server still answers
     assert len(items_y) == 8 and "item2" not in items_y  # 9 Y items, the seen one excluded, no "" padding
 
 
@@ -97,7 +98,7 @@ def test_newer_version_is_loaded_and_served(server, base_path):
     service, target = server
     shutil.copytree(os.path.join(base_path, "1"), os.path.join(base_path, "2"))
     assert service.maybe_reload() == 2
-    response = C.RecommendClient(target, "i2vae").stub.Predict(_request(), timeout=10)
+    response = client.RecommendClient(target, "i2vae").stub.Predict(_request(), timeout=10)
     assert response.model_spec.version.value == 2
     assert service.maybe_reload() is None
 

@@ -13,7 +13,7 @@ import apache_beam as beam
 import tensorflow as tf
 
 from components.ingest import logic
-from models import features as F
+from models import feature_spec
 
 QUARANTINE_DIR = "quarantine"
 QUARANTINE_FILE = os.path.join(QUARANTINE_DIR, "bad_rows.jsonl")
@@ -134,7 +134,7 @@ def _write_touched(touched: List[Dict], output_dir: str) -> None:
     """The held-out rows the paper's raw split leaks into other rows, so reports can show them
     as a group (`leak_touched`) whether or not the leak was removed."""
     rows = sorted(touched, key=lambda r: (r["split"], r["user_id"], r["target_domain"]))
-    with tf.io.gfile.GFile(os.path.join(output_dir, F.LEAK_TOUCHED_FILE), "w") as f:
+    with tf.io.gfile.GFile(os.path.join(output_dir, feature_spec.LEAK_TOUCHED_FILE), "w") as f:
         json.dump(rows, f)
 
 
@@ -158,19 +158,20 @@ class _ToExample(beam.DoFn):
 
 def _write_vocabs(vocabs, output_dir: str):
     vocab_x, vocab_y = vocabs
-    tf.io.gfile.makedirs(os.path.join(output_dir, F.VOCAB_DIR))
-    for name, vocab in zip(F.VOCAB_FILES, (vocab_x, vocab_y)):
-        F.write_lines(os.path.join(output_dir, F.VOCAB_DIR, name), vocab)
+    tf.io.gfile.makedirs(os.path.join(output_dir, feature_spec.VOCAB_DIR))
+    for name, vocab in zip(feature_spec.VOCAB_FILES, (vocab_x, vocab_y)):
+        feature_spec.write_lines(os.path.join(output_dir, feature_spec.VOCAB_DIR, name), vocab)
 
 
 def _write_domain_names(names, output_dir: str):
-    F.write_domain_names(output_dir, names)
+    feature_spec.write_domain_names(output_dir, names)
 
 
 def _count_key(split_feats) -> Tuple[str, str]:
     split, feats = split_feats
-    group = "cold_start" if feats[F.IS_COLD_START] else ("long_tailed" if feats[F.IS_LONG_TAILED] else "other")
-    return f"{split}/{'xy'[feats[F.TARGET_DOMAIN]]}/{group}"
+    group = ("cold_start" if feats[feature_spec.IS_COLD_START]
+             else "long_tailed" if feats[feature_spec.IS_LONG_TAILED] else "other")
+    return f"{split}/{'xy'[feats[feature_spec.TARGET_DOMAIN]]}/{group}"
 
 
 def _write_quarantine(bad_rows: List[Dict], output_dir: str) -> None:
@@ -325,10 +326,10 @@ def build_ingest(p: beam.Pipeline, data_path: str, data_format: str, cfg, output
         beam.pvalue.AsSingleton(threshold))
     for split in logic.SPLITS:
         (examples | f"Only-{split}" >> beam.Filter(lambda kv, s=split: kv[0] == s)
-                  | f"Serialize-{split}" >> beam.Map(lambda kv: F.to_example(kv[1]))
+                  | f"Serialize-{split}" >> beam.Map(lambda kv: feature_spec.to_example(kv[1]))
                   | f"Write-{split}" >> beam.io.WriteToTFRecord(
-                      os.path.join(output_dir, F.SPLIT_DIR.format(split), "data"),
-                      file_name_suffix=F.RECORD_SUFFIX))
+                      os.path.join(output_dir, feature_spec.SPLIT_DIR.format(split), "data"),
+                      file_name_suffix=feature_spec.RECORD_SUFFIX))
 
     pair = (p | "One" >> beam.Create([None])
               | "Pair" >> beam.Map(lambda _, vx, vy: (vx, vy), vx=beam.pvalue.AsSingleton(vocab_x),

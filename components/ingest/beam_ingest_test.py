@@ -6,8 +6,7 @@ import apache_beam as beam
 import pytest
 
 from components.ingest import beam_ingest, logic, synthetic
-from models import data as D
-from models import features as F
+from models import data, feature_spec
 from models.config import DataConfig
 
 
@@ -19,7 +18,7 @@ def run_ingest(data_path, out_dir, data_format="auto", cfg=DataConfig()):
 
 
 def split_rows(out_dir, split):
-    return D.read_split(out_dir, split)
+    return data.read_split(out_dir, split)
 
 
 def write_paper_pair(src, train_users: int):
@@ -43,10 +42,10 @@ def test_paper_format_rows_splits_and_vocab(tmp_path):
     test_rows = {r["user_id"]: r for r in split_rows(str(tmp_path / "out"), "test")}
     assert test_rows["900"]["is_cold_start"] == 1 and test_rows["900"]["history_x"] == []
     assert len(test_rows["901"]["history_y"]) == 1 and test_rows["901"]["is_cold_start"] == 0
-    vocab_x = F.read_vocab(str(tmp_path / "out" / F.VOCAB_DIR / "vocab_x.txt"))
+    vocab_x = feature_spec.read_vocab(str(tmp_path / "out" / feature_spec.VOCAB_DIR / "vocab_x.txt"))
     assert vocab_x == logic.build_vocab(vocab_x) and "1" in vocab_x
     row = test_rows["901"]
-    assert set(row) == set(F.INGEST_FEATURES)
+    assert set(row) == set(feature_spec.INGEST_FEATURES)
 
 
 def test_long_table_csv_and_parquet_give_same_examples(tmp_path):
@@ -100,8 +99,9 @@ def test_no_trace_of_a_held_out_target_reaches_training(tmp_path):
     train on (the graph also leaves out the train rows' own targets: beam_pseudo_sequences_test)."""
     report = run_ingest(str(write_leaky_pair(tmp_path / "pair")), str(tmp_path / "out"), cfg=_cfg())
     out = str(tmp_path / "out")
-    vocab_x = {item: i + 1 for i, item in enumerate(F.read_vocab(os.path.join(out, F.VOCAB_DIR, "vocab_x.txt")))}
-    vocab_y = {item: i + 1 for i, item in enumerate(F.read_vocab(os.path.join(out, F.VOCAB_DIR, "vocab_y.txt")))}
+    vocab_dir = os.path.join(out, feature_spec.VOCAB_DIR)
+    vocab_x = {item: i + 1 for i, item in enumerate(feature_spec.read_vocab(os.path.join(vocab_dir, "vocab_x.txt")))}
+    vocab_y = {item: i + 1 for i, item in enumerate(feature_spec.read_vocab(os.path.join(vocab_dir, "vocab_y.txt")))}
     train = split_rows(out, "train")
     by_user = {}
     for r in train:
@@ -117,7 +117,7 @@ def test_no_trace_of_a_held_out_target_reaches_training(tmp_path):
         shown = {(r["user_id"], 0, i) for i in r["history_x"]} | {(r["user_id"], 1, i) for i in r["history_y"]}
         shown.add((r["user_id"], r["target_domain"], r["target_item"]))
         assert not shown & held_out
-    touched = json.load(open(os.path.join(out, F.LEAK_TOUCHED_FILE)))
+    touched = json.load(open(os.path.join(out, feature_spec.LEAK_TOUCHED_FILE)))
     assert {(t["user_id"], t["target_domain"]) for t in touched} == {("7", 1), ("8", 0)}
 
 
@@ -126,5 +126,5 @@ def test_the_raw_split_stays_one_switch_away(tmp_path):
     assert report["leak_free"] is False and report["held_out_removed"]["train"] == {"items": 0, "rows_dropped": 0}
     rows = {(r["user_id"], r["target_domain"]): r for r in split_rows(str(tmp_path / "out"), "train")}
     assert len(rows[("7", 0)]["history_y"]) == 3 and ("8", 0) in rows
-    touched = json.load(open(os.path.join(str(tmp_path / "out"), F.LEAK_TOUCHED_FILE)))
+    touched = json.load(open(os.path.join(str(tmp_path / "out"), feature_spec.LEAK_TOUCHED_FILE)))
     assert {(t["user_id"], t["target_domain"]) for t in touched} == {("7", 1), ("8", 0)}

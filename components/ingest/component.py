@@ -16,7 +16,7 @@ from tfx import v1 as tfx
 from tfx.types import artifact_utils, standard_artifacts
 
 from components.ingest import beam_ingest, logic
-from models import config as C
+from models import config
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def InteractionExampleGen(
     beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
     """`data_config` is the JSON of `models.config.DataConfig`."""
-    cfg = C.section_from_json(data_config, C.DataConfig)
+    cfg = config.section_from_json(data_config, config.DataConfig)
     examples.split_names = artifact_utils.encode_split_names(list(logic.SPLITS))
     examples.set_string_custom_property("payload_format", "FORMAT_TF_EXAMPLE")
     with beam_pipeline as p:

@@ -14,14 +14,13 @@ import apache_beam as beam
 import numpy as np
 import tensorflow as tf
 
-from models import features as F
-from models import psg as P
+from models import feature_spec, psg
 from models.lightgcn import LightGCN, normalized_adjacency, train_lightgcn
 from models.seeding import stable_fraction
 
 logger = logging.getLogger(__name__)
 
-GENERATOR_DIR = P.GENERATOR_DIR
+GENERATOR_DIR = psg.GENERATOR_DIR
 
 
 class Graph:
@@ -38,16 +37,17 @@ class Graph:
         self.user_index: Dict[str, int] = {}
         targets: Dict[str, set] = {}
         for row in rows:
-            targets.setdefault(row[F.USER_ID], set()).add((row[F.TARGET_DOMAIN], row[F.TARGET_ITEM]))
+            targets.setdefault(row[feature_spec.USER_ID], set()).add(
+                (row[feature_spec.TARGET_DOMAIN], row[feature_spec.TARGET_ITEM]))
         users, items = [], []
-        for row in sorted(rows, key=lambda r: r[F.USER_ID]):  # user indices independent of Beam's file order
-            held_out = targets[row[F.USER_ID]]
-            u = self.user_index.setdefault(row[F.USER_ID], len(self.user_index))
-            for i in row[F.HISTORY_X]:
+        for row in sorted(rows, key=lambda r: r[feature_spec.USER_ID]):  # user indices independent of Beam's file order
+            held_out = targets[row[feature_spec.USER_ID]]
+            u = self.user_index.setdefault(row[feature_spec.USER_ID], len(self.user_index))
+            for i in row[feature_spec.HISTORY_X]:
                 if (0, i) not in held_out:
                     users.append(u)
                     items.append(i - 1)
-            for j in row[F.HISTORY_Y]:
+            for j in row[feature_spec.HISTORY_Y]:
                 if (1, j) not in held_out:
                     users.append(u)
                     items.append(num_items_x + j - 1)
@@ -88,17 +88,18 @@ def validation_recall(rows: List[Dict], emb_x: np.ndarray, emb_y: np.ndarray, ma
     hits = 0
     for lo in range(0, len(rows), batch_size):
         batch = rows[lo: lo + batch_size]
-        hx = P.left_pad([r[F.HISTORY_X] for r in batch], max_len)
-        hy = P.left_pad([r[F.HISTORY_Y] for r in batch], max_len)
-        user = P.fold_in(emb_x, emb_y, hx, hy)
+        hx = psg.left_pad([r[feature_spec.HISTORY_X] for r in batch], max_len)
+        hy = psg.left_pad([r[feature_spec.HISTORY_Y] for r in batch], max_len)
+        user = psg.fold_in(emb_x, emb_y, hx, hy)
         for d, emb in ((0, emb_x), (1, emb_y)):
-            sel = [i for i, r in enumerate(batch) if r[F.TARGET_DOMAIN] == d]
+            sel = [i for i, r in enumerate(batch) if r[feature_spec.TARGET_DOMAIN] == d]
             if not sel:
                 continue
-            seen = P.left_pad([batch[i][F.HISTORY_X if d == 0 else F.HISTORY_Y] for i in sel], max(1, max(
-                len(batch[i][F.HISTORY_X if d == 0 else F.HISTORY_Y]) for i in sel)))
-            top = P.recall_unseen(tf.gather(user, sel), emb, seen, min(k, emb.shape[0])).numpy()
-            targets = np.asarray([batch[i][F.TARGET_ITEM] for i in sel])[:, None]
+            seen = psg.left_pad([batch[i][feature_spec.HISTORY_X if d == 0 else feature_spec.HISTORY_Y] for i in sel],
+                                max(1, max(len(batch[i][feature_spec.HISTORY_X if d == 0 else feature_spec.HISTORY_Y])
+                                           for i in sel)))
+            top = psg.recall_unseen(tf.gather(user, sel), emb, seen, min(k, emb.shape[0])).numpy()
+            targets = np.asarray([batch[i][feature_spec.TARGET_ITEM] for i in sel])[:, None]
             hits += int((top == targets).any(axis=1).sum())
     return hits / len(rows)
 
@@ -121,7 +122,7 @@ def train_generator(train_rows, eval_rows, num_items_x, num_items_y, data_cfg, c
                              log_dir=os.path.join(out_dir, "logs"))
     user_emb, item_emb = (t.numpy() for t in model.propagate())
     emb_x, emb_y = padded_item_embeddings(item_emb, num_items_x)
-    P.save_generator(out_dir, emb_x, emb_y, list(graph.user_index), graph.neighbours(), user_emb)
+    psg.save_generator(out_dir, emb_x, emb_y, list(graph.user_index), graph.neighbours(), user_emb)
     with tf.io.gfile.GFile(os.path.join(out_dir, "training.json"), "w") as f:
         json.dump(history, f, indent=2)
     return history
@@ -130,8 +131,8 @@ def train_generator(train_rows, eval_rows, num_items_x, num_items_y, data_cfg, c
 def save_untrained_generator(out_dir: str, num_items_x: int, num_items_y: int, dim: int) -> None:
     """Zero item embeddings and no graph users: what the random-pseudo ablation ships."""
     zeros = np.zeros((0, dim), np.float32)
-    P.save_generator(out_dir, np.zeros((num_items_x + 1, dim), np.float32),
-                     np.zeros((num_items_y + 1, dim), np.float32), [], [], zeros)
+    psg.save_generator(out_dir, np.zeros((num_items_x + 1, dim), np.float32),
+                       np.zeros((num_items_y + 1, dim), np.float32), [], [], zeros)
 
 
 class AddPseudoSequences(beam.DoFn):
@@ -142,12 +143,12 @@ class AddPseudoSequences(beam.DoFn):
         self.source, self.seed = source, seed
 
     def setup(self):
-        g = P.load_generator(self.generator_dir)
+        g = psg.load_generator(self.generator_dir)
         self.emb_x, self.emb_y = g["item_emb_x"], g["item_emb_y"]
 
     def process(self, batch: List[bytes]):
-        rows = [F.from_example(b) for b in batch]
-        yield from (F.to_example(r) for r in add_pseudo(rows, self))
+        rows = [feature_spec.from_example(b) for b in batch]
+        yield from (feature_spec.to_example(r) for r in add_pseudo(rows, self))
 
 
 def add_pseudo(rows: List[Dict], gen) -> List[Dict]:
@@ -158,22 +159,23 @@ def add_pseudo(rows: List[Dict], gen) -> List[Dict]:
     test inputs are made the same way and no row sees an embedding fitted on its user's
     held-out items.
     """
-    hx = P.left_pad([r[F.HISTORY_X] for r in rows], gen.max_len)
-    hy = P.left_pad([r[F.HISTORY_Y] for r in rows], gen.max_len)
-    user = P.fold_in(gen.emb_x, gen.emb_y, hx, hy)
-    seen = ([list(r[F.HISTORY_X]) for r in rows], [list(r[F.HISTORY_Y]) for r in rows])
+    hx = psg.left_pad([r[feature_spec.HISTORY_X] for r in rows], gen.max_len)
+    hy = psg.left_pad([r[feature_spec.HISTORY_Y] for r in rows], gen.max_len)
+    user = psg.fold_in(gen.emb_x, gen.emb_y, hx, hy)
+    seen = ([list(r[feature_spec.HISTORY_X]) for r in rows], [list(r[feature_spec.HISTORY_Y]) for r in rows])
     out = [dict(r) for r in rows]
-    for d, (hist, emb, name) in enumerate(((hx, gen.emb_x, F.PSEUDO_X), (hy, gen.emb_y, F.PSEUDO_Y))):
+    for d, (hist, emb, name) in enumerate(((hx, gen.emb_x, feature_spec.PSEUDO_X),
+                                           (hy, gen.emb_y, feature_spec.PSEUDO_Y))):
         width = max(1, max(len(s) for s in seen[d]))
         k = min(gen.pseudo_len, emb.shape[0])
         if gen.source == "random":
             scores = random_row_scores(rows, d, emb.shape[0], gen.seed)
-            recalled = P.top_unseen(scores, P.left_pad(seen[d], width), k)
+            recalled = psg.top_unseen(scores, psg.left_pad(seen[d], width), k)
         else:
-            recalled = P.recall_unseen(user, emb, P.left_pad(seen[d], width), k)
+            recalled = psg.recall_unseen(user, emb, psg.left_pad(seen[d], width), k)
         if k < gen.pseudo_len:
             recalled = tf.pad(recalled, [[0, 0], [0, gen.pseudo_len - k]])
-        pseudo = P.compose_pseudo(hist, recalled, gen.pseudo_len).numpy()
+        pseudo = psg.compose_pseudo(hist, recalled, gen.pseudo_len).numpy()
         for i in range(len(out)):
             out[i][name] = [int(v) for v in pseudo[i] if v > 0]
     return out
@@ -184,7 +186,7 @@ def random_row_scores(rows: List[Dict], domain: int, width: int, seed: int) -> n
     ablation's random items, the same whatever batch a row lands in."""
     out = np.empty((len(rows), width), np.float32)
     for i, r in enumerate(rows):
-        key = int(stable_fraction(seed, r[F.USER_ID], r[F.TARGET_DOMAIN], domain) * 2 ** 53)
+        key = int(stable_fraction(seed, r[feature_spec.USER_ID], r[feature_spec.TARGET_DOMAIN], domain) * 2 ** 53)
         out[i] = np.random.default_rng(key).random(width, dtype=np.float32)
     return out
 
@@ -193,9 +195,10 @@ def build_transform(p: beam.Pipeline, in_uri: str, out_uri: str, splits, generat
                     lightgcn_cfg):
     """Beam graph: for every split, read examples, add pseudo-sequences in batches, write."""
     for split in splits:
-        (p | f"Read-{split}" >> beam.io.ReadFromTFRecord(F.split_pattern(in_uri, split))
+        (p | f"Read-{split}" >> beam.io.ReadFromTFRecord(feature_spec.split_pattern(in_uri, split))
            | f"Batch-{split}" >> beam.BatchElements(min_batch_size=64, max_batch_size=1024)
            | f"Pseudo-{split}" >> beam.ParDo(AddPseudoSequences(
                generator_dir, data_cfg.max_len, data_cfg.pseudo_len, lightgcn_cfg.pseudo_source, lightgcn_cfg.seed))
-           | f"Write-{split}" >> beam.io.WriteToTFRecord(os.path.join(out_uri, F.SPLIT_DIR.format(split), "data"),
-                                                         file_name_suffix=F.RECORD_SUFFIX))
+           | f"Write-{split}" >> beam.io.WriteToTFRecord(
+               os.path.join(out_uri, feature_spec.SPLIT_DIR.format(split), "data"),
+               file_name_suffix=feature_spec.RECORD_SUFFIX))

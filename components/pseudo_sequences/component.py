@@ -15,8 +15,7 @@ from tfx import v1 as tfx
 from tfx.types import artifact_utils, standard_artifacts
 
 from components.pseudo_sequences import beam_pseudo_sequences as psg
-from models import config as C
-from models import features as F
+from models import config, feature_spec
 from models.data import read_split
 
 logger = logging.getLogger(__name__)
@@ -24,12 +23,13 @@ logger = logging.getLogger(__name__)
 
 def run_pseudo_sequence_gen(in_uri: str, out_uri: str, splits, data_cfg, lightgcn_cfg, beam_pipeline) -> dict:
     """Trains the generator (in this process) and runs the Beam transform on `beam_pipeline`."""
-    vocab_x, vocab_y = F.read_vocabs(in_uri)
-    tf.io.gfile.makedirs(os.path.join(out_uri, F.VOCAB_DIR))
+    vocab_x, vocab_y = feature_spec.read_vocabs(in_uri)
+    tf.io.gfile.makedirs(os.path.join(out_uri, feature_spec.VOCAB_DIR))
     # the vocabularies, the domain names and the leak-touched rows travel with the examples
-    for name in [os.path.join(F.VOCAB_DIR, n) for n in F.VOCAB_FILES + (F.DOMAINS_FILE,)] + [F.LEAK_TOUCHED_FILE]:
-        if name in (os.path.join(F.VOCAB_DIR, F.DOMAINS_FILE), F.LEAK_TOUCHED_FILE) and \
-                not tf.io.gfile.exists(os.path.join(in_uri, name)):
+    vocab = [os.path.join(feature_spec.VOCAB_DIR, n) for n in feature_spec.VOCAB_FILES + (feature_spec.DOMAINS_FILE,)]
+    optional = (os.path.join(feature_spec.VOCAB_DIR, feature_spec.DOMAINS_FILE), feature_spec.LEAK_TOUCHED_FILE)
+    for name in vocab + [feature_spec.LEAK_TOUCHED_FILE]:
+        if name in optional and not tf.io.gfile.exists(os.path.join(in_uri, name)):
             continue  # examples ingested by an earlier version
         tf.io.gfile.copy(os.path.join(in_uri, name), os.path.join(out_uri, name), overwrite=True)
     train_rows = read_split(in_uri, "train")
@@ -62,5 +62,5 @@ def PseudoSequenceGen(
     augmented_examples.split_names = examples.split_names
     augmented_examples.set_string_custom_property("payload_format", "FORMAT_TF_EXAMPLE")
     run_pseudo_sequence_gen(examples.uri, augmented_examples.uri, splits,
-                            C.section_from_json(data_config, C.DataConfig),
-                            C.section_from_json(lightgcn_config, C.LightGCNConfig), beam_pipeline)
+                            config.section_from_json(data_config, config.DataConfig),
+                            config.section_from_json(lightgcn_config, config.LightGCNConfig), beam_pipeline)
