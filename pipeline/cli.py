@@ -128,12 +128,13 @@ def cmd_kubeflow(args):
 
 
 def cmd_reproduce(args):
-    from pipeline import reproduce
+    from pipeline import reproduce, reproduce_settings
 
     only = [n.strip() for n in args.only.split(",")] if args.only else None
-    unknown = [n for n in only or [] if n not in reproduce.BY_NAME]
+    unknown = [n for n in only or [] if n not in reproduce_settings.BY_NAME]
     if unknown:
-        raise config.ConfigError(f"unknown config setting(s) {unknown} in --only; known: {sorted(reproduce.BY_NAME)}")
+        raise config.ConfigError(f"unknown config setting(s) {unknown} in --only; "
+                                 f"known: {sorted(reproduce_settings.BY_NAME)}")
     return reproduce.reproduce(args.pair, args.seeds, args.sweep_seeds, only, args.config, args.data_root,
                                args.work, args.results, args.commit, args.report_only)
 

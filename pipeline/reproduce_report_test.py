@@ -1,0 +1,67 @@
+"""The reproduction's report, built from result files."""
+import numpy as np
+
+from pipeline.reproduce_report import paper_protocol, write_report
+from pipeline.reproduce_settings import BY_NAME
+from pipeline.reproduce_testing import fake_metrics, fake_result, write_result
+
+
+def test_report_leads_with_full_ranking_then_the_paper_protocol(tmp_path):
+    results_dir = tmp_path / "cloth_sport"
+    for setting, seed, value in [(BY_NAME["i2vae"], 1, 0.04), (BY_NAME["i2vae"], 2, 0.06),
+                                 (BY_NAME["popularity"], 1, 0.02), (BY_NAME["wo_dnr"], 1, 0.03),
+                                 (BY_NAME["density_50"], 1, 0.01)]:
+        result = fake_result(setting, seed, value)
+        if seed == 2:
+            result["resumed_at"] = [2]
+        write_result(results_dir, result)
+    md = open(write_report("cloth_sport", str(results_dir), "i2vae reproduce --pair cloth_sport")).read()
+    assert "Command: `i2vae reproduce --pair cloth_sport`" in md
+    headings = [line for line in md.splitlines() if line.startswith("## ")]
+    assert headings[0].startswith("## All users, long-tailed and cold-start (test, full ranking")
+    assert headings[1].startswith("## The paper's protocol (test, 999 sampled negatives")
+    full = md.split("## All users")[1].split("##")[0]
+    # Cloth all users, full ranking (half the sampled value in the fakes): i2VAE 2.50 ± 0.71, popularity 1.00
+    assert "| Cloth | all | 2.50 ± 0.71 | 2.50 ± 0.71 | 1.00 | 1.00 |" in full
+    assert "i2VAE (ours): 2 seed(s), 3–3 epochs run (cap 20), selected epoch 3–3, 1 resumed from an epoch backup" \
+        in full
+    sampled = md.split("## The paper's protocol (test")[1].split("##")[0]
+    assert "| Cloth | all | 5.00 ± 1.41 | 5.00 ± 1.41 | 2.00 | 2.00 | 5.00 | 2.59 |" in sampled
+    assert "## Ablations" in md and "w/o DN-R HR@10" in md and "## Training density" in md and "D_s=50% HR@10" in md
+    assert "## Tuning" not in md and "## The leak" not in md  # only what ran
+    protocol = md.split("## The paper's protocol: best test value")[1]
+    assert "| Cloth | all | 7.50 ± 2.12 |" in protocol  # best test over epochs: 1.5 x at epoch 1
+    assert (tmp_path / "cloth_sport_learning_curves.png").exists() and (tmp_path / "cloth_sport_groups.png").exists()
+    assert np.isclose(paper_protocol(fake_result(BY_NAME["i2vae"], 1, 0.04), "x", "all", "HR@10"),
+                      0.06)
+
+
+def test_leak_table_compares_the_touched_rows_on_both_splits(tmp_path):
+    results_dir = tmp_path / "cloth_sport"
+    for name, touched in (("i2vae", 0.02), ("i2vae_raw", 0.08), ("popularity", 0.01)):
+        r = fake_result(BY_NAME[name], 1, 0.05)
+        for protocol in ("sampled", "full"):
+            for d in ("x", "y"):
+                r["test"][protocol][d]["leak_touched"] = dict(r["test"][protocol][d]["all"], **{"HR@10": touched},
+                                                              rows=7)
+        write_result(results_dir, r)
+    md = open(write_report("cloth_sport", str(results_dir), "cmd")).read()
+    leak = md.split("## The leak")[1].split("##")[0]
+    # raw HR 8.00, NDCG 5.00 (full: 2.50), then leak-free HR 2.00
+    assert "| Cloth | i2VAE (ours) | 7 | 8.00 | 2.50 | 2.00 | 2.50 | 8.00 | 5.00 | 2.00 | 5.00 |" in leak
+
+
+def test_tuning_selects_on_validation_full_ranking_not_test(tmp_path):
+    results_dir = tmp_path / "cloth_sport"
+    # lr 5e-4: best validation, worst test; p10: best test, worst validation
+    for name, val, test in (("i2vae", 0.05, 0.05), ("i2vae_lr5e-4", 0.07, 0.01), ("i2vae_p10", 0.02, 0.09)):
+        r = fake_result(BY_NAME[name], 1, test)
+        r["eval"] = {"sampled": fake_metrics(0.5), "full": fake_metrics(val)}  # sampled plays no part
+        write_result(results_dir, r)
+    md = open(write_report("cloth_sport", str(results_dir), "cmd")).read()
+    tuning = md.split("## Tuning on the validation split")[1].split("##")[0]
+    assert "| **selected** i2VAE lr 5e-4 | `train.learning_rate=0.0005` | 1 | 3 (3) | 7.00 | 7.00 | 7.00 | 0.50 |" \
+        in tuning
+    assert "| i2VAE patience 10, ≤40 epochs |" in tuning and "| i2VAE (default) | – |" in tuning
+    full = md.split("## All users")[1].split("##")[0]
+    assert "| Cloth | all | 0.50 | 0.50 |" in full and "i2VAE lr 5e-4: 1 seed(s)" in full

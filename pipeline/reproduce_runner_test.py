@@ -1,0 +1,65 @@
+"""The reproduction's runner: run order, result files and one pipeline run."""
+import json
+import os
+
+import pytest
+
+from pipeline.reproduce_runner import REPO, plan, result_path, run_one
+from pipeline.reproduce_settings import BY_NAME
+from pipeline.reproduce_testing import fake_result
+
+
+def test_plan_runs_seed_by_seed_and_deterministic_models_once():
+    runs = plan(seeds=2, sweep_seeds=1)
+    names = [(s.name, k) for s, k in runs]
+    assert names[:18] == [("i2vae", 1), ("sasrec", 1), ("lightgcn", 1), ("popularity", 1), ("causal_encoder", 1),
+                          ("wo_psg", 1), ("wo_ifr_dsr", 1), ("wo_dnr", 1), ("wo_cold_loss", 1), ("i2vae_raw", 1),
+                          ("sasrec_raw", 1), ("lightgcn_raw", 1), ("i2vae_wide", 1), ("i2vae_lr5e-4", 1),
+                          ("i2vae_p10", 1), ("sasrec_neg1024", 1), ("sasrec_lr5e-4", 1), ("sasrec_p10", 1)]
+    assert ("i2vae_lr5e-4", 2) not in names  # tuning candidates: seed 1 only until selected
+    # then the main comparison's second seed, the raw split's, then the ablations'
+    assert names[18:22] == [("i2vae", 2), ("sasrec", 2), ("i2vae_raw", 2), ("sasrec_raw", 2)]
+    assert names[22] == ("causal_encoder", 2)
+    assert ("lightgcn", 2) not in names and ("lightgcn_raw", 2) not in names
+    assert [n for n, _ in names[-6:]] == ["density_25", "density_50", "density_75", "overlap_25", "overlap_50",
+                                          "overlap_75"]
+    assert [s.name for s, _ in plan(3, 0, only=["i2vae"])] == ["i2vae"] * 3
+    assert BY_NAME["i2vae_raw"].data_variant == "raw" and BY_NAME["wo_dnr"].data_variant == "full"
+
+
+def test_result_files_are_not_git_ignored():
+    """Result files are the only copy of hours of training: `--commit` and a session's hand-in
+    must pick them up (a `runs/` ignore rule once matched `docs/results/<pair>/runs/` too)."""
+    import subprocess
+    if not os.path.isdir(os.path.join(REPO, ".git")):
+        pytest.skip("not a git checkout")
+    path = result_path(os.path.join("docs", "results", "cloth_sport"), BY_NAME["i2vae"], 1)
+    ignored = subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO)
+    assert ignored.returncode == 1, f"{path} is git-ignored"
+    assert subprocess.run(["git", "check-ignore", "-q", "runs/reproduce/x"], cwd=REPO).returncode == 0
+
+
+def test_run_one_gives_each_run_its_own_backup_and_counts_time_before_a_resume(tmp_path, monkeypatch):
+    """The pipeline is stood in for: it records the config and writes what run_fn and the
+    evaluator would, as for a run resumed at epoch 2 after 100 s of training."""
+    from pipeline import local_runner
+
+    seen = []
+
+    def fake_run_local(cfg, out):
+        seen.append(cfg)
+        os.makedirs(out, exist_ok=True)
+        result = fake_result(BY_NAME["i2vae"], 1, 0.05)
+        json.dump({"splits": {"test": {"i2vae": result["test"]}, "eval": {"i2vae": result["eval"]}}},
+                  open(os.path.join(out, "metrics.json"), "w"))
+        json.dump({"epochs_run": 3, "best_epoch": 3, "history": result["history"], "resumed_at": [2],
+                   "seconds_before_resume": 100.0}, open(os.path.join(out, "history.json"), "w"))
+        return {"metrics": os.path.join(out, "metrics.json"), "training_history": os.path.join(out, "history.json")}
+
+    monkeypatch.setattr(local_runner, "run_local", fake_run_local)
+    for seed in (1, 2):
+        result = run_one("cloth_sport", "data", BY_NAME["i2vae"], seed, None, str(tmp_path / "work"),
+                         str(tmp_path / "results"))
+        assert result["resumed_at"] == [2] and result["seconds"] >= 100.0
+    assert [c.train.backup_dir for c in seen] == [str(tmp_path / "work" / "backups" / f"i2vae-seed{k}")
+                                                  for k in (1, 2)]

@@ -1,0 +1,22 @@
+"""The reproduction's settings: which tuning candidate validation selects, and what that changes in the plan."""
+from pipeline.reproduce_runner import plan
+from pipeline.reproduce_settings import BY_NAME, selected, shared_seeds
+from pipeline.reproduce_testing import fake_metrics, fake_result
+
+
+def test_selected_candidate_earns_further_seeds_and_replaces_the_default():
+    results = {"sasrec": [], "sasrec_p10": []}
+    for seed, (default_val, long_val) in enumerate([(0.05, 0.08), (0.06, 0.07)], 1):
+        for name, val in (("sasrec", default_val), ("sasrec_p10", long_val)):
+            r = fake_result(BY_NAME[name], seed, 0.03)
+            r["eval"] = {"full": fake_metrics(val)}
+            results[name].append(r)
+    seed1 = {n: runs[:1] for n, runs in results.items()}
+    assert selected(seed1, "sasrec") == "sasrec_p10" and selected(seed1, "i2vae") == "i2vae"
+    names = [(s.name, k) for s, k in plan(3, 0, results=seed1)]
+    assert ("sasrec_p10", 2) in names and ("sasrec_p10", 3) in names and ("i2vae_lr5e-4", 2) not in names
+    assert names.index(("sasrec_p10", 2)) < names.index(("wo_psg", 2))  # before the ablations' further seeds
+    tie = {"sasrec": seed1["sasrec"], "sasrec_p10": [dict(seed1["sasrec_p10"][0], eval=seed1["sasrec"][0]["eval"])]}
+    assert selected(tie, "sasrec") == "sasrec"  # equal validation keeps the default
+    lopsided = {"sasrec": results["sasrec"][:1], "sasrec_p10": results["sasrec_p10"]}
+    assert shared_seeds(lopsided, ["sasrec", "sasrec_p10"]) == [1]
