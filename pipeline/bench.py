@@ -144,7 +144,7 @@ def scale_one(path: str, items_x: int, items_y: int, batch: int = 1024, train_st
     work: only a batch is held), then times training steps at the paper's settings."""
     import tensorflow as tf
 
-    from components.pseudo_sequences import beam_pseudo_sequences as psg
+    from components.pseudo_sequences.executor import add_pseudo
     from models import config, feature_spec
     from models.evaluation import features_from_rows
     from models.trainer import build_model
@@ -156,9 +156,8 @@ def scale_one(path: str, items_x: int, items_y: int, batch: int = 1024, train_st
         emb_y = rng.normal(size=(items_y + 1, 64)).astype(np.float32)
         max_len, pseudo_len, source, seed = 20, 40, "lightgcn", 42
 
-    psg.add_pseudo([{feature_spec.USER_ID: "warm", feature_spec.HISTORY_X: [1], feature_spec.HISTORY_Y: [1],
-                     feature_spec.TARGET_ITEM: 1, feature_spec.TARGET_DOMAIN: 0}],
-                   Gen)
+    add_pseudo([{feature_spec.USER_ID: "warm", feature_spec.HISTORY_X: [1], feature_spec.HISTORY_Y: [1],
+                 feature_spec.TARGET_ITEM: 1, feature_spec.TARGET_DOMAIN: 0}], Gen)
     rss_start = peak_rss_mb()
     rows, first_batch, count = [], None, 0
     start = time.perf_counter()
@@ -166,14 +165,14 @@ def scale_one(path: str, items_x: int, items_y: int, batch: int = 1024, train_st
         for line in f:
             rows.append(json.loads(line))
             if len(rows) == batch:
-                out = psg.add_pseudo(rows, Gen)
+                out = add_pseudo(rows, Gen)
                 first_batch = first_batch or out
                 count, rows = count + len(rows), []
                 if count % (batch * 100) == 0:
                     print(f"[bench] recall: {count} rows, {time.perf_counter() - start:.0f}s, peak RSS "
                           f"{peak_rss_mb():.0f} MB", file=sys.stderr, flush=True)
     if rows:
-        psg.add_pseudo(rows, Gen)
+        add_pseudo(rows, Gen)
         count += len(rows)
     recall_s = time.perf_counter() - start
     rss_recall = peak_rss_mb()

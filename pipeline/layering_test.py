@@ -66,8 +66,8 @@ def test_layers_import_one_way():
 @pytest.mark.parametrize("source, imported, ok", [
     ("models/trainer.py", "pipeline.config", False), ("models/trainer.py", "serving.export", False),
     ("models/trainer.py", "models.export", True), ("components/ingest/logic.py", "models.seeding", True),
-    ("components/pseudo_sequences/beam_pseudo_sequences.py", "components.ingest.logic", False),
-    ("components/ingest/component.py", "components.ingest.beam_ingest", True),
+    ("components/pseudo_sequences/executor.py", "components.ingest.logic", False),
+    ("components/ingest/component.py", "components.ingest.executor", True),
     ("serving/server.py", "pipeline.cli", False), ("pipeline/cli.py", "components.ingest.logic", True)])
 def test_the_rules(source, imported, ok):
     assert allowed(source.replace("/", os.sep), imported) is ok

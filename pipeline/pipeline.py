@@ -4,13 +4,12 @@ import os
 from typing import List, Optional
 
 from tfx import v1 as tfx
-from tfx.dsl.components.base import executor_spec
 
 from components.data_validation.component import AnomaliesGate
 from components.evaluator.component import RankingEvaluator
 from components.ingest.component import InteractionExampleGen
 from components.pseudo_sequences.component import PseudoSequenceGen
-from components.pusher import executor as atomic_push
+from components.pusher.component import AtomicPusher
 from components.training_overrides.component import TrainingOverrides
 from models import config
 from models.backup import code_fingerprint
@@ -65,14 +64,9 @@ def create_pipeline(
     )
     evaluator = RankingEvaluator(examples=pseudo.outputs["augmented_examples"], model=trainer.outputs["model"],
                                  config=config_json)
-    pusher = tfx.components.Pusher(
-        model=trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_model_dir)),
-        # copy under a hidden name, then rename: TF Serving never sees a partial version
-        custom_executor_spec=executor_spec.ExecutorClassSpec(atomic_push.Executor),
-    )
+    # copies under a hidden name, then renames: TF Serving never sees a partial version
+    pusher = AtomicPusher(model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+                          base_directory=serving_model_dir)
     return tfx.dsl.Pipeline(
         pipeline_name=cfg.pipeline_name,
         pipeline_root=pipeline_root,

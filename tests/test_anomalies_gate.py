@@ -5,7 +5,7 @@ import os
 import pytest
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
-from components.data_validation.component import DataAnomaliesError, anomaly_lines, check_anomalies
+from components.data_validation.executor import DataAnomaliesError, anomaly_lines, check_anomalies
 from components.ingest import synthetic
 from models import config
 from pipeline.local_runner import run_local

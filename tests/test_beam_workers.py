@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from components.ingest import beam_ingest, logic, synthetic
-from components.pseudo_sequences import beam_pseudo_sequences
+from components.ingest import logic, synthetic
+from components.ingest.executor import build_ingest
+from components.pseudo_sequences.executor import Graph, build_transform
 from models import data, feature_spec, psg
 from models.config import DataConfig, LightGCNConfig
 
@@ -30,21 +31,20 @@ def test_ingest_and_pseudo_sequences_same_on_one_and_two_workers(tmp_path):
     for name, flags in (("one", ONE), ("two", TWO)):
         ingest_dir = str(tmp_path / name / "ingest")
         with beam.Pipeline(options=PipelineOptions(flags)) as p:
-            beam_ingest.build_ingest(p, log_csv, "auto", data_cfg, ingest_dir)
+            build_ingest(p, log_csv, "auto", data_cfg, ingest_dir)
         if name == "one":  # one generator for both runs: the transform is what is compared
             vocab_x, vocab_y = (feature_spec.read_vocab(os.path.join(ingest_dir, feature_spec.VOCAB_DIR, f))
                                 for f in feature_spec.VOCAB_FILES)
             rng = np.random.default_rng(0)
             generator_dir = str(tmp_path / "generator")
             train = data.read_split(ingest_dir, "train")
-            graph = beam_pseudo_sequences.Graph(train, len(vocab_x), len(vocab_y))
+            graph = Graph(train, len(vocab_x), len(vocab_y))
             psg.save_generator(generator_dir, rng.normal(size=(len(vocab_x) + 1, 8)).astype(np.float32),
                                rng.normal(size=(len(vocab_y) + 1, 8)).astype(np.float32), list(graph.user_index),
                                graph.neighbours(), rng.normal(size=(graph.num_users, 8)).astype(np.float32))
         out_dir = str(tmp_path / name / "pseudo")
         with beam.Pipeline(options=PipelineOptions(flags)) as p:
-            beam_pseudo_sequences.build_transform(p, ingest_dir, out_dir, logic.SPLITS, generator_dir, data_cfg,
-                                                  LightGCNConfig())
+            build_transform(p, ingest_dir, out_dir, logic.SPLITS, generator_dir, data_cfg, LightGCNConfig())
         outputs[name] = {split: sorted(data.read_split(out_dir, split), key=key) for split in logic.SPLITS}
         outputs[name]["report"] = json.load(open(os.path.join(ingest_dir, "ingest_report.json")))
         outputs[name]["vocab"] = [open(os.path.join(ingest_dir, feature_spec.VOCAB_DIR, f)).read()

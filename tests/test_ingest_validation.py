@@ -11,7 +11,7 @@ import apache_beam as beam
 import pytest
 from ingest_cases import GOOD_TEST, GOOD_TRAIN, HEADER, PAPER_CASES
 
-from components.ingest import beam_ingest
+from components.ingest.executor import QUARANTINE_FILE, build_ingest
 from models import data
 from models.config import DataConfig
 
@@ -27,13 +27,13 @@ def write_pair(root, train_lines, test_lines=GOOD_TEST, train_header=HEADER):
 
 def run_ingest(data_path, out_dir, cfg):
     with beam.Pipeline() as p:
-        beam_ingest.build_ingest(p, data_path, "auto", cfg, out_dir)
+        build_ingest(p, data_path, "auto", cfg, out_dir)
     with open(os.path.join(out_dir, "ingest_report.json")) as f:
         return json.load(f)
 
 
 def quarantined(out_dir):
-    with open(os.path.join(out_dir, beam_ingest.QUARANTINE_FILE)) as f:
+    with open(os.path.join(out_dir, QUARANTINE_FILE)) as f:
         return [json.loads(line) for line in f]
 
 

@@ -17,10 +17,11 @@ import pytest
 import tensorflow as tf
 from test_repeatability import write_examples
 
-from components.data_validation.component import check_anomalies
+from components.data_validation.executor import check_anomalies
 from components.evaluator.executor import evaluate_model
-from components.ingest import beam_ingest, logic
-from components.ingest.beam_ingest_test import run_ingest, split_rows, write_paper_pair
+from components.ingest import logic
+from components.ingest.executor import detect_format
+from components.ingest.executor_test import run_ingest, split_rows, write_paper_pair
 from models import config, feature_spec, psg
 from models.trainer import run_fn
 
@@ -76,7 +77,7 @@ def test_ingest_reads_paper_csvs_from_a_gfile_url_like_a_local_folder(tmp_path):
     local = write_paper_pair(tmp_path / "pair", 300)
     remote = "ram://remote_storage/pair"
     copy_tree(str(local), remote)
-    assert beam_ingest.detect_format(remote) == "paper"
+    assert detect_format(remote) == "paper"
     assert [line for _, _, line in logic.read_paper_file(remote + "/train.csv")] == \
         [line for _, _, line in logic.read_paper_file(str(local / "train.csv"))]
     a, b = run_ingest(str(local), str(tmp_path / "a")), run_ingest(remote, str(tmp_path / "b"))
@@ -93,7 +94,7 @@ def test_long_table_parquet_reads_from_a_gfile_url(tmp_path):
     tf.io.gfile.copy(str(tmp_path / "log.parquet"), "ram://remote_storage/log.parquet", overwrite=True)
     remote = [record for _, record in logic.read_long_table("ram://remote_storage/log.parquet")]
     assert remote == [record for _, record in logic.read_long_table(str(tmp_path / "log.parquet"))]
-    assert len(remote) == 3 and beam_ingest.detect_format("ram://remote_storage/log.parquet") == "long"
+    assert len(remote) == 3 and detect_format("ram://remote_storage/log.parquet") == "long"
 
 
 def test_anomaly_gate_reads_validator_output_from_a_gfile_url():

@@ -15,7 +15,7 @@ import tensorflow as tf
 from tfx import v1 as tfx
 from tfx.types import artifact_utils, standard_artifacts
 
-from components.ingest import beam_ingest, logic
+from components.ingest import executor, logic
 from models import config
 
 logger = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def InteractionExampleGen(
     examples.split_names = artifact_utils.encode_split_names(list(logic.SPLITS))
     examples.set_string_custom_property("payload_format", "FORMAT_TF_EXAMPLE")
     with beam_pipeline as p:
-        beam_ingest.build_ingest(p, data_path, data_format, cfg, examples.uri)
+        executor.build_ingest(p, data_path, data_format, cfg, examples.uri)
     with tf.io.gfile.GFile(os.path.join(examples.uri, "ingest_report.json")) as f:
-        for line in beam_ingest.report_lines(json.load(f)):
+        for line in executor.report_lines(json.load(f)):
             logger.info(line)

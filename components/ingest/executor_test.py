@@ -5,14 +5,14 @@ import os
 import apache_beam as beam
 import pytest
 
-from components.ingest import beam_ingest, logic, synthetic
+from components.ingest import executor, logic, synthetic
 from models import data, feature_spec
 from models.config import DataConfig
 
 
 def run_ingest(data_path, out_dir, data_format="auto", cfg=DataConfig()):
     with beam.Pipeline() as p:
-        beam_ingest.build_ingest(p, data_path, data_format, cfg, out_dir)
+        executor.build_ingest(p, data_path, data_format, cfg, out_dir)
     with open(os.path.join(out_dir, "ingest_report.json")) as f:
         return json.load(f)
 
@@ -71,7 +71,7 @@ def test_bad_input_stops_with_file_and_line(tmp_path):
     with pytest.raises(Exception, match=r"train.csv:3: field 'seq_d1'"):
         run_ingest(str(src), str(tmp_path / "out"))
     with pytest.raises(logic.IngestError, match="not found"):
-        beam_ingest.detect_format(str(tmp_path / "missing.csv"))
+        executor.detect_format(str(tmp_path / "missing.csv"))
 
 
 def write_leaky_pair(src):
@@ -96,7 +96,7 @@ def _cfg(**kw):
 
 def test_no_trace_of_a_held_out_target_reaches_training(tmp_path):
     """Ingest's train split is all that LightGCN's graph, the pseudo-sequences and every model
-    train on (the graph also leaves out the train rows' own targets: beam_pseudo_sequences_test)."""
+    train on (the graph also leaves out the train rows' own targets: components/pseudo_sequences/executor_test.py)."""
     report = run_ingest(str(write_leaky_pair(tmp_path / "pair")), str(tmp_path / "out"), cfg=_cfg())
     out = str(tmp_path / "out")
     vocab_dir = os.path.join(out, feature_spec.VOCAB_DIR)

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from models import feature_spec, psg
+from models.data import read_split
 from models.lightgcn import LightGCN, normalized_adjacency, train_lightgcn
 from models.seeding import stable_fraction
 
@@ -202,3 +203,31 @@ def build_transform(p: beam.Pipeline, in_uri: str, out_uri: str, splits, generat
            | f"Write-{split}" >> beam.io.WriteToTFRecord(
                os.path.join(out_uri, feature_spec.SPLIT_DIR.format(split), "data"),
                file_name_suffix=feature_spec.RECORD_SUFFIX))
+
+
+def run_pseudo_sequence_gen(in_uri: str, out_uri: str, splits, data_cfg, lightgcn_cfg, beam_pipeline) -> dict:
+    """Trains the generator (in this process) and runs the Beam transform on `beam_pipeline`."""
+    vocab_x, vocab_y = feature_spec.read_vocabs(in_uri)
+    tf.io.gfile.makedirs(os.path.join(out_uri, feature_spec.VOCAB_DIR))
+    # the vocabularies, the domain names and the leak-touched rows travel with the examples
+    vocab = [os.path.join(feature_spec.VOCAB_DIR, n) for n in feature_spec.VOCAB_FILES + (feature_spec.DOMAINS_FILE,)]
+    optional = (os.path.join(feature_spec.VOCAB_DIR, feature_spec.DOMAINS_FILE), feature_spec.LEAK_TOUCHED_FILE)
+    for name in vocab + [feature_spec.LEAK_TOUCHED_FILE]:
+        if name in optional and not tf.io.gfile.exists(os.path.join(in_uri, name)):
+            continue  # examples ingested by an earlier version
+        tf.io.gfile.copy(os.path.join(in_uri, name), os.path.join(out_uri, name), overwrite=True)
+    train_rows = read_split(in_uri, "train")
+    eval_rows = read_split(in_uri, "eval") if "eval" in splits else []
+    generator_dir = os.path.join(out_uri, GENERATOR_DIR)
+    if lightgcn_cfg.pseudo_source == "random":
+        # the w/o PSG ablation needs no LightGCN: keep the artifact's layout with zero embeddings
+        logger.info("[psg] pseudo_source=random (w/o PSG ablation): LightGCN is not trained")
+        save_untrained_generator(generator_dir, len(vocab_x), len(vocab_y), lightgcn_cfg.embedding_dim)
+        history = {"pseudo_source": "random"}
+    else:
+        history = train_generator(train_rows, eval_rows, len(vocab_x), len(vocab_y), data_cfg, lightgcn_cfg,
+                                  generator_dir)
+    with beam_pipeline as p:
+        build_transform(p, in_uri, out_uri, splits, generator_dir, data_cfg, lightgcn_cfg)
+    logger.info(f"[psg] pseudo-sequences ({lightgcn_cfg.pseudo_source}) written for splits {list(splits)}")
+    return history

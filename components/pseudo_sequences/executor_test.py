@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from components.pseudo_sequences import beam_pseudo_sequences as component_psg
+from components.pseudo_sequences import executor
 from models.psg_test import EMB_X, EMB_Y
 
 
@@ -19,20 +19,20 @@ def test_add_pseudo_folds_in_every_row_and_excludes_its_history():
         {"user_id": "u1", "history_x": [1], "history_y": [], "target_item": 2, "target_domain": 0},
         {"user_id": "u2", "history_x": [], "history_y": [2], "target_item": 1, "target_domain": 0},
     ]
-    first, second = component_psg.add_pseudo(rows, _Gen())
+    first, second = executor.add_pseudo(rows, _Gen())
     assert first["pseudo_x"][0] == 1 and 1 not in first["pseudo_x"][1:]  # real history first, never recalled
     assert len(first["pseudo_x"]) == 4
     # the fold-in user (Y history item 2 = [0, 1]) gets X items closest to [0, 1] first
     assert second["pseudo_x"][0] == 3 and 2 not in second["pseudo_y"][1:] and second["pseudo_y"][0] == 2
     # the same row in another batch, or named as another user, gets the same pseudo-sequences
-    again = component_psg.add_pseudo([dict(rows[1], user_id="someone_else")], _Gen())[0]
+    again = executor.add_pseudo([dict(rows[1], user_id="someone_else")], _Gen())[0]
     assert again["pseudo_x"] == second["pseudo_x"] and again["pseudo_y"] == second["pseudo_y"]
 
 
 def test_a_row_with_no_known_history_recalls_nothing():
     """A zero fold-in ties every score: it must not recall the catalogue's first items."""
     rows = [{"user_id": "u", "history_x": [], "history_y": [], "target_item": 1, "target_domain": 0}]
-    out = component_psg.add_pseudo(rows, _Gen())[0]
+    out = executor.add_pseudo(rows, _Gen())[0]
     assert out["pseudo_x"] == [] and out["pseudo_y"] == []
 
 
@@ -43,23 +43,23 @@ def test_random_pseudo_items_are_unseen_and_repeatable_per_user():
     gen.emb_x, gen.source, gen.pseudo_len = big_x, "random", 10
     rows = [{"user_id": f"u{i}", "history_x": [1, 2], "history_y": [], "target_item": 3, "target_domain": 0}
             for i in range(6)]
-    out = component_psg.add_pseudo(rows, gen)
+    out = executor.add_pseudo(rows, gen)
     for r in out:
         assert r["pseudo_x"][:2] == [1, 2] and len(r["pseudo_x"]) == 10
         assert len(set(r["pseudo_x"])) == 10 and all(0 < i < 50 for i in r["pseudo_x"])
     assert len({tuple(r["pseudo_x"]) for r in out}) == 6  # different users, different draws
-    again = component_psg.add_pseudo(rows[3:4], gen)  # same user in another batch
+    again = executor.add_pseudo(rows[3:4], gen)  # same user in another batch
     assert again[0]["pseudo_x"] == out[3]["pseudo_x"]
     # random items are not the LightGCN ranking
     gen.source = "lightgcn"
-    assert component_psg.add_pseudo(rows, gen)[0]["pseudo_x"] != out[0]["pseudo_x"]
+    assert executor.add_pseudo(rows, gen)[0]["pseudo_x"] != out[0]["pseudo_x"]
 
 
 @pytest.mark.parametrize("split_items", [[1, 2, 3]])
 def test_validation_recall_counts_hits(split_items):
     rows = [{"history_x": [1], "history_y": [], "target_item": 2, "target_domain": 0},
             {"history_x": [1], "history_y": [], "target_item": 5, "target_domain": 0}]
-    assert component_psg.validation_recall(rows, EMB_X, EMB_Y, max_len=3, k=1) == 0.5
+    assert executor.validation_recall(rows, EMB_X, EMB_Y, max_len=3, k=1) == 0.5
 
 
 def test_the_graph_leaves_out_every_train_target_of_the_user():
@@ -67,6 +67,6 @@ def test_the_graph_leaves_out_every_train_target_of_the_user():
     and the paper's files list a user's X target again as history of their Y row."""
     rows = [{"user_id": "u", "history_x": [1, 2], "history_y": [5], "target_item": 6, "target_domain": 1},
             {"user_id": "u", "history_x": [1, 2, 3], "history_y": [5, 6], "target_item": 3, "target_domain": 0}]
-    graph = component_psg.Graph(rows, num_items_x=4, num_items_y=7)
+    graph = executor.Graph(rows, num_items_x=4, num_items_y=7)
     edges = set(zip(graph.users.tolist(), graph.items.tolist()))
     assert edges == {(0, 0), (0, 1), (0, 4 + 4)}  # X items 1, 2 and Y item 5; X 3 and Y 6 are targets
