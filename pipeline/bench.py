@@ -27,10 +27,6 @@ from typing import Dict, List
 
 import numpy as np
 
-# The authors' PyTorch code, cloth_sport, paper settings, as issue 6 measured it on the first
-# machines (not re-measured in the run that prints it: this project does not install PyTorch).
-AUTHORS_STEP_S, AUTHORS_EPOCH_S, AUTHORS_EVAL_S = 2.3, 100.0, 45.0
-
 
 def peak_rss_mb() -> float:
     """This process's peak resident memory. VmHWM, not ru_maxrss: Linux carries ru_maxrss
@@ -50,6 +46,15 @@ def latest_examples(run_dir: str) -> str:
     if not found:
         raise FileNotFoundError(f"{run_dir}: no PseudoSequenceGen output; run the pipeline there first")
     return max(found, key=lambda p: int(os.path.basename(p)))
+
+
+def run_data_path(run_dir: str) -> str:
+    """The data folder a pipeline run read (its config.json's data_path)."""
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: not found; pass --authors-data (the paper-format pair folder)")
+    with open(path) as f:
+        return json.load(f)["data_path"]
 
 
 class _EpochTimer:
@@ -96,26 +101,50 @@ def speed(examples: str, epochs: int = 2) -> Dict:
     evaluation.evaluate_rows(scorer, test_rows[:256], negatives[:256], cfg.data.max_len, cfg.data.pseudo_len)  # trace
     start = time.perf_counter()
     evaluation.evaluate_rows(scorer, test_rows, negatives, cfg.data.max_len, cfg.data.pseudo_len)
-    out.update(test_rows=len(test_rows), eval_sampling_s=sampling, eval_scoring_ranking_s=time.perf_counter() - start)
+    out.update(test_rows=len(test_rows), eval_sampling_s=sampling, eval_scoring_ranking_s=time.perf_counter() - start,
+               peak_rss_mb=peak_rss_mb())
     return out
 
 
-def print_speed(r: Dict) -> None:
-    steady = {name: s[1:] or s for name, s in r["epochs"].items()}  # the first epoch includes tracing
-    full, trim = (float(np.mean(steady[name])) for name in ("full_padding", "trimmed"))
+def _steady(seconds: List[float]) -> float:
+    """Mean epoch seconds without the first epoch (tracing, loader start-up) when there are more."""
+    return float(np.mean(seconds[1:] or seconds))
+
+
+def print_speed(r: Dict, authors: Dict = None) -> None:
+    """Our two variants; with `authors` (pipeline/authors_bench.py, run right after ours on
+    the same machine) their figures beside ours and the ratio, theirs / ours."""
+    full, trim = (_steady(r["epochs"][name]) for name in ("full_padding", "trimmed"))
     eval_s = r["eval_sampling_s"] + r["eval_scoring_ranking_s"]
-    print(f"\nspeed bench: {r['examples']}\n{r['train_rows']} train rows ({r['steps_per_epoch']} steps of 512), "
+    steps = r["steps_per_epoch"]
+    print(f"\nspeed bench: {r['examples']}\n{r['train_rows']} train rows ({steps} steps of 512), "
           f"{r['num_items'][0]}+{r['num_items'][1]} items, {r['test_rows']} test rows; paper settings; "
-          f"mean of {len(steady['trimmed'])} steady-state epoch(s) per variant (the first, which traces, left out)\n")
-    print("| measure | ours, full padding (baseline) | ours, trimmed (default) | trimmed / full | "
-          "authors' PyTorch (issue 6, first machines, not this run) |")
-    print("|---|---|---|---|---|")
-    print(f"| s per training epoch | {full:.1f} | {trim:.1f} | {trim / full:.2f} | {AUTHORS_EPOCH_S:.0f} |")
-    print(f"| s per training step | {full / r['steps_per_epoch']:.2f} | {trim / r['steps_per_epoch']:.2f} | "
-          f"{trim / full:.2f} | {AUTHORS_STEP_S} |")
+          f"steady-state epochs (the first, which traces, left out when there are more)\n")
+    print("| measure | ours, full padding (baseline) | ours, trimmed (default) | trimmed / full |")
+    print("|---|---|---|---|")
+    print(f"| s per training epoch | {full:.1f} | {trim:.1f} | {trim / full:.2f} |")
+    print(f"| s per training step | {full / steps:.2f} | {trim / steps:.2f} | {trim / full:.2f} |")
     print(f"| s per full test evaluation (999 negatives + full ranking) | | {eval_s:.1f} "
-          f"(sampling {r['eval_sampling_s']:.1f}, scoring and ranking {r['eval_scoring_ranking_s']:.1f}) | | "
-          f"{AUTHORS_EVAL_S:.0f} |")
+          f"(sampling {r['eval_sampling_s']:.1f}, scoring and ranking {r['eval_scoring_ranking_s']:.1f}) | |")
+    print(f"| peak RSS (MB, this process) | | {r['peak_rss_mb']:.0f} | |")
+    if not authors:
+        print("\nOurs alone: the authors' code was not run (pass --authors-code DIR to time it in this run).")
+        return
+    theirs_epoch = _steady(authors["epoch_s"])
+    theirs_eval = float(np.mean(authors["eval_s"])) if authors["eval_s"] else float("nan")
+    ours_row, theirs_row = trim / r["train_rows"], theirs_epoch / authors["train_rows"]
+    print(f"\nthe authors' PyTorch code, same machine, same run, right after ours: {len(authors['epoch_s'])} epoch(s) "
+          f"of {authors['train_rows']} train rows, each followed by their test evaluation (999 sampled negatives "
+          f"only, {authors['test_rows']} rows); their output: {authors['log']}\n")
+    print("| measure | authors' code | ours (trimmed) | authors / ours |")
+    print("|---|---|---|---|")
+    print(f"| ms per training row | {1000 * theirs_row:.2f} | {1000 * ours_row:.2f} | {theirs_row / ours_row:.2f}x |")
+    print(f"| s per training epoch | {theirs_epoch:.1f} ({authors['train_rows']} rows) | {trim:.1f} "
+          f"({r['train_rows']} rows) | {theirs_epoch / trim:.2f}x |")
+    print(f"| s per test evaluation | {theirs_eval:.1f} (sampled) | {eval_s:.1f} (sampled and full ranking) | "
+          f"{theirs_eval / eval_s:.2f}x |")
+    print(f"| peak RSS (MB, largest process) | {authors['peak_rss_mb']:.0f} | {r['peak_rss_mb']:.0f} | "
+          f"{authors['peak_rss_mb'] / r['peak_rss_mb']:.2f}x |")
 
 
 # ------------------------------------------------------------------ scale

@@ -22,7 +22,7 @@ from models import config  # noqa: E402
 logger = logging.getLogger("i2vae")
 # errors the user can act on: the CLI prints their message as one line and exits with 2
 PROJECT_PACKAGES = ("models", "components", "pipeline", "serving")
-USER_ERRORS = ("IngestError", "ConfigError", "DataAnomaliesError", "NonFiniteLossError")
+USER_ERRORS = ("IngestError", "ConfigError", "DataAnomaliesError", "NonFiniteLossError", "AuthorsBenchError")
 
 DEMO_DATA = "data/interactions.csv"
 DEMO_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "demo.json")
@@ -103,7 +103,16 @@ def cmd_bench(args):
     from pipeline import bench
 
     if args.what == "speed":
-        bench.print_speed(bench.speed(args.examples or bench.latest_examples(args.run), epochs=args.epochs))
+        ours = bench.speed(args.examples or bench.latest_examples(args.run), epochs=args.epochs)
+        authors = None
+        if args.authors_code:
+            from pipeline import authors_bench
+
+            data_dir = args.authors_data or bench.run_data_path(args.run)
+            pair = os.path.basename(os.path.normpath(data_dir))
+            authors = authors_bench.run(args.authors_code, data_dir, pair, os.path.join(args.work, "authors_code"),
+                                        epochs=args.epochs, python=args.authors_python)
+        bench.print_speed(ours, authors)
     elif args.what == "scale":
         bench.print_scale(bench.scale([int(u) for u in args.users.split(",")], args.work))
     elif args.what == "trace":
@@ -173,8 +182,14 @@ def build_parser():
     ben.add_argument("--run", default="runs/cloth_sport", help="speed: a run directory of the paper's data")
     ben.add_argument("--examples", help="speed: an augmented Examples directory (instead of --run)")
     ben.add_argument("--epochs", type=int, default=2, help="speed: epochs per variant (all but the first, which traces, are averaged)")
+    ben.add_argument("--authors-code", help="speed: the authors' IM-VAE repository folder (outside this repo), "
+                     "timed right after ours on the same data (docs/performance.md)")
+    ben.add_argument("--authors-python", help="speed: their Python with PyTorch (default: a venv/ in or beside "
+                     "--authors-code)")
+    ben.add_argument("--authors-data", help="speed: the paper-format pair folder for their code (default: the "
+                     "run's data_path)")
     ben.add_argument("--users", default="50000,200000,800000", help="scale: comma-separated user counts")
-    ben.add_argument("--work", default="runs/bench", help="scale: where the synthetic rows are written")
+    ben.add_argument("--work", default="runs/bench", help="scale: where the synthetic rows are written; speed: the authors' scratch folder")
     ben.add_argument("--model-base-path", default="runs/cloth_sport/serving_model/i2vae", help="serving: the model")
     ben.add_argument("--data", default=os.path.join("..", "shared", "data", "amazon-cdsr", "cloth_sport"),
                      help="serving: paper-format folder whose test histories are replayed")
