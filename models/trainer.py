@@ -258,11 +258,12 @@ def epoch_backup(cfg, validation: RankingValidation, train_rows: int) -> EpochBa
 def train_model(train_files: List[str], eval_files: List[str], examples_root: str, cfg, log_dir: str):
     """Builds `cfg.model.kind` and, for the trainable ones (i2VAE, SASRec), trains it with
     early stopping on validation NDCG. Returns (model, validation history, popularity)."""
+    # first: MultiWorkerMirroredStrategy configures collective ops, which must happen before any TF op runs
+    strategy = make_strategy(cfg.train.distribute)
     num_items = feature_spec.vocab_sizes(examples_root)
     train_records, train_rows = read_canonical(train_files)
     popularity = evaluation.item_popularity(train_rows, num_items)
     generator = psg.load_generator(os.path.join(examples_root, psg.GENERATOR_DIR))
-    strategy = make_strategy(cfg.train.distribute)
     with strategy.scope():
         model = build_model(num_items, cfg, popularity, generator)
     if strategy.num_replicas_in_sync > 1:
