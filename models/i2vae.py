@@ -215,6 +215,7 @@ class I2VAE(LossTermsModel):
             out["q_zt_y"] = self.q_zt_y(X, Y)
             out["q_zt_x"] = self.q_zt_x(Y, X)
         out["r_zt_y"], out["r_zt_x"] = self.r_y(Y), self.r_x(X)
+        out["state_x"], out["state_y"] = X, Y
         return out
 
     def latents(self, enc, training=False):
@@ -244,9 +245,13 @@ class I2VAE(LossTermsModel):
             return (self._causal_decode(0, enc["_at_x"], training), self._causal_decode(1, enc["_at_y"], training),
                     enc)
         z_x, z_y, z_tx, z_ty, z_ax, z_ay = self.latents(enc, training=training)
-        h_x = self.dec_x(tf.concat([z_x, z_ty, z_ax], axis=-1))
-        h_y = self.dec_y(tf.concat([z_y, z_tx, z_ay], axis=-1))
+        h_x = self._with_state(self.dec_x(tf.concat([z_x, z_ty, z_ax], axis=-1)), enc["state_x"])
+        h_y = self._with_state(self.dec_y(tf.concat([z_y, z_tx, z_ay], axis=-1)), enc["state_y"])
         return h_x, h_y, enc
+
+    def _with_state(self, h, state):
+        """`model.residual_state`: the decoder's output plus the history's own state."""
+        return h + state if self.model_cfg.residual_state else h
 
     def score_all(self, features):
         """Scores of every item of each domain (column 0 is padding), at inference (means)."""
@@ -288,6 +293,7 @@ class I2VAE(LossTermsModel):
         return dict(q_z=q_z(tf.gather_nd(own, positions)), keep_augmented=keep_augmented,
                     q_za=q_za(tf.gather_nd(augmented[:, -t:], positions)),  # the history's positions are last
                     q_zt=cross, r=r(tf.gather(other_summary, row)), keep=keep, has_other=has_other,
+                    state=tf.gather_nd(own, positions),  # zero at padding (a cold-start row's last position)
                     both=keep & has_other,
                     length=tf.gather_nd(tf.cumsum(tf.cast(own_mask, tf.int32), axis=1), positions))
 
@@ -302,7 +308,7 @@ class I2VAE(LossTermsModel):
         z_t = _masked(tf.where(at["both"][:, None], _sample(at["q_zt"], training), _sample(at["r"], training)),
                    at["has_other"])
         z_a = _masked(_sample(at["q_za"], training), at["keep_augmented"])
-        return self._domain(d).decoder(tf.concat([z, z_t, z_a], axis=-1))
+        return self._with_state(self._domain(d).decoder(tf.concat([z, z_t, z_a], axis=-1)), at["state"])
 
     def _last_positions(self, features, d):
         b = tf.shape(features[feature_spec.HISTORY_X])[0]

@@ -13,10 +13,10 @@ from models.layers import masked_mean, pool_history
 T, TP = 5, 8
 
 
-def small_model(pooling="mean", encoder="bidirectional", **train):
+def small_model(pooling="mean", encoder="bidirectional", residual_state=False, **train):
     tf.keras.utils.set_random_seed(0)
     return I2VAE(30, 20, ModelConfig(embedding_dim=16, latent_dim=8, num_heads=2, num_blocks=1, dropout=0.0,
-                                     pooling=pooling, encoder=encoder),
+                                     pooling=pooling, encoder=encoder, residual_state=residual_state),
                  TrainConfig(**train), max_len=T, pseudo_len=TP)
 
 
@@ -294,3 +294,22 @@ def test_causal_batch_with_rows_of_one_domain_only():
     m.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
     logs = tf.function(m.train_step, autograph=False)(only_x)
     assert np.isfinite(float(logs["loss"]))
+
+
+@pytest.mark.parametrize("encoder", ["bidirectional", "causal"])
+def test_residual_state_adds_the_histories_own_state_and_nothing_for_a_cold_start_row(encoder):
+    """`model.residual_state`: the same weights give h + the history's state (pooled, or the
+    last position's); a row with no history in the domain (row 1 in X, row 2 in Y) adds zero."""
+    features = batch()
+    plain = small_model(encoder=encoder)
+    residual = small_model(encoder=encoder, residual_state=True)
+    plain(features)
+    residual(features)
+    residual.set_weights(plain.get_weights())
+    h_plain, h_residual = plain(features)[:2], residual(features)[:2]
+    for d, name in enumerate((feature_spec.HISTORY_X, feature_spec.HISTORY_Y)):
+        states, mask = (plain.enc_x if d == 0 else plain.enc_y)(features[name])
+        state = masked_mean(states, mask) if encoder == "bidirectional" else states[:, -1]
+        np.testing.assert_allclose(h_residual[d].numpy(), (h_plain[d] + state).numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(h_residual[0][1].numpy(), h_plain[0][1].numpy(), atol=1e-6)
+    np.testing.assert_allclose(h_residual[1][2].numpy(), h_plain[1][2].numpy(), atol=1e-6)
