@@ -2,9 +2,7 @@
 import numpy as np
 
 from models import psg
-
-EMB_X = np.array([[0, 0], [1, 0], [0.9, 0.1], [0, 1], [0.5, 0.5], [-1, 0]], np.float32)  # row 0 = padding
-EMB_Y = np.array([[0, 0], [1, 0], [0, 1], [0.7, 0.7]], np.float32)
+from tests.tiny_models import EMB_X, EMB_Y
 
 
 def test_fold_in_is_mean_of_history_embeddings():

@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 import pytest
-from ingest_cases import GOOD_TEST, GOOD_TRAIN, HEADER, PAPER_CASES
 
 from components.ingest import synthetic
+from tests.ingest_cases import GOOD_TEST, GOOD_TRAIN, HEADER, PAPER_CASES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--set", "train.epochs=1", "--set", "model.embedding_dim=16", "--set", "model.latent_dim=8",

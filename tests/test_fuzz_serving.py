@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
-from tiny_models import NX, NY, T, export_tiny_model
 
 from serving import client
 from serving.server import MAX_MESSAGE_BYTES, start_process
+from tests.tiny_models import NX, NY, T, export_tiny_model
 
 VOCAB = {"x": [f"item{i}".encode() for i in range(NX)], "y": [f"item{i}".encode() for i in range(NY)]}
 VOCAB_SET = {d: set(v) for d, v in VOCAB.items()}

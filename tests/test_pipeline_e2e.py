@@ -24,7 +24,8 @@ COMPONENTS = {"InteractionExampleGen", "StatisticsGen", "SchemaGen", "ExampleVal
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("e2e")
     interactions = synthetic.write_csv(
-        str(out / "interactions.csv"), synthetic.SyntheticConfig(num_users=1500, num_items_x=60, num_items_y=50, seed=5))
+        str(out / "interactions.csv"),
+        synthetic.SyntheticConfig(num_users=1500, num_items_x=60, num_items_y=50, seed=5))
     cfg = config.load_config(overrides=SMALL)
     cfg.data_path = interactions
     paths = run_local(cfg, str(out / "run"))

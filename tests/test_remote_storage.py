@@ -15,15 +15,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
-from test_repeatability import write_examples
 
 from components.data_validation.executor import check_anomalies
 from components.evaluator.executor import evaluate_model
 from components.ingest import logic
 from components.ingest.executor import detect_format
-from components.ingest.executor_test import run_ingest, split_rows, write_paper_pair
 from models import config, feature_spec, psg
 from models.trainer import run_fn
+from tests.epoch_runs import write_examples
+from tests.ingest_cases import run_ingest, split_rows, write_paper_pair
 
 
 def copy_tree(src: str, dst: str) -> None:

@@ -15,58 +15,20 @@ with another seed must differ, so the comparison can fail. The trainer's functio
 called directly (no TFX), on tiny TFRecords written here.
 """
 import glob
-import json
 import math
 import os
 import shutil
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from models import config, feature_spec, psg
-from models.trainer import train_model
+from models import feature_spec
+from tests.epoch_runs import train, write_examples
+from tests.fresh_process import run_json
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NX, NY, T, TP = 40, 30, 4, 6
 TOLERANCE = 1e-6
-
-
-def write_examples(root):
-    """Vocabularies, a generator and train/eval/test TFRecords with a planted signal (each
-    user's items come from one of 4 interest blocks, in order), so training moves the metrics."""
-    rng = np.random.default_rng(0)
-    os.makedirs(os.path.join(root, feature_spec.VOCAB_DIR))
-    for name, n in zip(feature_spec.VOCAB_FILES, (NX, NY)):
-        feature_spec.write_lines(os.path.join(root, feature_spec.VOCAB_DIR, name), [f"item{i}" for i in range(n)])
-    psg.save_generator(os.path.join(root, psg.GENERATOR_DIR), rng.normal(size=(NX + 1, 4)).astype(np.float32),
-                       rng.normal(size=(NY + 1, 4)).astype(np.float32), [], [], np.zeros((0, 4), np.float32))
-    user = 0
-    for split, n in (("train", 320), ("eval", 80), ("test", 80)):
-        os.makedirs(os.path.join(root, feature_spec.SPLIT_DIR.format(split)))
-        path = os.path.join(root, feature_spec.SPLIT_DIR.format(split), f"data{feature_spec.RECORD_SUFFIX}")
-        with tf.io.TFRecordWriter(path, "GZIP") as w:
-            for _ in range(n):
-                interest = int(rng.integers(4))
-
-                def seq(length, items):
-                    start = interest * (items // 4) + int(rng.integers(items // 4))
-                    return [(start + i) % items + 1 for i in range(length)]
-
-                hx, hy = seq(int(rng.integers(0, T + 1)), NX), seq(int(rng.integers(1, T + 1)), NY)
-                d = int(rng.integers(2)) if hx else 1
-                w.write(feature_spec.to_example({feature_spec.USER_ID: f"u{user}", feature_spec.HISTORY_X: hx,
-                                                 feature_spec.HISTORY_Y: hy,
-                                                 feature_spec.PSEUDO_X: seq(TP, NX), feature_spec.PSEUDO_Y: seq(TP, NY),
-                                                 feature_spec.TARGET_ITEM: seq(1, (NX, NY)[d])[0],
-                                                 feature_spec.TARGET_DOMAIN: d,
-                                                 feature_spec.IS_COLD_START: int(not hx),
-                                                 feature_spec.IS_LONG_TAILED: int(len(hx) + len(hy) < 4)}))
-                user += 1
-    return root
 
 
 def reshard(src, dst):
@@ -84,18 +46,6 @@ def reshard(src, dst):
                 for i in order[shard::2]:
                     w.write(records[i])
     return dst
-
-
-def train(root, seed, log_dir):
-    """Two epochs of the tiny i2VAE; returns the per-epoch history (loss, val and test metrics)."""
-    cfg = config.load_config(overrides=[
-        "model.embedding_dim=8", "model.latent_dim=4", "model.num_heads=2", "model.num_blocks=1",
-        f"data.max_len={T}", f"data.pseudo_len={TP}", "train.epochs=2", "train.batch_size=32",
-        "train.learning_rate=0.01", "eval.num_negatives=20", "eval.track_test_per_epoch=true",
-        f"train.seed={seed}"])
-    _, history, _ = train_model([feature_spec.split_pattern(root, "train")], [feature_spec.split_pattern(root, "eval")],
-                                root, cfg, log_dir)
-    return history["history"]
 
 
 def flatten(value, path=""):
@@ -131,14 +81,10 @@ def examples(tmp_path_factory):
 def test_same_seed_same_metrics_in_a_fresh_process_and_another_seed_differs(examples, tmp_path):
     code = textwrap.dedent(f"""
         import json
-        from test_repeatability import train
+        from tests.epoch_runs import train
         print(json.dumps(train({examples!r}, 7, {str(tmp_path / "fresh")!r})))
     """)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "tests")]), TF_USE_LEGACY_KERAS="1",
-               TF_CPP_MIN_LOG_LEVEL="2", PYTHONHASHSEED="123")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    fresh = json.loads(out.stdout.strip().splitlines()[-1])
+    fresh = run_json(code, PYTHONHASHSEED="123")
     same = train(reshard(examples, str(tmp_path / "resharded")), 7, str(tmp_path / "same"))
     assert len(same) == 3 and all("test_metrics" in e for e in same)  # untrained + 2 epochs, test tracked
     assert differences(fresh, same) == {}

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
-from tiny_models import export_tiny_model
 
 from serving import client
 from serving.server import serve, start_process
+from tests.tiny_models import export_tiny_model
 
 USERS_X = [["item1", "item2"], [], ["item3", "not-an-item", "item4"], [], ["nope"]]
 USERS_Y = [["item0"], ["item2", "item5"], [], [], ["item1"]]  # row 1: cold-start in X; row 3: nothing at all

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from components.pseudo_sequences import executor
-from models.psg_test import EMB_X, EMB_Y
+from tests.tiny_models import EMB_X, EMB_Y
 
 
 class _Gen:

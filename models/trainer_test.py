@@ -1,15 +1,29 @@
-"""Per-domain epoch selection (`train.epoch_selection="per_domain"`): each domain keeps the
+"""The Trainer's training loop (models/trainer.py).
+
+Per-domain epoch selection (`train.epoch_selection="per_domain"`): each domain keeps the
 weights of its own best validation epoch, training stops once neither domain improves, and
-the combined model scores (and exports) each domain with its own weights."""
+the combined model scores (and exports) each domain with its own weights. Training under
+MirroredStrategy over two logical CPU devices (a fresh process, because logical devices
+must be set before TensorFlow initialises). The pipeline parameters' overrides."""
+import textwrap
+
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_repeatability import TP, T, write_examples
-from tiny_models import build, features, model_config
 
-from models import config, evaluation, feature_spec, metrics
+from models import config, evaluation, feature_spec, metrics, trainer
 from models.export import export_saved_model
-from models.trainer import PerDomainSelection, RankingValidation, per_domain_model, read_canonical, train_model
+from models.trainer import (
+    RankingValidation,
+    apply_overrides,
+    make_strategy,
+    per_domain_model,
+    read_canonical,
+    train_model,
+)
+from tests.epoch_runs import TP, T, write_examples
+from tests.fresh_process import run_json
+from tests.tiny_models import build, features, model_config
 
 
 class Weights:
@@ -72,7 +86,9 @@ def test_combined_model_scores_and_exports_each_domain_with_its_own_weights(exam
     validation.best_weights_by_domain = {"x": validation.best_weights, "y": model_y.get_weights()}
     fresh = lambda: build("i2vae", examples_root)[0]  # noqa: E731 - weights are overwritten
     combined = per_domain_model(model_x, validation, fresh, features())
-    assert isinstance(combined, PerDomainSelection)
+    # the class is read through the module: an in-process pipeline run (the e2e suite) has TFX
+    # reload models.trainer to import run_fn, which makes a new class object
+    assert isinstance(combined, trainer.PerDomainSelection)
     for got, want in zip(combined.score_all(inputs), expected):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-6, atol=1e-6)
     export_saved_model(combined, examples_root, popularity, model_config("i2vae"), str(tmp_path / "saved"))
@@ -108,4 +124,57 @@ def test_training_with_per_domain_selection_scores_each_domain_at_its_best_epoch
         best = history["history"][history["best_epochs"][d]]["metrics"][d]["all"]["NDCG@10"]
         assert got[d]["all"]["NDCG@10"] == pytest.approx(best, abs=1e-6)
     assert history["best_epochs"]["x"] != history["best_epochs"]["y"], "this run should need two weight sets"
-    assert isinstance(model, PerDomainSelection)
+    assert isinstance(model, trainer.PerDomainSelection)
+
+
+SCRIPT = textwrap.dedent("""
+    import json
+    import numpy as np
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from models import feature_spec
+    from models.trainer import build_model, make_strategy
+    from models import config
+
+    cfg = config.load_config(overrides=["model.embedding_dim=16", "model.latent_dim=8", "model.num_heads=2",
+                                        "model.num_blocks=1", "train.learning_rate=0.01", "data.max_len=5",
+                                        "data.pseudo_len=8", "train.distribute=\\"mirrored\\""])
+    rng = np.random.default_rng(0)
+    n = 64
+    hx = rng.integers(0, 31, size=(n, 5)); hy = rng.integers(0, 21, size=(n, 5))
+    hx[: n // 4] = 0  # cold-start rows in X
+    domain = rng.integers(0, 2, size=n)
+    batch = {feature_spec.HISTORY_X: hx, feature_spec.HISTORY_Y: hy,
+             feature_spec.PSEUDO_X: rng.integers(1, 31, size=(n, 8)),
+             feature_spec.PSEUDO_Y: rng.integers(1, 21, size=(n, 8)), feature_spec.TARGET_DOMAIN: domain,
+             feature_spec.TARGET_ITEM: np.where(domain == 0, rng.integers(1, 31, size=n), rng.integers(1, 21, size=n)),
+             feature_spec.IS_COLD_START: np.zeros(n, np.int64), feature_spec.IS_LONG_TAILED: np.zeros(n, np.int64)}
+    ds = tf.data.Dataset.from_tensor_slices({k: np.asarray(v, np.int64) for k, v in batch.items()}).batch(16)
+    strategy = make_strategy("mirrored", ["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+        model = build_model((30, 20), cfg)
+    history = model.fit(ds.repeat(), steps_per_epoch=8, epochs=4, verbose=0).history
+    print(json.dumps({"replicas": strategy.num_replicas_in_sync, "loss": history["loss"]}))
+""")
+
+
+@pytest.mark.slow  # a fresh TF process traced for two replicas; `make test-slow`
+def test_mirrored_strategy_over_two_cpus_trains_with_decreasing_loss():
+    result = run_json(SCRIPT)
+    assert result["replicas"] == 2
+    losses = result["loss"]
+    assert all(l == l and abs(l) < 1e6 for l in losses)  # finite
+    assert losses[-1] < losses[0], losses
+
+
+def test_an_unknown_strategy_name_is_refused_naming_the_field_and_the_choices():
+    with pytest.raises(ValueError, match=r"train.distribute must be one of \('none', 'mirrored', 'multi_worker'\)"
+                                          r", found 'mirored'"):
+        make_strategy("mirored")
+
+
+def test_training_overrides_apply_over_the_config():
+    cfg = apply_overrides(config.load_config(), {"train.epochs": 3, "train.lambda_t": 0.0, "train.lambda_a": 0.1})
+    assert (cfg.train.epochs, cfg.train.lambda_t, cfg.train.lambda_a) == (3, 0.0, 0.1)
+    assert apply_overrides(cfg, None) is cfg

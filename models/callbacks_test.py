@@ -10,47 +10,19 @@ MirroredStrategy with the NaN on the second replica only.
 import json
 import logging
 import os
-import subprocess
-import sys
 import textwrap
 import types
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from tiny_models import NX, NY, TP, T, model_config
 
 from models import config, feature_spec, psg
 from models.callbacks import NonFiniteLossError, StopOnNonFiniteLoss
 from models.i2vae import I2VAE
 from models.trainer import build_model, run_fn
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def rows(n, seed=0):
-    """Random training rows of the conftest vocabulary sizes (X history empty in a quarter)."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n):
-        d = int(rng.integers(2))
-        hx = [int(v) for v in rng.integers(1, NX + 1, size=rng.integers(1, T + 1))] if i % 4 else []
-        out.append({feature_spec.USER_ID: f"u{seed}_{i}", feature_spec.HISTORY_X: hx,
-                    feature_spec.HISTORY_Y: [int(v) for v in rng.integers(1, NY + 1, size=rng.integers(1, T + 1))],
-                    feature_spec.PSEUDO_X: [int(v) for v in rng.integers(1, NX + 1, size=TP)],
-                    feature_spec.PSEUDO_Y: [int(v) for v in rng.integers(1, NY + 1, size=TP)],
-                    feature_spec.TARGET_DOMAIN: d, feature_spec.TARGET_ITEM: int(rng.integers(1, (NX, NY)[d] + 1)),
-                    feature_spec.IS_COLD_START: int(not hx), feature_spec.IS_LONG_TAILED: 0})
-    return out
-
-
-def dataset(n=64, batch=16):
-    """n rows in batches of `batch`, as the trainer's input pipeline yields them."""
-    r = rows(n)
-    feats = {k: psg.left_pad([x[k] for x in r], T if k in (feature_spec.HISTORY_X, feature_spec.HISTORY_Y) else TP)
-             for k in (feature_spec.HISTORY_X, feature_spec.HISTORY_Y, feature_spec.PSEUDO_X, feature_spec.PSEUDO_Y)}
-    feats.update({k: np.asarray([x[k] for x in r], np.int64) for k in feature_spec.SCALAR_INT_FEATURES})
-    return tf.data.Dataset.from_tensor_slices(feats).batch(batch)
+from tests.fresh_process import run_json
+from tests.tiny_models import NX, NY, dataset, model_config, rows
 
 
 @pytest.mark.parametrize("kind, jit, poison, term", [
@@ -124,8 +96,7 @@ MIRRORED = textwrap.dedent("""
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    from tiny_models import NX, NY, model_config
-    from test_nan_stop import dataset
+    from tests.tiny_models import NX, NY, dataset, model_config
     from models.i2vae import I2VAE
     from models.callbacks import NonFiniteLossError, StopOnNonFiniteLoss
     from models.trainer import build_model, make_strategy
@@ -156,12 +127,7 @@ MIRRORED = textwrap.dedent("""
 def test_nan_on_one_replica_of_mirrored_strategy_is_caught_at_its_batch():
     """Keras sums the logs over replicas, so replica 1's NaN shows at its own batch (had only
     the first replica's logs been read, the NaN would show a batch later, in every term)."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.path.join(ROOT, "tests")]), TF_USE_LEGACY_KERAS="1",
-               TF_CPP_MIN_LOG_LEVEL="2")
-    out = subprocess.run([sys.executable, "-c", MIRRORED], capture_output=True, text=True, env=env, cwd=ROOT,
-                         timeout=600)
-    assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = run_json(MIRRORED)
     assert result["replicas"] == 2
     assert result["message"].startswith("training stopped at epoch 1, batch 3 (step 3): loss term 'kl_zt_x' "
                                          "became NaN; other non-finite: loss NaN;"), result

@@ -1,5 +1,6 @@
-"""Epoch backups (`train.backup_dir`, models/backup.py): a training run killed after an epoch
-resumes at the next one with the saved weights, optimizer state and validation history."""
+"""Epoch backups (`train.backup_dir`): a training run killed after an epoch resumes at the
+next one with the saved weights, optimizer state and validation history; and the training
+code's fingerprint that keys the Trainer's cache."""
 import json
 import logging
 import math
@@ -7,10 +8,10 @@ import os
 import shutil
 
 import pytest
-from test_repeatability import TP, T, write_examples
 
 from models import backup, config, evaluation, feature_spec, metrics
 from models.trainer import RankingValidation, build_model, epoch_backup, read_canonical, train_model, training_dataset
+from tests.epoch_runs import TP, T, write_examples
 
 EPOCHS, STOP_AFTER = 3, 1
 
@@ -126,3 +127,14 @@ def test_remove_backup_removes_only_the_backups_files(tmp_path):
     (folder / backup.STATE).write_text("{}")
     backup.remove_backup(str(folder))
     assert not folder.exists()
+
+
+def test_code_fingerprint_follows_the_training_code_not_its_tests(tmp_path):
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "i2vae.py").write_text("LATENTS = 6\n")
+    (tmp_path / "models" / "i2vae_test.py").write_text("def test(): pass\n")
+    before = backup.code_fingerprint(root=str(tmp_path))
+    (tmp_path / "models" / "i2vae_test.py").write_text("def test(): assert True\n")
+    assert backup.code_fingerprint(root=str(tmp_path)) == before  # tests do not train anything
+    (tmp_path / "models" / "i2vae.py").write_text("LATENTS = 7\n")
+    assert backup.code_fingerprint(root=str(tmp_path)) != before  # a changed model must miss the Trainer cache

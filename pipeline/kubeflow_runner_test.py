@@ -42,25 +42,6 @@ def test_compiled_spec_has_every_component_image_beam_args_and_parameters(tmp_pa
     assert custom["trainer_code"] == code_fingerprint() and json.loads(custom["config"])["train"]["epochs"] == 7
 
 
-def test_code_fingerprint_follows_the_training_code_not_its_tests(tmp_path):
-    (tmp_path / "models").mkdir()
-    (tmp_path / "models" / "i2vae.py").write_text("LATENTS = 6\n")
-    (tmp_path / "models" / "i2vae_test.py").write_text("def test(): pass\n")
-    before = code_fingerprint(root=str(tmp_path))
-    (tmp_path / "models" / "i2vae_test.py").write_text("def test(): assert True\n")
-    assert code_fingerprint(root=str(tmp_path)) == before  # tests do not train anything
-    (tmp_path / "models" / "i2vae.py").write_text("LATENTS = 7\n")
-    assert code_fingerprint(root=str(tmp_path)) != before  # a changed model must miss the Trainer cache
-
-
-def test_training_overrides_apply_over_the_config():
-    from models.trainer import apply_overrides
-
-    cfg = apply_overrides(config.load_config(), {"train.epochs": 3, "train.lambda_t": 0.0, "train.lambda_a": 0.1})
-    assert (cfg.train.epochs, cfg.train.lambda_t, cfg.train.lambda_a) == (3, 0.0, 0.1)
-    assert apply_overrides(cfg, None) is cfg
-
-
 def test_dockerfile_builds_on_the_matching_tfx_image_with_the_project():
     import os
 

@@ -3,10 +3,10 @@ for i2VAE and for every baseline kind."""
 import numpy as np
 import pytest
 import tensorflow as tf
-from tiny_models import build, features, model_config
 
 from models import config
 from models.export import export_saved_model
+from tests.tiny_models import build, features, model_config
 
 
 @pytest.mark.parametrize("kind", config.MODEL_KINDS)
