@@ -207,6 +207,12 @@ class TrainConfig:
     # encoder pass). Without it no train row lacks target-domain history, so r would get
     # no reconstruction gradient (the paper's train split has no cold-start rows)
     cold_start_loss: bool = True
+    # a train split larger than this (MB of TFRecords) streams through tf.data with a seeded
+    # shuffle buffer instead of being read into memory in canonical order (0 = never stream);
+    # the in-memory read gives exact repeatability whatever Beam's shard order, streaming
+    # keeps memory flat for a split larger than RAM
+    stream_above_mb: float = 2048.0
+    shuffle_buffer: int = 100_000  # rows in the streaming shuffle buffer
     # tf.distribute strategy: "none", "mirrored" (all local GPUs, or the CPU) or
     # "multi_worker" (MultiWorkerMirroredStrategy, workers from TF_CONFIG)
     distribute: str = "none"

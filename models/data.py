@@ -57,14 +57,15 @@ def expand(patterns: List[str]) -> List[str]:
 
 
 def make_dataset(patterns: List[str], batch_size: int, max_len: int, pseudo_len: int, shuffle: bool = False,
-                 seed: int = 42, cache: bool = True, trim_padding: bool = False) -> tf.data.Dataset:
+                 seed: int = 42, cache: bool = True, trim_padding: bool = False,
+                 shuffle_buffer: int = 100_000) -> tf.data.Dataset:
     """Batched, parsed examples; shuffled per epoch when training. Parsing runs in parallel.
     With `trim_padding`, each batch's histories are cut to its longest row (see above)."""
     ds = tf.data.TFRecordDataset(expand(patterns), compression_type="GZIP")
     if cache:
         ds = ds.cache()
     if shuffle:
-        ds = ds.shuffle(100_000, seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     return batch_and_parse(ds, batch_size, max_len, pseudo_len, trim_padding)
 
 
@@ -88,6 +89,12 @@ def write_json_atomically(path: str, value, **dump_args) -> None:
 def read_split(examples_root: str, split: str) -> List[Dict]:
     """All examples of one split as Python dicts."""
     return read_rows(expand([feature_spec.split_pattern(examples_root, split)]))
+
+
+def read_rows_lazily(files: List[str]):
+    """Parsed rows one at a time, in file order (nothing kept: for one pass over a large split)."""
+    for record in tf.data.TFRecordDataset(expand(files), compression_type="GZIP").as_numpy_iterator():
+        yield feature_spec.from_example(record)
 
 
 def read_rows(files: List[str]) -> List[Dict]:

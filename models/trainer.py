@@ -237,6 +237,28 @@ def read_canonical(files: List[str]):
     return [records[i] for i in order], [rows[i] for i in order]
 
 
+def streams(train_files: List[str], cfg) -> bool:
+    """Whether the train split streams from its files (`train.stream_above_mb`) instead of
+    being read into memory in canonical order. Streaming keeps memory flat as the split
+    grows; the in-memory read keeps exact repeatability across Beam's shard orders."""
+    if cfg.train.stream_above_mb <= 0:
+        return False
+    size = sum(tf.io.gfile.stat(f).length for f in data.expand(train_files))
+    if size <= cfg.train.stream_above_mb * 2 ** 20:
+        return False
+    if cfg.train.prefix_targets > 0 or cfg.train.cold_start_rows:
+        raise config.ConfigError(f"train.prefix_targets and train.cold_start_rows add rows in memory, but the train "
+                                 f"split ({size / 2 ** 20:.0f} MB) is above train.stream_above_mb="
+                                 f"{cfg.train.stream_above_mb} and streams; turn them off or raise the threshold")
+    return True
+
+
+def _counted(rows, counter: List[int]):
+    for row in rows:
+        counter[0] += 1
+        yield row
+
+
 def training_dataset(records: List[bytes], cfg) -> tf.data.Dataset:
     """`data.make_dataset`'s training pipeline over in-memory examples in canonical order:
     seeded shuffle of all rows (reshuffled each epoch), batch, parse, trim, prefetch."""
@@ -261,8 +283,17 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
     # first: MultiWorkerMirroredStrategy configures collective ops, which must happen before any TF op runs
     strategy = make_strategy(cfg.train.distribute)
     num_items = feature_spec.vocab_sizes(examples_root)
-    train_records, train_rows = read_canonical(train_files)
-    popularity = evaluation.item_popularity(train_rows, num_items)
+    streaming = streams(train_files, cfg)
+    if streaming:  # nothing of the split is held: one counting pass, then tf.data streams the files
+        num_train_rows = [0]
+        popularity = evaluation.item_popularity(_counted(data.read_rows_lazily(train_files), num_train_rows), num_items)
+        num_train_rows = num_train_rows[0]
+        logger.info(f"[train] the train split streams from its TFRecords ({num_train_rows} rows, shuffle buffer "
+                    f"{cfg.train.shuffle_buffer}): larger than train.stream_above_mb={cfg.train.stream_above_mb}")
+    else:
+        train_records, train_rows = read_canonical(train_files)
+        num_train_rows = len(train_rows)
+        popularity = evaluation.item_popularity(train_rows, num_items)
     generator = psg.load_generator(os.path.join(examples_root, psg.GENERATOR_DIR))
     with strategy.scope():
         model = build_model(num_items, cfg, popularity, generator)
@@ -271,7 +302,12 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
     if not isinstance(model, LossTermsModel):
         logger.info(f"[train] {cfg.model.kind}: nothing to train (fixed scores)")
         return model, {"best_epoch": 0, "best_val_ndcg": None, "epochs_run": 0, "history": []}, popularity
-    if cfg.train.prefix_targets > 0:
+    if streaming:
+        train_ds = data.make_dataset(train_files, cfg.train.batch_size, cfg.data.max_len, cfg.data.pseudo_len,
+                                     shuffle=True, seed=cfg.train.seed, cache=False,
+                                     trim_padding=cfg.train.trim_padding, shuffle_buffer=cfg.train.shuffle_buffer)
+        probe = train_ds.take(1).get_single_element() if cfg.train.backup_dir else None
+    elif cfg.train.prefix_targets > 0:
         extra = data.prefix_target_rows(train_rows, cfg.data.max_len, cfg.train.prefix_targets)
         train_records = train_records + [feature_spec.to_example(r) for r in extra]
         logger.info(f"[train] prefix targets: {len(extra)} extra rows from {len(train_rows)} train rows "
@@ -281,9 +317,10 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
         train_records = train_records + [feature_spec.to_example(r) for r in extra]
         logger.info(f"[train] cold-start rows: {len(extra)} extra rows without target-domain history "
               f"from {len(train_rows)} train rows")
-    train_ds = training_dataset(train_records, cfg)
-    probe = training_dataset(train_records[:2], cfg).take(1).get_single_element() if cfg.train.backup_dir else None
-    del train_records
+    if not streaming:
+        train_ds = training_dataset(train_records, cfg)
+        probe = training_dataset(train_records[:2], cfg).take(1).get_single_element() if cfg.train.backup_dir else None
+        del train_records
     eval_rows = read_canonical(eval_files)[1]
     test_rows = (read_canonical([feature_spec.split_pattern(examples_root, "test")])[1]
                  if cfg.eval.track_test_per_epoch else None)
@@ -297,13 +334,13 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
                                                                            cfg.data.pseudo_len),
                                              os.path.join(log_dir, "posterior")))
     if cfg.model.kind == "i2vae" and cfg.train.kl_anneal_epochs > 0:  # the warm-up is set in steps
-        steps = int(cfg.train.kl_anneal_epochs * math.ceil(len(train_rows) / cfg.train.batch_size))
+        steps = int(cfg.train.kl_anneal_epochs * math.ceil(num_train_rows / cfg.train.batch_size))
         callbacks.insert(1, KLAnnealing(cfg.train.kl_weight, steps))
     logger.info(f"[train] {cfg.model.kind} on {num_items[0]}+{num_items[1]} items, up to {cfg.train.epochs} epochs, "
           f"batch {cfg.train.batch_size}, d={cfg.model.embedding_dim}, T={cfg.data.max_len}, T'={cfg.data.pseudo_len}")
     initial_epoch = 0
     if cfg.train.backup_dir:
-        backup = epoch_backup(cfg, validation, len(train_rows))
+        backup = epoch_backup(cfg, validation, num_train_rows)
         callbacks.append(backup)  # after `validation`: saves the epoch's result with it
         backup.set_model(model)
         state = backup.restore(probe)

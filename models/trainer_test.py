@@ -178,3 +178,30 @@ def test_training_overrides_apply_over_the_config():
     cfg = apply_overrides(config.load_config(), {"train.epochs": 3, "train.lambda_t": 0.0, "train.lambda_a": 0.1})
     assert (cfg.train.epochs, cfg.train.lambda_t, cfg.train.lambda_a) == (3, 0.0, 0.1)
     assert apply_overrides(cfg, None) is cfg
+
+
+def test_a_train_split_above_the_threshold_streams_and_trains_on_every_row(tmp_path, monkeypatch):
+    """`train.stream_above_mb`: above it the split is never read into memory (read_canonical is
+    not called for it); popularity and the row count come from one streaming pass and equal the
+    in-memory read's; the model trains; the in-memory-only options are refused by name."""
+    root = write_examples(str(tmp_path / "examples"))
+    train_files = [feature_spec.split_pattern(root, "train")]
+    base = ["model.embedding_dim=8", "model.latent_dim=4", "model.num_heads=2", "model.num_blocks=1",
+            f"data.max_len={T}", f"data.pseudo_len={TP}", "train.epochs=2", "train.batch_size=32",
+            "eval.num_negatives=20", "train.stream_above_mb=0.000001", "train.shuffle_buffer=64"]
+    cfg = config.load_config(overrides=base)
+    assert trainer.streams(train_files, cfg)
+    assert not trainer.streams(train_files, config.load_config(overrides=base[:-2] + ["train.stream_above_mb=0"]))
+    in_memory_rows = read_canonical(train_files)[1]
+    read = trainer.read_canonical
+    monkeypatch.setattr(trainer, "read_canonical",
+                        lambda files: (_ for _ in ()).throw(AssertionError("read into memory"))
+                        if files == train_files else read(files))
+    model, history, popularity = train_model(train_files, [feature_spec.split_pattern(root, "eval")], root, cfg,
+                                             str(tmp_path / "logs"))
+    expected = evaluation.item_popularity(in_memory_rows, (40, 30))
+    for got, want in zip(popularity, expected):
+        np.testing.assert_array_equal(got, want)
+    assert history["epochs_run"] == 2 and np.isfinite(history["history"][-1]["loss"])
+    with pytest.raises(config.ConfigError, match="train.prefix_targets and train.cold_start_rows"):
+        trainer.streams(train_files, config.load_config(overrides=base + ["train.prefix_targets=2"]))
