@@ -113,7 +113,7 @@ class LightGCNConfig:
     pseudo_source: str = "lightgcn"  # "lightgcn" (the PSG) or "random" (the paper's w/o PSG ablation)
     seed: int = 42  # seed of initialisation and negative sampling
     approximate_above_items: int = 200000  # a domain with more items gets approximate recall (0 = always exact)
-    approximate_nprobe: int = 64  # cells probed per query; more = higher recall, slower
+    approximate_nprobe: int = 128  # cells probed per query; more = higher recall, slower (docs/performance.md)
     approximate_nlist: int = 0  # k-means cells of the index; 0 = 4 x sqrt(items)
 
     def __post_init__(self):

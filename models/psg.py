@@ -3,7 +3,8 @@
 These TF functions are used both by the Beam transform of PseudoSequenceGen and inside
 the exported serving graph, so a request gets exactly the pseudo-sequences the model
 was trained with (DESIGN.md step 1). Item matrices carry a zero padding row 0, so item
-index i (1-based) is row i.
+index i (1-based) is row i. `ApproximateIndex` and `recall` (faiss, numpy) are for the
+Beam transform only, above `lightgcn.approximate_above_items` items per domain.
 """
 from __future__ import annotations
 
@@ -153,7 +154,7 @@ class ApproximateIndex:
     and adding cost about nlist x N dot products.
     """
 
-    def __init__(self, item_emb, nprobe: int = 64, nlist: int = 0, seed: int = 1234):
+    def __init__(self, item_emb, nprobe: int = 128, nlist: int = 0, seed: int = 1234):
         import faiss
 
         items = np.ascontiguousarray(np.asarray(item_emb, np.float32)[1:])

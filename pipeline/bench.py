@@ -281,7 +281,7 @@ def synthetic_items(num_items: int, dim: int, rng, per_centre: int = 200, spread
 
 
 def recall_one(num_items: int, users: int = 2000, dim: int = 64, k: int = 20, history: int = 20,
-               nprobes=(16, 64), batch: int = 1024, spread: float = 0.5, seed: int = 0) -> Dict:
+               nprobes=(16, 64, 128), batch: int = 1024, spread: float = 0.5, seed: int = 0) -> Dict:
     """Exact vs approximate recall of `users` fold-in users (the mean of `history` random items,
     which are their seen items) over `num_items` items, in batches of `batch` as a Beam worker."""
     import tensorflow as tf
@@ -318,7 +318,7 @@ def recall_one(num_items: int, users: int = 2000, dim: int = 64, k: int = 20, hi
     return out
 
 
-def recall(sizes: List[int], users: int = 2000, nprobes=(16, 64), spread: float = 0.5) -> List[Dict]:
+def recall(sizes: List[int], users: int = 2000, nprobes=(16, 64, 128), spread: float = 0.5) -> List[Dict]:
     """recall_one per catalogue size, each in a fresh process (its own memory and threads)."""
     return [in_fresh_process(f"recall_one({n}, users={users}, nprobes={tuple(nprobes)!r}, spread={spread})",
                              f"recall run for {n} items") for n in sizes]

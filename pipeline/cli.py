@@ -194,7 +194,7 @@ def build_parser():
     ben.add_argument("--users", default="50000,200000,800000", help="scale: comma-separated user counts")
     ben.add_argument("--items", default="10000,100000,1000000", help="recall: comma-separated catalogue sizes")
     ben.add_argument("--recall-users", type=int, default=2000, help="recall: fold-in users queried at every size")
-    ben.add_argument("--nprobe", default="16,64", help="recall: comma-separated IVF cells probed per query")
+    ben.add_argument("--nprobe", default="16,64,128", help="recall: comma-separated IVF cells probed per query")
     ben.add_argument("--work", default="runs/bench", help="scale: where the synthetic rows are written; speed: the authors' scratch folder")
     ben.add_argument("--model-base-path", default="runs/cloth_sport/serving_model/i2vae", help="serving: the model")
     ben.add_argument("--data", default=os.path.join("..", "shared", "data", "amazon-cdsr", "cloth_sport"),
