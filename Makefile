@@ -38,10 +38,11 @@ PIPELINE_ROOT ?= gs://YOUR_BUCKET/i2vae
 kubeflow: venv
 	$(PY) -m pipeline.cli kubeflow --image $(IMAGE) --pipeline-root $(PIPELINE_ROOT) --data $(DATA) --output $(OUT)/kubeflow/i2vae_pipeline.json
 
-bench: venv  # speed (cloth_sport run needed: make run), scale, trace, serving
+bench: venv  # speed (cloth_sport run needed: make run), scale, trace, recall, serving
 	$(PY) -m pipeline.cli bench speed --run $(OUT)/cloth_sport
 	$(PY) -m pipeline.cli bench scale
 	$(PY) -m pipeline.cli bench trace
+	$(PY) -m pipeline.cli bench recall
 	$(PY) -m pipeline.cli bench serving --model-base-path $(OUT)/cloth_sport/serving_model/i2vae
 
 test: venv  # the default suite: every test not marked slow; lists the 15 slowest tests

@@ -92,6 +92,13 @@ class LightGCNConfig:
 
     The reference setting is 1000 epochs; here training stops on its own when the
     validation recall@`recall_k` (fold-in users of the eval split) stops improving.
+
+    Pseudo-sequence recall in the Beam step scores every item of a domain (exact top-K)
+    unless the domain has more than `approximate_above_items` items: then a faiss IVF
+    inner-product index (`approximate_nlist` k-means cells) scores only the items of the
+    `approximate_nprobe` cells nearest each user, seen items still excluded. The default
+    keeps the Amazon pairs' 10-15k-item catalogues exact. Serving and the validation
+    recall stay exact (docs/performance.md, "Recall on a large catalogue").
     """
 
     embedding_dim: int = 64  # LightGCN embedding size (paper: 64)
@@ -105,6 +112,9 @@ class LightGCNConfig:
     recall_k: int = 20  # K of the validation recall@K
     pseudo_source: str = "lightgcn"  # "lightgcn" (the PSG) or "random" (the paper's w/o PSG ablation)
     seed: int = 42  # seed of initialisation and negative sampling
+    approximate_above_items: int = 200000  # a domain with more items gets approximate recall (0 = always exact)
+    approximate_nprobe: int = 128  # cells probed per query; more = higher recall, slower (docs/performance.md)
+    approximate_nlist: int = 0  # k-means cells of the index; 0 = 4 x sqrt(items)
 
     def __post_init__(self):
         check_choice("lightgcn.pseudo_source", self.pseudo_source, ("lightgcn", "random"))

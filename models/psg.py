@@ -3,7 +3,8 @@
 These TF functions are used both by the Beam transform of PseudoSequenceGen and inside
 the exported serving graph, so a request gets exactly the pseudo-sequences the model
 was trained with (DESIGN.md step 1). Item matrices carry a zero padding row 0, so item
-index i (1-based) is row i.
+index i (1-based) is row i. `ApproximateIndex` and `recall` (faiss, numpy) are for the
+Beam transform only, above `lightgcn.approximate_above_items` items per domain.
 """
 from __future__ import annotations
 
@@ -141,3 +142,72 @@ def load_generator(out_dir: str) -> Dict:
         values, offsets = g.pop(name + "_values"), g.pop(name + "_offsets")
         g[name] = [values[offsets[i]: offsets[i + 1]] for i in range(len(offsets) - 1)]
     return g
+
+
+class ApproximateIndex:
+    """An approximate top-k inner-product index over one domain's items (faiss IVF, flat lists).
+
+    Built on the rows 1..N of `item_emb` (row 0 is padding and never returned). The
+    catalogue is split into `nlist` k-means cells (default 4 x sqrt(N)); a query scores
+    only the items of its `nprobe` nearest cells, so a query costs about
+    nlist + N x nprobe / nlist dot products instead of N. Build once per worker: training
+    and adding cost about nlist x N dot products.
+    """
+
+    def __init__(self, item_emb, nprobe: int = 128, nlist: int = 0, seed: int = 1234):
+        import faiss
+
+        items = np.ascontiguousarray(np.asarray(item_emb, np.float32)[1:])
+        self.num_items, dim = items.shape
+        # at least 39 training points per cell (faiss warns below that)
+        self.nlist = max(1, min(nlist or int(4 * np.sqrt(self.num_items)), self.num_items // 39))
+        self.index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, self.nlist, faiss.METRIC_INNER_PRODUCT)
+        # k-means on at most 64 items per cell, 10 iterations (faiss: 256 and 25), so 1M items
+        # train in about a minute on two cores
+        self.index.cp.seed, self.index.cp.niter, self.index.cp.max_points_per_centroid = seed, 10, 64
+        self.index.train(items)
+        self.index.add(items)
+        self.index.nprobe = min(nprobe, self.nlist)
+
+    def search(self, user_emb, fetch: int):
+        """The `fetch` best (1-based item indices, 0 = no result) of each row of user_emb [B, D]."""
+        _, ids = self.index.search(np.ascontiguousarray(np.asarray(user_emb, np.float32)), fetch)
+        return ids.astype(np.int64) + 1  # faiss marks a missing result -1, which becomes padding 0
+
+
+def recall(user_emb, item_emb, seen, k: int, index: "ApproximateIndex | None" = None) -> tf.Tensor:
+    """`recall_unseen`, or the same through an approximate `index` of item_emb when one is given.
+
+    The approximate path keeps recall_unseen's contract: [B, k] int64 indices in score
+    order, never padding or a seen item, zeros only where fewer than k unseen items exist,
+    a zero user recalls nothing. It over-fetches k + (the row's seen items) candidates and
+    drops the seen ones; a row left with fewer than k candidates (its probed cells were
+    small) is recalled exactly.
+    """
+    if index is None:
+        return recall_unseen(user_emb, item_emb, seen, k)
+    user = np.asarray(user_emb, np.float32)
+    seen = np.asarray(seen, np.int64).reshape(len(user), -1)
+    width = seen.shape[1]
+    fetch = min(k + width, index.num_items)
+    cand = index.search(user, fetch)
+    out = np.zeros((len(user), k), np.int64)
+    short = []
+    for row in range(len(user)):
+        seen_row = seen[row][seen[row] > 0]
+        keep = cand[row][(cand[row] > 0) & ~np.isin(cand[row], seen_row)][:k]
+        out[row, :len(keep)] = keep
+        if len(keep) < k and index.num_items - len(np.unique(seen_row[seen_row <= index.num_items])) > len(keep):
+            short.append(row)  # the catalogue has more unseen items than the probed cells held
+    if short:
+        out[short] = recall_unseen(user[short], item_emb, seen[short], k).numpy()
+    out[~np.any(user != 0.0, axis=1)] = 0
+    return tf.constant(out)
+
+
+def approximate_index(item_emb, above_items: int, nprobe: int, nlist: int = 0) -> "ApproximateIndex | None":
+    """An ApproximateIndex when the domain has more than `above_items` items (0 or less:
+    never), else None (exact recall)."""
+    if above_items <= 0 or int(np.shape(item_emb)[0]) - 1 <= above_items:
+        return None
+    return ApproximateIndex(item_emb, nprobe=nprobe, nlist=nlist)

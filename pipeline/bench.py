@@ -3,6 +3,7 @@
     i2vae bench speed --run runs/cloth_sport          # s per training epoch and per full test evaluation
     i2vae bench scale --users 50000,200000,800000     # recall and training cost as the data grows
     i2vae bench trace                                 # graph trace time, with and without autograph
+    i2vae bench recall --items 10000,100000,1000000   # exact vs approximate (faiss IVF) top-K recall
 
 Speed runs the paper's settings (batch 512, d=128, T=20, T'=40, attention cross-domain
 encoder) on the run's real examples, read as the Trainer reads them, with full history
@@ -11,7 +12,9 @@ default), and reports the ratio. Scale
 runs each size in a fresh process, so peak RSS is that size's own. Trace times the
 first call of the train step (tracing plus one step) at the paper's settings, once with
 autograph converting the model code (Keras' default, the baseline) and once as we run
-it (`do_not_convert`), each in a fresh process.
+it (`do_not_convert`), each in a fresh process. Recall times pseudo-sequence recall of a
+fixed set of fold-in users against a growing catalogue, exact (`psg.recall_unseen`) and
+through the approximate index (`psg.ApproximateIndex`), and reports recall@K against exact.
 """
 from __future__ import annotations
 
@@ -264,6 +267,78 @@ def print_scale(results: List[Dict]) -> None:
         print(f"| {r['users']:,} | {r['rows']:,} | {r['items']:,} | {r['recall_s']:.1f} | "
               f"{r['recall_users_per_s']:.0f} | {per_user:.2f} | {per_pair:.2f} | {r['peak_rss_recall_mb']:.0f} | "
               f"{r['train_examples_per_s']:.0f} |")
+
+
+# ------------------------------------------------------------------ recall
+
+def synthetic_items(num_items: int, dim: int, rng, per_centre: int = 200, spread: float = 0.5) -> np.ndarray:
+    """[N+1, dim] item embeddings (row 0 padding) scattered around N / per_centre centres:
+    trained item embeddings group by taste; pure noise would have no cells for an IVF index to find."""
+    centres = rng.normal(size=(max(1, num_items // per_centre), dim)).astype(np.float32)
+    items = centres[rng.integers(0, len(centres), num_items)]
+    items += spread * rng.normal(size=items.shape).astype(np.float32)
+    return np.concatenate([np.zeros((1, dim), np.float32), items])
+
+
+def recall_one(num_items: int, users: int = 2000, dim: int = 64, k: int = 20, history: int = 20,
+               nprobes=(16, 64, 128), batch: int = 1024, spread: float = 0.5, seed: int = 0) -> Dict:
+    """Exact vs approximate recall of `users` fold-in users (the mean of `history` random items,
+    which are their seen items) over `num_items` items, in batches of `batch` as a Beam worker."""
+    import tensorflow as tf
+
+    from models import psg
+
+    rng = np.random.default_rng(seed)
+    items = synthetic_items(num_items, dim, rng, spread=spread)
+    seen = rng.integers(1, num_items + 1, size=(users, history))
+    user = items[seen].mean(axis=1)
+    psg.recall_unseen(tf.constant(user[:8]), items[:100], seen[:8], k)  # trace the small ops once
+    start = time.perf_counter()
+    exact = np.concatenate([psg.recall_unseen(user[lo: lo + batch], items, seen[lo: lo + batch], k).numpy()
+                            for lo in range(0, users, batch)])
+    out = {"items": num_items, "users": users, "dim": dim, "k": k, "exact_s": time.perf_counter() - start,
+           "approximate": []}
+    start = time.perf_counter()
+    index = psg.ApproximateIndex(items, nprobe=nprobes[0])
+    build_s = time.perf_counter() - start
+    for nprobe in nprobes:
+        index.index.nprobe = min(nprobe, index.nlist)
+        start = time.perf_counter()
+        approx = np.concatenate([psg.recall(user[lo: lo + batch], items, seen[lo: lo + batch], k, index).numpy()
+                                 for lo in range(0, users, batch)])
+        seconds = time.perf_counter() - start
+        hits = sum(len(set(a) & set(e) - {0}) for a, e in zip(approx, exact))
+        seen_hits = sum(len(set(a) & set(s) - {0}) for a, s in zip(approx, seen))
+        out["approximate"].append({"nprobe": int(index.index.nprobe), "nlist": index.nlist, "build_s": build_s,
+                                   "search_s": seconds, "recall_at_k": hits / float((exact > 0).sum()),
+                                   "seen_returned": seen_hits})
+        print(f"[bench] {num_items:,} items, nprobe {nprobe}: exact {out['exact_s']:.1f}s, approximate "
+              f"{seconds:.1f}s (+{build_s:.1f}s build), recall@{k} {out['approximate'][-1]['recall_at_k']:.3f}",
+              file=sys.stderr, flush=True)
+    return out
+
+
+def recall(sizes: List[int], users: int = 2000, nprobes=(16, 64, 128), spread: float = 0.5) -> List[Dict]:
+    """recall_one per catalogue size, each in a fresh process (its own memory and threads)."""
+    return [in_fresh_process(f"recall_one({n}, users={users}, nprobes={tuple(nprobes)!r}, spread={spread})",
+                             f"recall run for {n} items") for n in sizes]
+
+
+def print_recall(results: List[Dict]) -> None:
+    r0 = results[0]
+    print(f"\nrecall bench: {r0['users']:,} fold-in users (mean of 20 seen items), {r0['dim']}-dim synthetic "
+          f"clustered item embeddings, top-{r0['k']} unseen, batches of 1024 users; exact = psg.recall_unseen "
+          f"(every item scored), approximate = faiss IndexIVFFlat, inner product, nlist = 4 x sqrt(N); one "
+          f"process per size\n")
+    print(f"| items | exact ms/user | nlist | nprobe | approximate ms/user | speedup | recall@{r0['k']} vs exact | "
+          f"seen items returned | index build s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        exact = 1000 * r["exact_s"] / r["users"]
+        for a in r["approximate"]:
+            approx = 1000 * a["search_s"] / r["users"]
+            print(f"| {r['items']:,} | {exact:.2f} | {a['nlist']} | {a['nprobe']} | {approx:.3f} | "
+                  f"{exact / approx:.1f}x | {a['recall_at_k']:.3f} | {a['seen_returned']} | {a['build_s']:.1f} |")
 
 
 # ------------------------------------------------------------------ trace

@@ -117,6 +117,9 @@ def cmd_bench(args):
         bench.print_scale(bench.scale([int(u) for u in args.users.split(",")], args.work))
     elif args.what == "trace":
         bench.print_trace(bench.trace())
+    elif args.what == "recall":
+        bench.print_recall(bench.recall([int(n) for n in args.items.split(",")], users=args.recall_users,
+                                        nprobes=[int(n) for n in args.nprobe.split(",")]))
     else:
         from pipeline import serving_bench
 
@@ -176,9 +179,9 @@ def build_parser():
     kfp.add_argument("--data", required=True, help="data path as the cluster sees it (default of a pipeline parameter)")
     kfp.add_argument("--output", default="i2vae_pipeline.json", help="pipeline-spec JSON to write")
     _add_config_args(kfp)
-    ben = sub.add_parser("bench", help="benchmarks that print figures: speed, scale, trace, serving",
+    ben = sub.add_parser("bench", help="benchmarks that print figures: speed, scale, trace, recall, serving",
                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ben.add_argument("what", choices=["speed", "scale", "trace", "serving"])
+    ben.add_argument("what", choices=["speed", "scale", "trace", "recall", "serving"])
     ben.add_argument("--run", default="runs/cloth_sport", help="speed: a run directory of the paper's data")
     ben.add_argument("--examples", help="speed: an augmented Examples directory (instead of --run)")
     ben.add_argument("--epochs", type=int, default=2, help="speed: epochs per variant (all but the first, which traces, are averaged)")
@@ -189,6 +192,9 @@ def build_parser():
     ben.add_argument("--authors-data", help="speed: the paper-format pair folder for their code (default: the "
                      "run's data_path)")
     ben.add_argument("--users", default="50000,200000,800000", help="scale: comma-separated user counts")
+    ben.add_argument("--items", default="10000,100000,1000000", help="recall: comma-separated catalogue sizes")
+    ben.add_argument("--recall-users", type=int, default=2000, help="recall: fold-in users queried at every size")
+    ben.add_argument("--nprobe", default="16,64,128", help="recall: comma-separated IVF cells probed per query")
     ben.add_argument("--work", default="runs/bench", help="scale: where the synthetic rows are written; speed: the authors' scratch folder")
     ben.add_argument("--model-base-path", default="runs/cloth_sport/serving_model/i2vae", help="serving: the model")
     ben.add_argument("--data", default=os.path.join("..", "shared", "data", "amazon-cdsr", "cloth_sport"),

@@ -139,13 +139,17 @@ def save_untrained_generator(out_dir: str, num_items_x: int, num_items_y: int, d
 class AddPseudoSequences(beam.DoFn):
     """Adds pseudo_x / pseudo_y to a batch of serialized examples (`add_pseudo`)."""
 
-    def __init__(self, generator_dir: str, max_len: int, pseudo_len: int, source: str = "lightgcn", seed: int = 42):
+    def __init__(self, generator_dir: str, max_len: int, pseudo_len: int, source: str = "lightgcn", seed: int = 42,
+                 approximate_above_items: int = 0, approximate_nprobe: int = 128, approximate_nlist: int = 0):
         self.generator_dir, self.max_len, self.pseudo_len = generator_dir, max_len, pseudo_len
         self.source, self.seed = source, seed
+        self.approximate = (approximate_above_items, approximate_nprobe, approximate_nlist)
 
     def setup(self):
         g = psg.load_generator(self.generator_dir)
         self.emb_x, self.emb_y = g["item_emb_x"], g["item_emb_y"]
+        self.index_x, self.index_y = (psg.approximate_index(e, *self.approximate) if self.source == "lightgcn"
+                                      else None for e in (self.emb_x, self.emb_y))
 
     def process(self, batch: List[bytes]):
         rows = [feature_spec.from_example(b) for b in batch]
@@ -158,7 +162,8 @@ def add_pseudo(rows: List[Dict], gen) -> List[Dict]:
     One function for every split and for serving: the user is the fold-in of the row's
     own histories, and recall excludes the items of those histories, so train, eval and
     test inputs are made the same way and no row sees an embedding fitted on its user's
-    held-out items.
+    held-out items. A domain's recall goes through `gen.index_x` / `gen.index_y` (an
+    approximate index, `psg.approximate_index`) when `gen` has one, else it is exact.
     """
     hx = psg.left_pad([r[feature_spec.HISTORY_X] for r in rows], gen.max_len)
     hy = psg.left_pad([r[feature_spec.HISTORY_Y] for r in rows], gen.max_len)
@@ -173,7 +178,8 @@ def add_pseudo(rows: List[Dict], gen) -> List[Dict]:
             scores = random_row_scores(rows, d, emb.shape[0], gen.seed)
             recalled = psg.top_unseen(scores, psg.left_pad(seen[d], width), k)
         else:
-            recalled = psg.recall_unseen(user, emb, psg.left_pad(seen[d], width), k)
+            index = getattr(gen, ("index_x", "index_y")[d], None)
+            recalled = psg.recall(user, emb, psg.left_pad(seen[d], width), k, index)
         if k < gen.pseudo_len:
             recalled = tf.pad(recalled, [[0, 0], [0, gen.pseudo_len - k]])
         pseudo = psg.compose_pseudo(hist, recalled, gen.pseudo_len).numpy()
@@ -199,7 +205,8 @@ def build_transform(p: beam.Pipeline, in_uri: str, out_uri: str, splits, generat
         (p | f"Read-{split}" >> beam.io.ReadFromTFRecord(feature_spec.split_pattern(in_uri, split))
            | f"Batch-{split}" >> beam.BatchElements(min_batch_size=64, max_batch_size=1024)
            | f"Pseudo-{split}" >> beam.ParDo(AddPseudoSequences(
-               generator_dir, data_cfg.max_len, data_cfg.pseudo_len, lightgcn_cfg.pseudo_source, lightgcn_cfg.seed))
+               generator_dir, data_cfg.max_len, data_cfg.pseudo_len, lightgcn_cfg.pseudo_source, lightgcn_cfg.seed,
+               lightgcn_cfg.approximate_above_items, lightgcn_cfg.approximate_nprobe, lightgcn_cfg.approximate_nlist))
            | f"Write-{split}" >> beam.io.WriteToTFRecord(
                os.path.join(out_uri, feature_spec.SPLIT_DIR.format(split), "data"),
                file_name_suffix=feature_spec.RECORD_SUFFIX))

@@ -70,3 +70,26 @@ def test_the_graph_leaves_out_every_train_target_of_the_user():
     graph = executor.Graph(rows, num_items_x=4, num_items_y=7)
     edges = set(zip(graph.users.tolist(), graph.items.tolist()))
     assert edges == {(0, 0), (0, 1), (0, 4 + 4)}  # X items 1, 2 and Y item 5; X 3 and Y 6 are targets
+
+
+def test_the_transform_uses_an_approximate_index_above_the_threshold(tmp_path):
+    """Above lightgcn.approximate_above_items a domain's recall goes through a faiss index
+    (built once per worker in setup); the other domain stays exact; no row recalls a seen item."""
+    from models import psg
+
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(20, 8))
+    big = np.concatenate([np.zeros((1, 8)), centres[rng.integers(0, 20, 3000)] + 0.3 * rng.normal(size=(3000, 8))])
+    small = np.concatenate([np.zeros((1, 8)), rng.normal(size=(50, 8))])
+    psg.save_generator(str(tmp_path), big.astype(np.float32), small.astype(np.float32), [], [],
+                       np.zeros((0, 8), np.float32))
+    fn = executor.AddPseudoSequences(str(tmp_path), max_len=10, pseudo_len=30, approximate_above_items=1000,
+                                     approximate_nprobe=8)
+    fn.setup()
+    assert isinstance(fn.index_x, psg.ApproximateIndex) and fn.index_y is None
+    rows = [{"user_id": f"u{i}", "history_x": rng.integers(1, 3001, 10).tolist(),
+             "history_y": rng.integers(1, 51, 3).tolist(), "target_item": 1, "target_domain": 0} for i in range(20)]
+    for row, out in zip(rows, executor.add_pseudo(rows, fn)):
+        recalled_x = out["pseudo_x"][len(row["history_x"]):]
+        assert len(out["pseudo_x"]) == 30 and not set(recalled_x) & set(row["history_x"])
+        assert len(set(recalled_x)) == len(recalled_x) and 0 not in recalled_x
