@@ -51,7 +51,7 @@ test: venv  # the default suite: every test not marked slow; lists the 15 slowes
 lint: venv  # pyflakes checks and sorted imports (ruff; `.venv/bin/ruff check . --fix` sorts them)
 	$(VENV)/bin/ruff check .
 
-test-slow: venv  # the tests marked slow: more pipeline runs, MirroredStrategy, XLA, repeatability
+test-slow: venv  # the tests marked slow: more pipeline and Beam runs, trainings, fresh processes, MirroredStrategy, XLA, repeatability
 	$(PY) -m pytest -q -m slow --durations=15
 
 RUN ?= $(OUT)/demo

@@ -85,6 +85,7 @@ def test_a_killed_run_resumes_at_the_next_epoch_and_finishes(killed_run, tmp_pat
     assert ndcg == pytest.approx(history["history"][history["best_epoch"]]["val_ndcg"], abs=1e-6)
 
 
+@pytest.mark.slow  # trains the killed run (killed_run); `make test-slow`
 def test_restored_weights_and_optimizer_are_the_saved_epochs(killed_run):
     """A fresh model restored from the backup scores validation exactly as the model did at
     the saved epoch, and Adam's step count is that epoch's."""
@@ -107,6 +108,7 @@ def test_restored_weights_and_optimizer_are_the_saved_epochs(killed_run):
     assert validation.history == state["validation"]["history"] and validation.resumed_at == [STOP_AFTER]
 
 
+@pytest.mark.slow  # trains the killed run (killed_run); `make test-slow`
 def test_a_backup_of_another_config_is_refused_naming_the_field(killed_run, tmp_path):
     root, cfg, train, val, _ = killed_run
     other = tiny_config(cfg.train.backup_dir, "train.learning_rate=0.01")

@@ -27,7 +27,8 @@ from tests.tiny_models import NX, NY, dataset, model_config, rows
 
 @pytest.mark.parametrize("kind, jit, poison, term", [
     ("i2vae", False, lambda m: m.prior_z_x.loc, "kl_z_x"),  # the prior of z_x is read only by kl_z_x
-    ("sasrec", True, lambda m: m.item_emb[1].embeddings, "rec_y"),  # Y's SASRec is read only by rec_y
+    pytest.param("sasrec", True, lambda m: m.item_emb[1].embeddings, "rec_y",  # Y's SASRec is read only by rec_y
+                 marks=pytest.mark.slow),  # XLA compiles the train step; `make test-slow`
 ])  # XLA on SASRec only: compiling i2VAE with XLA takes minutes; the check is outside the step either way
 def test_nan_weight_stops_at_the_first_batch_naming_the_term(kind, jit, poison, term):
     cfg = model_config(kind)
@@ -48,6 +49,7 @@ def test_nan_weight_stops_at_the_first_batch_naming_the_term(kind, jit, poison, 
     assert int(model.optimizer.iterations.numpy()) == 2  # stopped, not carried on
 
 
+@pytest.mark.slow  # a Trainer run (run_fn) of two epochs; `make test-slow`
 def test_run_fn_fails_and_exports_nothing_when_a_term_turns_inf_mid_training(tmp_path, monkeypatch, caplog):
     caplog.set_level(logging.INFO)
     """Through the Trainer's run_fn: `informative_y` (patched after the total, so only the

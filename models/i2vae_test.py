@@ -284,6 +284,7 @@ def test_causal_cold_start_row_is_scored_from_r_alone():
     assert not np.allclose(m(perturbed)[0].numpy()[0], h_x[0], atol=1e-4)  # a row with X history reads it
 
 
+@pytest.mark.slow  # traces the causal train step as a graph; `make test-slow`
 def test_causal_batch_with_rows_of_one_domain_only():
     """A batch (or a replica's share of one) may hold no row of a domain: its terms are 0."""
     m = causal_model(kl_weight=1.0)

@@ -100,6 +100,7 @@ def test_combined_model_scores_and_exports_each_domain_with_its_own_weights(exam
     assert per_domain_model(model_x, validation, fresh, features()) is model_x
 
 
+@pytest.mark.slow  # six epochs of training; `make test-slow`
 def test_training_with_per_domain_selection_scores_each_domain_at_its_best_epoch(tmp_path):
     """End to end on tiny TFRecords: the returned model's validation NDCG@10 in each domain is
     that domain's best over the epochs (so the second copy got the right weights in the right

@@ -22,8 +22,8 @@ def i2vae(*args):
                           cwd=ROOT, timeout=600)
 
 
-@pytest.mark.parametrize("name, line, phrase, reason", [
-    pytest.param(*case, marks=[] if case[0] == "unknown_domain" else [pytest.mark.slow]) for case in PAPER_CASES])
+@pytest.mark.slow  # one pipeline run in a fresh process per case; `make test-slow`
+@pytest.mark.parametrize("name, line, phrase, reason", PAPER_CASES)
 def test_a_bad_row_is_one_error_line_and_exit_status_2(tmp_path, name, line, phrase, reason):
     pair = tmp_path / "pair"
     pair.mkdir()

@@ -10,6 +10,7 @@ serving. Runs are derandomized so CI sees the same examples every time.
 """
 import math
 import os
+import shutil
 
 import grpc
 import numpy as np
@@ -22,7 +23,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from serving import client
 from serving.server import MAX_MESSAGE_BYTES, start_process
-from tests.tiny_models import NX, NY, T, export_tiny_model
+from tests.tiny_models import NX, NY, T
 
 VOCAB = {"x": [f"item{i}".encode() for i in range(NX)], "y": [f"item{i}".encode() for i in range(NY)]}
 VOCAB_SET = {d: set(v) for d, v in VOCAB.items()}
@@ -129,8 +130,8 @@ def assert_same_recommendations(a, b):
 
 
 @pytest.fixture(scope="module")
-def base_path(examples_root, tmp_path_factory):
-    return export_tiny_model(examples_root, tmp_path_factory.mktemp("fuzz_serving") / "i2vae")
+def base_path(tiny_serving_model, tmp_path_factory):
+    return str(shutil.copytree(tiny_serving_model, tmp_path_factory.mktemp("fuzz_serving") / "i2vae"))
 
 
 @pytest.fixture(scope="module")

@@ -16,15 +16,14 @@ from tensorflow_serving.apis import predict_pb2
 
 from serving import client
 from serving.server import serve, start_process
-from tests.tiny_models import export_tiny_model
 
 USERS_X = [["item1", "item2"], [], ["item3", "not-an-item", "item4"], [], ["nope"]]
 USERS_Y = [["item0"], ["item2", "item5"], [], [], ["item1"]]  # row 1: cold-start in X; row 3: nothing at all
 
 
 @pytest.fixture(scope="module")
-def base_path(examples_root, tmp_path_factory):
-    return export_tiny_model(examples_root, tmp_path_factory.mktemp("serving") / "i2vae")
+def base_path(tiny_serving_model, tmp_path_factory):
+    return str(shutil.copytree(tiny_serving_model, tmp_path_factory.mktemp("serving") / "i2vae"))
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +102,7 @@ def test_newer_version_is_loaded_and_served(server, base_path):
     assert service.maybe_reload() is None
 
 
+@pytest.mark.slow  # three fresh processes (server, `i2vae recommend`, client); `make test-slow`
 def test_server_and_client_commands_in_fresh_processes(base_path):
     """`python -m serving.server` as the README starts it; `i2vae recommend` and `python -m serving.client`
     against it."""
