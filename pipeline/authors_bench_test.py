@@ -22,11 +22,13 @@ model, valLoader = None, None
 rows = open("dataset/%s_train_updated.csv" % args_config.dm).read().splitlines()
 random.sample({1, 2, 3}, 2)
 torch.Tensor().cuda()
-def main():
+def train():
     for epoch in range(args_config.epoch):
         time.sleep(0.01)
         hit = test(model,args_config,valLoader)
-main()
+if __name__ == "__main__":
+    for i in range(5):
+        train()
 '''
 FAKE_TORCH = '''class Tensor:
     def cuda(self):
@@ -61,7 +63,7 @@ def test_runs_their_script_on_our_inputs_and_reads_its_timings(tmp_path):
     data = _pair(str(tmp_path / "cloth_sport"))
     repo = _their_repo(str(tmp_path / "IM-VAE"))
     result = authors_bench.run(repo, data, "cloth_sport", str(tmp_path / "work"), epochs=3, python=sys.executable)
-    assert len(result["epoch_s"]) == 3 and len(result["eval_s"]) == 3
+    assert len(result["epoch_s"]) == 3 and len(result["eval_s"]) == 3  # one run of their five
     assert all(s >= 0.01 for s in result["epoch_s"])
     assert (result["train_rows"], result["test_rows"]) == (5, 3)
     assert result["peak_rss_mb"] > 0
