@@ -19,7 +19,6 @@ from models import config
 from pipeline.reproduce_settings import SETTINGS, Setting, selected
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATA_ROOT = os.path.join(os.path.dirname(REPO), "shared", "data", "amazon-cdsr")
 
 
 def plan(seeds: int, sweep_seeds: int, only: Optional[List[str]] = None,
