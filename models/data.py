@@ -93,14 +93,13 @@ def read_split(examples_root: str, split: str) -> List[Dict]:
 
 def read_rows_lazily(files: List[str]):
     """Parsed rows one at a time, in file order (nothing kept: for one pass over a large split)."""
-    for record in tf.data.TFRecordDataset(expand(files), compression_type="GZIP").as_numpy_iterator():
+    for record in tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator():
         yield feature_spec.from_example(record)
 
 
 def read_rows(files: List[str]) -> List[Dict]:
     """Reads gzip TFRecords of examples into Python dicts (driver-side: graph building, evaluation)."""
-    ds = tf.data.TFRecordDataset(files, compression_type="GZIP")
-    return [feature_spec.from_example(record) for record in ds.as_numpy_iterator()]
+    return list(read_rows_lazily(files))
 
 
 def prefix_target_rows(rows: List[Dict], max_len: int, per_row: int) -> List[Dict]:

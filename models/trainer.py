@@ -286,7 +286,7 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
     streaming = streams(train_files, cfg)
     if streaming:  # nothing of the split is held: one counting pass, then tf.data streams the files
         num_train_rows = [0]
-        popularity = evaluation.item_popularity(_counted(data.read_rows_lazily(train_files), num_train_rows), num_items)
+        popularity = evaluation.item_popularity(_counted(data.read_rows_lazily(data.expand(train_files)), num_train_rows), num_items)
         num_train_rows = num_train_rows[0]
         logger.info(f"[train] the train split streams from its TFRecords ({num_train_rows} rows, shuffle buffer "
                     f"{cfg.train.shuffle_buffer}): larger than train.stream_above_mb={cfg.train.stream_above_mb}")
