@@ -17,7 +17,8 @@ import textwrap
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.fresh_process import ROOT, run_json
+
 GLOBAL_BATCH, STEPS, EPOCHS = 32, 6, 3
 TOLERANCE = 0.03
 
@@ -28,7 +29,7 @@ SCRIPT = textwrap.dedent(f"""
     from models import config, feature_spec
     from models.trainer import build_model, make_strategy
 
-    distribute, out = sys.argv[1], sys.argv[2]
+    distribute = sys.argv[1]
     strategy = make_strategy(distribute)  # first: collective ops are configured before any TF op runs
     cfg = config.load_config(overrides=["model.embedding_dim=16", "model.latent_dim=8", "model.num_heads=2",
                                         "model.num_blocks=1", "model.dropout=0.0", "train.learning_rate=0.003",
@@ -51,8 +52,7 @@ SCRIPT = textwrap.dedent(f"""
     with strategy.scope():
         model = build_model((30, 20), cfg)
     history = model.fit(dataset, epochs={EPOCHS}, verbose=0).history
-    with open(out, "w") as f:
-        json.dump({{"replicas": strategy.num_replicas_in_sync, "loss": history["loss"]}}, f)
+    print(json.dumps({{"replicas": strategy.num_replicas_in_sync, "loss": history["loss"]}}))
 """)
 
 
@@ -66,28 +66,21 @@ def _free_ports(count):
     return ports
 
 
-def _env(tf_config=None):
+def _worker_env(tf_config):
     env = dict(os.environ, PYTHONPATH=ROOT, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
-    env.pop("TF_CONFIG", None)
-    if tf_config:
-        env["TF_CONFIG"] = json.dumps(tf_config)
+    env["TF_CONFIG"] = json.dumps(tf_config)
     return env
 
 
 @pytest.mark.slow  # three fresh TF processes; `make test-slow`
-def test_two_workers_train_the_i2vae_with_the_loss_of_one_worker(tmp_path):
-    single = tmp_path / "single.json"
-    done = subprocess.run([sys.executable, "-c", SCRIPT, "none", str(single)], env=_env(), cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-
+def test_two_workers_train_the_i2vae_with_the_loss_of_one_worker():
+    one = run_json(SCRIPT.replace("sys.argv[1]", '"none"'), TF_CONFIG="")
     workers = [f"localhost:{port}" for port in _free_ports(2)]
     processes = []
     for index in range(2):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        processes.append(subprocess.Popen([sys.executable, "-c", SCRIPT, "multi_worker", str(tmp_path / f"w{index}.json")],
-                                          env=_env(tf_config), cwd=ROOT, stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE, text=True))
+        processes.append(subprocess.Popen([sys.executable, "-c", SCRIPT, "multi_worker"], env=_worker_env(tf_config),
+                                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     try:
         outputs = [p.communicate(timeout=600) for p in processes]
     finally:
@@ -96,8 +89,7 @@ def test_two_workers_train_the_i2vae_with_the_loss_of_one_worker(tmp_path):
     for p, (_, err) in zip(processes, outputs):
         assert p.returncode == 0, err[-3000:]
 
-    one = json.loads(single.read_text())
-    chief, other = (json.loads((tmp_path / f"w{i}.json").read_text()) for i in range(2))
+    chief, other = (json.loads(out.strip().splitlines()[-1]) for out, _ in outputs)
     assert one["replicas"] == 1 and chief["replicas"] == 2
     assert chief["loss"] == pytest.approx(other["loss"], rel=1e-6)  # both workers report the global figures
     assert chief["loss"] == pytest.approx(one["loss"], rel=TOLERANCE), (chief["loss"], one["loss"])
