@@ -1,7 +1,7 @@
 """Benchmarks that print figures: training and evaluation speed, and scale.
 
     i2vae bench speed --run runs/cloth_sport          # s per training epoch and per full test evaluation
-    i2vae bench scale --users 50000,200000,800000     # recall and training cost as the data grows
+    i2vae bench scale --users 50000,200000,800000     # recall and training as users grow, fixed catalogue
     i2vae bench trace                                 # graph trace time, with and without autograph
     i2vae bench recall --items 10000,100000,1000000   # exact vs approximate (faiss IVF) top-K recall
 
@@ -9,7 +9,9 @@ Speed runs the paper's settings (batch 512, d=128, T=20, T'=40, attention cross-
 encoder) on the run's real examples, read as the Trainer reads them, with full history
 padding (the baseline measured in the same run) and with per-batch trimming (the
 default), and reports the ratio. Scale
-runs each size in a fresh process, so peak RSS is that size's own. Trace times the
+grows the users at a fixed catalogue and runs each size's recall and training in fresh
+processes, so each peak RSS is that phase's own; training streams the size's whole
+augmented split as the Trainer does above `train.stream_above_mb`. Trace times the
 first call of the train step (tracing plus one step) at the paper's settings, once with
 autograph converting the model code (Keras' default, the baseline) and once as we run
 it (`do_not_convert`), each in a fresh process. Recall times pseudo-sequence recall of a
@@ -21,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import json
+import logging
 import os
 import resource
 import subprocess
@@ -29,6 +32,8 @@ import time
 from typing import Dict, List
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 
 def peak_rss_mb() -> float:
@@ -94,8 +99,8 @@ def speed(examples: str, epochs: int = 2) -> Dict:
         timer = _EpochTimer()
         model.fit(ds, epochs=epochs, callbacks=[timer.callback], verbose=0)
         out["epochs"][name] = timer.seconds
-        print(f"[bench] {name}: epoch seconds {[round(s, 1) for s in timer.seconds]} (the first includes tracing)",
-              flush=True)
+        logger.info(f"[bench] {name}: epoch seconds {[round(s, 1) for s in timer.seconds]} (the first includes "
+                    "tracing)")
     test_rows = data.read_split(examples, "test")
     start = time.perf_counter()
     negatives = metrics.candidate_matrix(test_rows, num_items, cfg.eval.num_negatives, cfg.eval.seed)
@@ -151,12 +156,16 @@ def print_speed(r: Dict, authors: Dict = None) -> None:
 
 
 # ------------------------------------------------------------------ scale
-def write_rows(users: int, path: str) -> Dict:
-    """Synthetic rows (one per user: X target if the user has X items) as JSON lines."""
+SCALE_ITEMS = (40000, 32000)  # the fixed catalogue of the users axis: the largest of the old grown-catalogue runs
+TRAIN_STEPS = 20  # training steps timed per size, streamed from that size's whole split
+
+
+def write_rows(users: int, path: str, items_x: int, items_y: int) -> Dict:
+    """Synthetic rows (one per user: X target if the user has X items) as JSON lines, over a
+    catalogue of `items_x` + `items_y` items."""
     from components.ingest import synthetic
     from models import feature_spec
 
-    items_x, items_y = max(400, users // 20), max(300, users // 25)
     events = synthetic.generate(synthetic.SyntheticConfig(num_users=users, num_items_x=items_x, num_items_y=items_y,
                                                           seed=3))
     seqs: Dict[str, tuple] = {}
@@ -164,22 +173,23 @@ def write_rows(users: int, path: str) -> Dict:
         seqs.setdefault(user, ([], []))["xy".index(domain)].append(int(item[1:]) + 1)
     with open(path, "w") as f:
         for u, (x, y) in seqs.items():
-            row = {feature_spec.USER_ID: u, feature_spec.HISTORY_X: x[:-1] if x else [],
-                   feature_spec.HISTORY_Y: y if x else y[:-1],
-                   feature_spec.TARGET_ITEM: x[-1] if x else y[-1], feature_spec.TARGET_DOMAIN: 0 if x else 1}
+            history_x, history_y = (x[:-1], y) if x else ([], y[:-1])
+            row = {feature_spec.USER_ID: u, feature_spec.HISTORY_X: history_x, feature_spec.HISTORY_Y: history_y,
+                   feature_spec.TARGET_ITEM: x[-1] if x else y[-1], feature_spec.TARGET_DOMAIN: 0 if x else 1,
+                   feature_spec.IS_COLD_START: int(not (history_x if x else history_y)),
+                   feature_spec.IS_LONG_TAILED: 0}  # the evaluation groups; training does not read them
             f.write(json.dumps(row) + "\n")
     return {"users": users, "rows": len(seqs), "items_x": items_x, "items_y": items_y}
 
 
-def scale_one(path: str, items_x: int, items_y: int, batch: int = 1024, train_steps: int = 5) -> Dict:
+def scale_recall_one(path: str, examples_path: str, items_x: int, items_y: int, batch: int = 1024) -> Dict:
     """Streams the rows file in batches through the pseudo-sequence recall (one Beam worker's
-    work: only a batch is held), then times training steps at the paper's settings."""
+    work: only a batch is held) and writes the augmented rows as GZIP TFRecords, the
+    Trainer's input; the writing is not counted in the recall time."""
     import tensorflow as tf
 
     from components.pseudo_sequences.executor import add_pseudo
-    from models import config, feature_spec
-    from models.evaluation import features_from_rows
-    from models.trainer import build_model
+    from models import feature_spec
 
     rng = np.random.default_rng(0)
 
@@ -191,82 +201,104 @@ def scale_one(path: str, items_x: int, items_y: int, batch: int = 1024, train_st
     add_pseudo([{feature_spec.USER_ID: "warm", feature_spec.HISTORY_X: [1], feature_spec.HISTORY_Y: [1],
                  feature_spec.TARGET_ITEM: 1, feature_spec.TARGET_DOMAIN: 0}], Gen)
     rss_start = peak_rss_mb()
-    rows, first_batch, count = [], None, 0
+    count, write_s = 0, 0.0
     start = time.perf_counter()
-    with open(path) as f:
-        for line in f:
-            rows.append(json.loads(line))
-            if len(rows) == batch:
-                out = add_pseudo(rows, Gen)
-                first_batch = first_batch or out
-                count, rows = count + len(rows), []
-                if count % (batch * 100) == 0:
-                    print(f"[bench] recall: {count} rows, {time.perf_counter() - start:.0f}s, peak RSS "
-                          f"{peak_rss_mb():.0f} MB", file=sys.stderr, flush=True)
-    if rows:
-        add_pseudo(rows, Gen)
-        count += len(rows)
-    recall_s = time.perf_counter() - start
-    rss_recall = peak_rss_mb()
-    cfg = config.load_config()
-    model = build_model((items_x, items_y), cfg)
-    sample = (first_batch * (cfg.train.batch_size // len(first_batch) + 1))[: cfg.train.batch_size]
-    feats = features_from_rows(sample, cfg.data.max_len, cfg.data.pseudo_len)
-    feats[feature_spec.TARGET_ITEM] = np.asarray([r[feature_spec.TARGET_ITEM] for r in sample], np.int64)
-    feats[feature_spec.TARGET_DOMAIN] = np.asarray([r[feature_spec.TARGET_DOMAIN] for r in sample], np.int64)
-    step = tf.function(model.train_step)
-    step({k: tf.constant(v) for k, v in feats.items()})
-    start = time.perf_counter()
-    for _ in range(train_steps):
-        float(step({k: tf.constant(v) for k, v in feats.items()})["loss"])
-    train_s = time.perf_counter() - start
+    with open(path) as f, tf.io.TFRecordWriter(examples_path, options="GZIP") as writer:
+        while True:
+            rows = [json.loads(line) for _, line in zip(range(batch), f)]
+            if not rows:
+                break
+            out = add_pseudo(rows, Gen)
+            count += len(rows)
+            written = time.perf_counter()
+            for row in out:
+                writer.write(feature_spec.to_example(row))
+            write_s += time.perf_counter() - written
+            if count % (batch * 100) == 0:
+                logger.info(f"[bench] recall: {count} rows, {time.perf_counter() - start - write_s:.0f}s, "
+                            f"peak RSS {peak_rss_mb():.0f} MB")
+    recall_s = time.perf_counter() - start - write_s
     return {"rows": count, "items": items_x + items_y, "recall_s": recall_s, "recall_users_per_s": count / recall_s,
-            "rss_before_recall_mb": rss_start, "peak_rss_recall_mb": rss_recall,
-            "train_examples_per_s": train_steps * cfg.train.batch_size / train_s}
+            "rss_before_recall_mb": rss_start, "peak_rss_recall_mb": peak_rss_mb()}
+
+
+def scale_train_one(examples_path: str, items_x: int, items_y: int, steps: int = TRAIN_STEPS) -> Dict:
+    """Trains the default i2VAE `steps` steps on a split streamed as the Trainer streams one
+    above `train.stream_above_mb`: a lazy counting pass for popularity, then tf.data with
+    the seeded shuffle buffer (`data.make_dataset`). Peak RSS is this process's own."""
+    from models import config, data, evaluation
+    from models.trainer import build_model
+
+    cfg = config.load_config()
+    num_items = (items_x, items_y)
+    popularity = evaluation.item_popularity(data.read_rows_lazily([examples_path]), num_items)
+    model = build_model(num_items, cfg, popularity)
+    train_ds = data.make_dataset([examples_path], cfg.train.batch_size, cfg.data.max_len, cfg.data.pseudo_len,
+                                 shuffle=True, seed=cfg.train.seed, cache=False, trim_padding=cfg.train.trim_padding,
+                                 shuffle_buffer=cfg.train.shuffle_buffer)
+    rss_model = peak_rss_mb()
+    model.fit(train_ds, epochs=1, steps_per_epoch=1, verbose=0)  # traces
+    start = time.perf_counter()
+    model.fit(train_ds, epochs=1, steps_per_epoch=steps, verbose=0)
+    train_s = time.perf_counter() - start
+    return {"train_examples_per_s": steps * cfg.train.batch_size / train_s, "rss_before_training_mb": rss_model,
+            "peak_rss_training_mb": peak_rss_mb(), "shuffle_buffer": cfg.train.shuffle_buffer}
 
 
 def in_fresh_process(call: str, what: str) -> Dict:
     """Runs `call` (a `pipeline.bench` function call returning a dict) in a new Python
     process, so its memory and tracing are its own, and returns the dict."""
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
-    code = f"import json; from pipeline import bench; print(json.dumps(bench.{call}))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    code = ("import json, logging; logging.basicConfig(level=logging.INFO, format='%(message)s'); "
+            f"from pipeline import bench; print(json.dumps(bench.{call}))")
+    out = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)  # progress: stderr
     if out.returncode != 0:
-        raise RuntimeError(f"{what} failed:\n{out.stderr[-3000:]}")
+        raise RuntimeError(f"{what} failed (exit status {out.returncode}; its error is above)")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def scale(sizes: List[int], work_dir: str) -> List[Dict]:
+def scale(sizes: List[int], work_dir: str, items=SCALE_ITEMS, train_steps: int = TRAIN_STEPS) -> List[Dict]:
+    """Users grown at a fixed catalogue: per size, the recall of every row and then training
+    streamed from the whole augmented split, each in a fresh process."""
     results = []
     os.makedirs(work_dir, exist_ok=True)
+    items_x, items_y = items
     for users in sizes:
-        path = os.path.join(work_dir, f"rows_{users}.jsonl")
+        path = os.path.join(work_dir, f"rows_{users}_{items_x}_{items_y}.jsonl")
+        examples = path.replace(".jsonl", ".tfrecord.gz")
         start = time.perf_counter()
-        info = write_rows(users, path)
-        print(f"[bench] {users} users: {info['rows']} rows written in {time.perf_counter() - start:.0f}s", flush=True)
-        r = dict(in_fresh_process(f"scale_one({path!r}, {info['items_x']}, {info['items_y']})",
-                                  f"scale run for {users} users"), users=users)
+        info = write_rows(users, path, items_x, items_y)
+        logger.info(f"[bench] {users} users: {info['rows']} rows written in {time.perf_counter() - start:.0f}s")
+        r = dict(in_fresh_process(f"scale_recall_one({path!r}, {examples!r}, {items_x}, {items_y})",
+                                  f"recall for {users} users"), users=users)
+        logger.info(f"[bench] {users} users: recall {r['recall_s']:.1f}s ({r['recall_users_per_s']:.0f} users/s), "
+                    f"peak RSS {r['peak_rss_recall_mb']:.0f} MB; training {train_steps} steps streamed from "
+                    f"{os.path.getsize(examples) / 2 ** 20:.0f} MB of TFRecords")
+        r.update(in_fresh_process(f"scale_train_one({examples!r}, {items_x}, {items_y}, {train_steps})",
+                                  f"training for {users} users"))
+        r["examples_mb"] = os.path.getsize(examples) / 2 ** 20
+        logger.info(f"[bench] {users} users: training {r['train_examples_per_s']:.0f} examples/s, peak RSS "
+                    f"{r['peak_rss_training_mb']:.0f} MB")
+        for name in (path, examples):
+            os.remove(name)
         results.append(r)
-        print(f"[bench] {users} users: recall {r['recall_s']:.1f}s ({r['recall_users_per_s']:.0f} users/s), "
-              f"peak RSS {r['peak_rss_recall_mb']:.0f} MB, training {r['train_examples_per_s']:.0f} examples/s",
-              flush=True)
     return results
 
 
 def print_scale(results: List[Dict]) -> None:
     base = results[0]
-    print("\nscale bench: synthetic data, one process per size; recall = pseudo-sequences (top-40 unseen per "
-          "domain) for every row, streamed in batches of 1024 as one Beam worker does; training = paper settings, "
-          "batch 512\n")
-    print("| users | rows | items | recall s | recall users/s | recall s per user (vs smallest) | "
-          "recall s per user x item (vs smallest) | peak RSS MB (recall) | training examples/s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(f"\nscale bench: synthetic data, users grown at a fixed catalogue of {base['items']:,} items, one process "
+          "per size and phase; recall = pseudo-sequences (top-40 unseen per domain) for every row, streamed in "
+          "batches of 1024 as one Beam worker does; training = the default i2VAE (batch 512), streamed from the "
+          f"size's whole augmented split through a {base['shuffle_buffer']:,}-row shuffle buffer\n")
+    print("| users | rows | recall s | recall time vs smallest | users vs smallest | peak RSS MB (recall) | "
+          "TFRecords MB | training examples/s | peak RSS MB (training) | training RSS vs smallest |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        per_user = (r["recall_s"] / r["rows"]) / (base["recall_s"] / base["rows"])
-        per_pair = per_user * base["items"] / r["items"]
-        print(f"| {r['users']:,} | {r['rows']:,} | {r['items']:,} | {r['recall_s']:.1f} | "
-              f"{r['recall_users_per_s']:.0f} | {per_user:.2f} | {per_pair:.2f} | {r['peak_rss_recall_mb']:.0f} | "
-              f"{r['train_examples_per_s']:.0f} |")
+        print(f"| {r['users']:,} | {r['rows']:,} | {r['recall_s']:.1f} | {r['recall_s'] / base['recall_s']:.1f}x | "
+              f"{r['rows'] / base['rows']:.1f}x | {r['peak_rss_recall_mb']:.0f} | {r['examples_mb']:.0f} | "
+              f"{r['train_examples_per_s']:.0f} | {r['peak_rss_training_mb']:.0f} | "
+              f"{r['peak_rss_training_mb'] / base['peak_rss_training_mb']:.2f}x |")
 
 
 # ------------------------------------------------------------------ recall

@@ -1,4 +1,6 @@
 """The recall benchmark at a tiny size: both paths run, figures are filled, no seen item comes back."""
+import pytest
+
 from pipeline import bench
 
 
@@ -10,3 +12,18 @@ def test_recall_bench_reports_exact_and_approximate(capsys):
     assert r["approximate"][1]["recall_at_k"] >= 0.95  # 32 of 70 cells probed
     bench.print_recall([r])
     assert "| 3,000 |" in capsys.readouterr().out
+
+
+@pytest.mark.slow  # four fresh TF processes, over a minute: `make test-slow`
+def test_scale_bench_streams_every_row_into_training(tmp_path, capsys):
+    """Both phases run in their own processes at a tiny fixed catalogue; the rows recalled are
+    the rows written, and training read the TFRecords the recall wrote."""
+    results = bench.scale([300, 600], str(tmp_path), items=(120, 90), train_steps=2)
+    assert [r["users"] for r in results] == [300, 600]
+    assert results[1]["rows"] > results[0]["rows"] > 0 and all(r["items"] == 210 for r in results)
+    for r in results:
+        assert r["recall_s"] > 0 and r["train_examples_per_s"] > 0 and r["examples_mb"] > 0
+        assert r["peak_rss_training_mb"] >= r["rss_before_training_mb"] > 0
+    assert list(tmp_path.iterdir()) == []  # the synthetic files are removed after each size
+    bench.print_scale(results)
+    assert "| 600 |" in capsys.readouterr().out

@@ -114,7 +114,10 @@ def cmd_bench(args):
                                         epochs=args.epochs, python=args.authors_python)
         bench.print_speed(ours, authors)
     elif args.what == "scale":
-        bench.print_scale(bench.scale([int(u) for u in args.users.split(",")], args.work))
+        items = tuple(int(n) for n in args.scale_items.split(","))
+        if len(items) != 2:
+            raise config.ConfigError(f"--scale-items takes two counts (X,Y), found {args.scale_items!r}")
+        bench.print_scale(bench.scale([int(u) for u in args.users.split(",")], args.work, items, args.train_steps))
     elif args.what == "trace":
         bench.print_trace(bench.trace())
     elif args.what == "recall":
@@ -192,6 +195,8 @@ def build_parser():
     ben.add_argument("--authors-data", help="speed: the paper-format pair folder for their code (default: the "
                      "run's data_path)")
     ben.add_argument("--users", default="50000,200000,800000", help="scale: comma-separated user counts")
+    ben.add_argument("--scale-items", default="40000,32000", help="scale: the fixed catalogue, X items,Y items")
+    ben.add_argument("--train-steps", type=int, default=20, help="scale: training steps timed per size")
     ben.add_argument("--items", default="10000,100000,1000000", help="recall: comma-separated catalogue sizes")
     ben.add_argument("--recall-users", type=int, default=2000, help="recall: fold-in users queried at every size")
     ben.add_argument("--nprobe", default="16,64,128", help="recall: comma-separated IVF cells probed per query")

@@ -285,15 +285,9 @@ def write_report(pair: str, results_dir: str, command: str) -> str:
         parts += [f"## i2VAE at every cutoff (test): {BY_NAME[best].label}, as selected", "",
                   cutoffs_table(pair, results[best]), ""]
     if any(s.table == "ablation" and s.name in results for s in SETTINGS):
-        labels = {"causal_encoder": "an extension beyond the paper: causal self-attention with every history "
-                                    "position a target (`model.encoder=\"causal\"`)",
-                  "wo_psg": "random unseen items instead of LightGCN recall, same length",
-                  "wo_ifr_dsr": "lambda_t = 0: r^x, r^y learn only through the cold-start loss",
-                  "wo_dnr": "lambda_a = 0", "wo_cold_loss": "no cold-start loss: r learns only through the "
-                                                            "informative KL"}
         ran = [s.name for s in SETTINGS if s.table == "ablation" and s.name in results]
         parts += ["## Ablations (test, full ranking)", "",
-                  "; ".join(f"{BY_NAME[n].label}: {labels[n]}" for n in ran) + ".", "",
+                  "; ".join(f"{BY_NAME[n].label}: {BY_NAME[n].about}" for n in ran) + ".", "",
                   settings_table(pair, results, "ablation"), ""]
     if any(s.table == "tuning" and s.name in results for s in SETTINGS):
         parts += ["## Tuning on the validation split", "",

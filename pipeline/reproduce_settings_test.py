@@ -1,6 +1,6 @@
 """The reproduction's settings: which tuning candidate validation selects, and what that changes in the plan."""
 from pipeline.reproduce_runner import plan
-from pipeline.reproduce_settings import BY_NAME, selected, shared_seeds
+from pipeline.reproduce_settings import BY_NAME, SETTINGS, selected, shared_seeds
 from pipeline.reproduce_testing import fake_metrics, fake_result
 
 
@@ -20,3 +20,8 @@ def test_selected_candidate_earns_further_seeds_and_replaces_the_default():
     assert selected(tie, "sasrec") == "sasrec"  # equal validation keeps the default
     lopsided = {"sasrec": results["sasrec"][:1], "sasrec_p10": results["sasrec_p10"]}
     assert shared_seeds(lopsided, ["sasrec", "sasrec_p10"]) == [1]
+
+
+def test_every_ablation_says_what_it_changes():
+    """The page describes each ablation that ran from its setting: one without would break it."""
+    assert all(s.about for s in SETTINGS if s.table == "ablation")
