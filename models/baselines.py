@@ -80,7 +80,7 @@ class SASRec(LossTermsModel):
         d = model_cfg.embedding_dim
         self.num_items, self.max_len, self.num_negatives = (num_items_x, num_items_y), max_len, model_cfg.sasrec_negatives
         enc = dict(dim=d, num_heads=model_cfg.num_heads, num_blocks=model_cfg.num_blocks, dropout=model_cfg.dropout,
-                   causal=True)
+                   causal=True, packed=model_cfg.pack_sequences)
         self.item_emb, self.encoders, self.popularity = [], [], []
         for name, n, pop in (("x", num_items_x, popularity[0]), ("y", num_items_y, popularity[1])):
             init = tf.keras.initializers.TruncatedNormal(stddev=0.02)  # one per table, or both start equal

@@ -158,6 +158,9 @@ class ModelConfig:
     residual_state: bool = False
     min_scale: float = 1e-4  # floor added to every posterior and prior scale (softplus + min_scale)
     sasrec_negatives: int = 256  # uniform negatives shared by the batch in SASRec's sampled softmax
+    # the self-attention encoders compute the real (non-padding) positions only; False computes
+    # every padded position too: the same outputs, slower (the baseline of `i2vae bench speed`)
+    pack_sequences: bool = True
 
     def __post_init__(self):
         check_choice("model.kind", self.kind, MODEL_KINDS)

@@ -143,7 +143,7 @@ class I2VAE(LossTermsModel):
         self.item_emb_y = tf.keras.layers.Embedding(num_items_y + 1, d, name="item_emb_y",
                                                     embeddings_initializer=tf.keras.initializers.TruncatedNormal(stddev=0.02))
         enc = dict(dim=d, num_heads=model_cfg.num_heads, num_blocks=model_cfg.num_blocks, dropout=model_cfg.dropout,
-                   causal=self.causal)
+                   causal=self.causal, packed=model_cfg.pack_sequences)
         augmented_len = pseudo_len + max_len if self.causal else pseudo_len  # causal: recalled items, then history
         self.enc_x = SASRecEncoder(self.item_emb_x, max_len, name="encoder_x", **enc)
         self.enc_y = SASRecEncoder(self.item_emb_y, max_len, name="encoder_y", **enc)
