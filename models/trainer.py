@@ -259,6 +259,19 @@ def _counted(rows, counter: List[int]):
         yield row
 
 
+def streamed_train_split(train_files: List[str], cfg, num_items):
+    """The train split as it streams (above `train.stream_above_mb`): one lazy pass counts
+    the rows and the item popularity, then tf.data reads the files through the seeded
+    shuffle buffer; nothing of the split is held. Returns (dataset, popularity, rows)."""
+    num_rows = [0]
+    popularity = evaluation.item_popularity(_counted(data.read_rows_lazily(data.expand(train_files)), num_rows),
+                                            num_items)
+    train_ds = data.make_dataset(train_files, cfg.train.batch_size, cfg.data.max_len, cfg.data.pseudo_len,
+                                 shuffle=True, seed=cfg.train.seed, cache=False, trim_padding=cfg.train.trim_padding,
+                                 shuffle_buffer=cfg.train.shuffle_buffer)
+    return train_ds, popularity, num_rows[0]
+
+
 def training_dataset(records: List[bytes], cfg) -> tf.data.Dataset:
     """`data.make_dataset`'s training pipeline over in-memory examples in canonical order:
     seeded shuffle of all rows (reshuffled each epoch), batch, parse, trim, prefetch."""
@@ -284,10 +297,8 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
     strategy = make_strategy(cfg.train.distribute)
     num_items = feature_spec.vocab_sizes(examples_root)
     streaming = streams(train_files, cfg)
-    if streaming:  # nothing of the split is held: one counting pass, then tf.data streams the files
-        num_train_rows = [0]
-        popularity = evaluation.item_popularity(_counted(data.read_rows_lazily(data.expand(train_files)), num_train_rows), num_items)
-        num_train_rows = num_train_rows[0]
+    if streaming:
+        train_ds, popularity, num_train_rows = streamed_train_split(train_files, cfg, num_items)
         logger.info(f"[train] the train split streams from its TFRecords ({num_train_rows} rows, shuffle buffer "
                     f"{cfg.train.shuffle_buffer}): larger than train.stream_above_mb={cfg.train.stream_above_mb}")
     else:
@@ -303,9 +314,6 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
         logger.info(f"[train] {cfg.model.kind}: nothing to train (fixed scores)")
         return model, {"best_epoch": 0, "best_val_ndcg": None, "epochs_run": 0, "history": []}, popularity
     if streaming:
-        train_ds = data.make_dataset(train_files, cfg.train.batch_size, cfg.data.max_len, cfg.data.pseudo_len,
-                                     shuffle=True, seed=cfg.train.seed, cache=False,
-                                     trim_padding=cfg.train.trim_padding, shuffle_buffer=cfg.train.shuffle_buffer)
         probe = train_ds.take(1).get_single_element() if cfg.train.backup_dir else None
     elif cfg.train.prefix_targets > 0:
         extra = data.prefix_target_rows(train_rows, cfg.data.max_len, cfg.train.prefix_targets)

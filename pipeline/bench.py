@@ -228,18 +228,15 @@ def scale_recall_one(path: str, examples_path: str, items_x: int, items_y: int, 
 
 def scale_train_one(examples_path: str, items_x: int, items_y: int, steps: int = TRAIN_STEPS) -> Dict:
     """Trains the default i2VAE `steps` steps on a split streamed as the Trainer streams one
-    above `train.stream_above_mb`: a lazy counting pass for popularity, then tf.data with
-    the seeded shuffle buffer (`data.make_dataset`). Peak RSS is this process's own."""
-    from models import config, data, evaluation
-    from models.trainer import build_model
+    above `train.stream_above_mb` (`trainer.streamed_train_split`). Peak RSS is this
+    process's own."""
+    from models import config
+    from models.trainer import build_model, streamed_train_split
 
     cfg = config.load_config()
     num_items = (items_x, items_y)
-    popularity = evaluation.item_popularity(data.read_rows_lazily([examples_path]), num_items)
+    train_ds, popularity, _ = streamed_train_split([examples_path], cfg, num_items)
     model = build_model(num_items, cfg, popularity)
-    train_ds = data.make_dataset([examples_path], cfg.train.batch_size, cfg.data.max_len, cfg.data.pseudo_len,
-                                 shuffle=True, seed=cfg.train.seed, cache=False, trim_padding=cfg.train.trim_padding,
-                                 shuffle_buffer=cfg.train.shuffle_buffer)
     rss_model = peak_rss_mb()
     model.fit(train_ds, epochs=1, steps_per_epoch=1, verbose=0)  # traces
     start = time.perf_counter()
