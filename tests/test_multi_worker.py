@@ -9,7 +9,6 @@ between the workers, weigh slightly differently). Dropout is off and the reconst
 is the full softmax, so no sampled negatives add to the difference.
 """
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import textwrap
 
 import pytest
 
-from tests.fresh_process import ROOT, run_json
+from tests.fresh_process import ROOT, environment, run_json
 
 GLOBAL_BATCH, STEPS, EPOCHS = 32, 6, 3
 TOLERANCE = 0.03
@@ -66,12 +65,6 @@ def _free_ports(count):
     return ports
 
 
-def _worker_env(tf_config):
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
-    env["TF_CONFIG"] = json.dumps(tf_config)
-    return env
-
-
 @pytest.mark.slow  # three fresh TF processes; `make test-slow`
 def test_two_workers_train_the_i2vae_with_the_loss_of_one_worker():
     one = run_json(SCRIPT.replace("sys.argv[1]", '"none"'), TF_CONFIG="")
@@ -79,7 +72,8 @@ def test_two_workers_train_the_i2vae_with_the_loss_of_one_worker():
     processes = []
     for index in range(2):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        processes.append(subprocess.Popen([sys.executable, "-c", SCRIPT, "multi_worker"], env=_worker_env(tf_config),
+        processes.append(subprocess.Popen([sys.executable, "-c", SCRIPT, "multi_worker"],
+                                          env=environment(TF_CONFIG=json.dumps(tf_config)),
                                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     try:
         outputs = [p.communicate(timeout=600) for p in processes]
