@@ -181,6 +181,7 @@ def test_training_overrides_apply_over_the_config():
     assert apply_overrides(cfg, None) is cfg
 
 
+@pytest.mark.slow  # a Trainer run of its own, about 25 s; `make test-slow`
 def test_a_train_split_above_the_threshold_streams_and_trains_on_every_row(tmp_path, monkeypatch):
     """`train.stream_above_mb`: above it the split is never read into memory (read_canonical is
     not called for it); popularity and the row count come from one streaming pass and equal the
