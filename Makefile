@@ -45,14 +45,16 @@ bench: venv  # speed (cloth_sport run needed: make run), scale, trace, recall, s
 	$(PY) -m pipeline.cli bench recall
 	$(PY) -m pipeline.cli bench serving --model-base-path $(OUT)/cloth_sport/serving_model/i2vae
 
+# two pytest workers (the machine's 2 cores), each taking whole files so a module's fixture runs once
+PYTEST = $(PY) -m pytest -q -n 2 --dist loadfile --durations=15
 test: venv  # the default suite: every test not marked slow; lists the 15 slowest tests
-	$(PY) -m pytest -q --durations=15
+	$(PYTEST)
 
 lint: venv  # pyflakes checks and sorted imports (ruff; `.venv/bin/ruff check . --fix` sorts them)
 	$(VENV)/bin/ruff check .
 
 test-slow: venv  # the tests marked slow: more pipeline and Beam runs, trainings, fresh processes, MirroredStrategy, XLA, repeatability
-	$(PY) -m pytest -q -m slow --durations=15
+	$(PYTEST) -m slow
 
 RUN ?= $(OUT)/demo
 tensorboard: venv  # make tensorboard RUN=runs/cloth_sport

@@ -56,16 +56,26 @@ class PackedSelfAttention(tf.keras.layers.Layer):
 
     def call(self, query_tokens, value_tokens, index, shape, attention_mask, training=False):
         """query_tokens, value_tokens [N, d] at `index` of a sequence of `shape` [B, L]
-        (int64); attention_mask [B, L, L]. Returns the attended tokens [N, d]."""
+        (int64); attention_mask [B, L, L]. `index` None: the tokens are every position in
+        row-major order (N = B * L), laid out by a reshape instead of a scatter.
+        Returns the attended tokens [N, d]."""
         heads = tf.concat([shape, [self.num_heads, self.head_dim]], axis=0)
-        query = tf.scatter_nd(index, self.query(query_tokens), heads) * (1.0 / math.sqrt(self.head_dim))
-        key = tf.scatter_nd(index, self.key(value_tokens), heads)
-        value = tf.scatter_nd(index, self.value(value_tokens), heads)
+
+        def layout(tokens):  # [N, H, head_dim] -> [B, L, H, head_dim]
+            return tf.reshape(tokens, heads) if index is None else tf.scatter_nd(index, tokens, heads)
+
+        query = layout(self.query(query_tokens)) * (1.0 / math.sqrt(self.head_dim))
+        key, value = layout(self.key(value_tokens)), layout(self.value(value_tokens))
         heads_first = [0, 2, 1, 3]  # [B, H, L, head_dim]: attention as batched matmuls
         query, key, value = (tf.transpose(t, heads_first) for t in (query, key, value))
         scores = tf.where(attention_mask[:, None], tf.matmul(query, key, transpose_b=True), -1e9)
         weights = self.dropout(tf.nn.softmax(scores, axis=-1), training=training)
-        return self.output_dense(tf.gather_nd(tf.transpose(tf.matmul(weights, value), heads_first), index))
+        attended = tf.transpose(tf.matmul(weights, value), heads_first)
+        if index is None:
+            attended = tf.reshape(attended, [-1, self.num_heads, self.head_dim])
+        else:
+            attended = tf.gather_nd(attended, index)
+        return self.output_dense(attended)
 
 
 class SASRecEncoder(tf.keras.layers.Layer):
@@ -86,7 +96,8 @@ class SASRecEncoder(tf.keras.layers.Layer):
       dropout: dropout rate on embeddings, attention and feed-forward outputs.
       causal: mask attention to later positions.
       packed: compute the real positions only (`PackedSelfAttention`); False computes every
-        padded position too (the same outputs, slower: the baseline of `i2vae bench speed`).
+        padded position too, laid out by reshapes (the same outputs, slower on short
+        histories: the baseline of `i2vae bench speed`).
     """
 
     def __init__(self, item_embedding, max_len, dim, num_heads=4, num_blocks=2, dropout=0.2, causal=False,
@@ -113,9 +124,15 @@ class SASRecEncoder(tf.keras.layers.Layer):
         mask = sequence > 0
         length = tf.shape(sequence)[1]
         shape = tf.shape(sequence, out_type=tf.int64)
-        index = tf.where(mask if self.packed else tf.ones_like(mask))  # the positions computed, [N, 2]
-        positions = tf.gather(self.positions[self.max_len - length:], index[:, 1])
-        tokens = self.item_embedding(tf.gather_nd(sequence, index)) * math.sqrt(self.dim) + positions
+        if self.packed:  # the real positions, [N, 2]
+            index = tf.where(mask)
+            positions = tf.gather(self.positions[self.max_len - length:], index[:, 1])
+            items = tf.gather_nd(sequence, index)
+        else:  # every position, row-major: reshapes lay the tokens out, no index needed
+            index = None
+            positions = tf.tile(self.positions[self.max_len - length:], [shape[0], 1])
+            items = tf.reshape(sequence, [-1])
+        tokens = self.item_embedding(items) * math.sqrt(self.dim) + positions
         tokens = self.dropout(tokens, training=training)
         attention_mask = tf.logical_and(mask[:, :, None], mask[:, None, :])
         if self.causal:
@@ -125,7 +142,9 @@ class SASRecEncoder(tf.keras.layers.Layer):
             tokens = tokens + block["attention"](block["norm1"](tokens), tokens, index, shape, attention_mask,
                                                  training=training)
             tokens = tokens + self.dropout(block["ffn2"](block["ffn1"](block["norm2"](tokens))), training=training)
-        out = tf.scatter_nd(index, self.final_norm(tokens), tf.concat([shape, [self.dim]], axis=0))
+        out_shape = tf.concat([shape, [self.dim]], axis=0)
+        tokens = self.final_norm(tokens)
+        out = tf.reshape(tokens, out_shape) if index is None else tf.scatter_nd(index, tokens, out_shape)
         return out * tf.cast(mask, out.dtype)[..., None], mask
 
 
