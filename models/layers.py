@@ -31,16 +31,32 @@ def pool_history(x: tf.Tensor, mask: tf.Tensor, how: str = "mean") -> tf.Tensor:
     return last if how == "last" else 0.5 * (mean + last)
 
 
-class PackedSelfAttention(tf.keras.layers.Layer):
-    """Multi-head self-attention over the real positions of a padded [B, L] sequence.
+def as_tokens(values: tf.Tensor, mask: tf.Tensor, packed: bool):
+    """values [B, L, ...] as tokens [N, ...] and their index [N, 2]: the real positions
+    (`packed`), or every position in row-major order with index None (N = B * L)."""
+    if packed:
+        index = tf.where(mask)
+        return tf.gather_nd(values, index), index
+    return tf.reshape(values, tf.concat([[-1], tf.shape(values)[2:]], axis=0)), None
+
+
+def from_tokens(tokens: tf.Tensor, index, shape: tf.Tensor) -> tf.Tensor:
+    """The inverse of `as_tokens`: tokens back to `shape` [B, L, ...], zero where no token."""
+    return tf.reshape(tokens, shape) if index is None else tf.scatter_nd(index, tokens, shape)
+
+
+class PackedAttention(tf.keras.layers.Layer):
+    """Multi-head attention over the real positions of padded [B, L] sequences.
 
     The positions come packed as tokens [N, d] with their `index` [N, 2]: the query, key,
-    value and output projections (most of an encoder's arithmetic) run on the N real tokens
-    only, and only the score and mix of attention, which are cheap at these lengths, are
-    laid out as [B, L]. Histories are mostly far shorter than T (cloth_sport train rows:
-    about 3 items of 20 per domain), so this skips most of a history encoder's work and
-    gives the same outputs as attention over the padded tensor. The kernels have the shapes
-    (and so the initialisation) of `tf.keras.layers.MultiHeadAttention`'s.
+    value and output projections (most of the arithmetic) run on the N real tokens only,
+    and only the score and mix of attention, which are cheap at these lengths, are laid
+    out as [B, L]. Histories are mostly far shorter than T (cloth_sport train rows: about
+    3 items of 20 per domain), so this skips most of the work and gives the same outputs as
+    attention over the padded tensor at every real query position. Self-attention passes
+    one sequence; cross-attention (q_zt) passes the other domain's tokens as `value_tokens`
+    with their own index and shape. The kernels have the shapes (and so the initialisation)
+    of `tf.keras.layers.MultiHeadAttention`'s.
     """
 
     def __init__(self, num_heads, dim, dropout=0.0, **kwargs):
@@ -54,18 +70,22 @@ class PackedSelfAttention(tf.keras.layers.Layer):
                                                         name="attention_output")
         self.dropout = tf.keras.layers.Dropout(dropout)
 
-    def call(self, query_tokens, value_tokens, index, shape, attention_mask, training=False):
-        """query_tokens, value_tokens [N, d] at `index` of a sequence of `shape` [B, L]
-        (int64); attention_mask [B, L, L]. `index` None: the tokens are every position in
-        row-major order (N = B * L), laid out by a reshape instead of a scatter.
-        Returns the attended tokens [N, d]."""
-        heads = tf.concat([shape, [self.num_heads, self.head_dim]], axis=0)
+    def call(self, query_tokens, value_tokens, index, shape, attention_mask, training=False, value_index=None,
+             value_shape=None):
+        """query_tokens [N, d] at `index` of a sequence of `shape` [B, L] (int64), value_tokens
+        at `value_index` of `value_shape` (the same sequence by default); attention_mask
+        [B, L, L_value]. An index None: the tokens are every position in row-major order
+        (N = B * L), laid out by a reshape instead of a scatter. Returns the attended query
+        tokens [N, d]."""
+        if value_shape is None:
+            value_index, value_shape = index, shape
 
-        def layout(tokens):  # [N, H, head_dim] -> [B, L, H, head_dim]
-            return tf.reshape(tokens, heads) if index is None else tf.scatter_nd(index, tokens, heads)
+        def layout(tokens, at, of):  # [N, H, head_dim] -> [B, L, H, head_dim]
+            return from_tokens(tokens, at, tf.concat([of, [self.num_heads, self.head_dim]], axis=0))
 
-        query = layout(self.query(query_tokens)) * (1.0 / math.sqrt(self.head_dim))
-        key, value = layout(self.key(value_tokens)), layout(self.value(value_tokens))
+        query = layout(self.query(query_tokens), index, shape) * (1.0 / math.sqrt(self.head_dim))
+        key = layout(self.key(value_tokens), value_index, value_shape)
+        value = layout(self.value(value_tokens), value_index, value_shape)
         heads_first = [0, 2, 1, 3]  # [B, H, L, head_dim]: attention as batched matmuls
         query, key, value = (tf.transpose(t, heads_first) for t in (query, key, value))
         scores = tf.where(attention_mask[:, None], tf.matmul(query, key, transpose_b=True), -1e9)
@@ -95,7 +115,7 @@ class SASRecEncoder(tf.keras.layers.Layer):
       num_blocks: self-attention blocks.
       dropout: dropout rate on embeddings, attention and feed-forward outputs.
       causal: mask attention to later positions.
-      packed: compute the real positions only (`PackedSelfAttention`); False computes every
+      packed: compute the real positions only (`PackedAttention`); False computes every
         padded position too, laid out by reshapes (the same outputs, slower on short
         histories: the baseline of `i2vae bench speed`).
     """
@@ -112,7 +132,7 @@ class SASRecEncoder(tf.keras.layers.Layer):
         for i in range(num_blocks):
             self.blocks.append(dict(
                 norm1=tf.keras.layers.LayerNormalization(epsilon=1e-6, name=f"norm1_{i}"),
-                attention=PackedSelfAttention(num_heads, dim, dropout=dropout, name=f"attention_{i}"),
+                attention=PackedAttention(num_heads, dim, dropout=dropout, name=f"attention_{i}"),
                 norm2=tf.keras.layers.LayerNormalization(epsilon=1e-6, name=f"norm2_{i}"),
                 ffn1=tf.keras.layers.Dense(dim, activation="relu", name=f"ffn1_{i}"),
                 ffn2=tf.keras.layers.Dense(dim, name=f"ffn2_{i}"),
@@ -124,14 +144,9 @@ class SASRecEncoder(tf.keras.layers.Layer):
         mask = sequence > 0
         length = tf.shape(sequence)[1]
         shape = tf.shape(sequence, out_type=tf.int64)
-        if self.packed:  # the real positions, [N, 2]
-            index = tf.where(mask)
-            positions = tf.gather(self.positions[self.max_len - length:], index[:, 1])
-            items = tf.gather_nd(sequence, index)
-        else:  # every position, row-major: reshapes lay the tokens out, no index needed
-            index = None
-            positions = tf.tile(self.positions[self.max_len - length:], [shape[0], 1])
-            items = tf.reshape(sequence, [-1])
+        items, index = as_tokens(sequence, mask, self.packed)
+        positions = self.positions[self.max_len - length:]
+        positions = tf.tile(positions, [shape[0], 1]) if index is None else tf.gather(positions, index[:, 1])
         tokens = self.item_embedding(items) * math.sqrt(self.dim) + positions
         tokens = self.dropout(tokens, training=training)
         attention_mask = tf.logical_and(mask[:, :, None], mask[:, None, :])
@@ -142,9 +157,7 @@ class SASRecEncoder(tf.keras.layers.Layer):
             tokens = tokens + block["attention"](block["norm1"](tokens), tokens, index, shape, attention_mask,
                                                  training=training)
             tokens = tokens + self.dropout(block["ffn2"](block["ffn1"](block["norm2"](tokens))), training=training)
-        out_shape = tf.concat([shape, [self.dim]], axis=0)
-        tokens = self.final_norm(tokens)
-        out = tf.reshape(tokens, out_shape) if index is None else tf.scatter_nd(index, tokens, out_shape)
+        out = from_tokens(self.final_norm(tokens), index, tf.concat([shape, [self.dim]], axis=0))
         return out * tf.cast(mask, out.dtype)[..., None], mask
 
 
@@ -181,15 +194,25 @@ class LearnablePrior(tf.keras.layers.Layer):
 class CrossDomainAttention(tf.keras.layers.Layer):
     """q(z_t|x, y): query one domain's unpooled sequence, key/value the other's, mean, MLP."""
 
-    def __init__(self, dim, latent_dim, num_heads, min_scale, **kwargs):
+    def __init__(self, dim, latent_dim, num_heads, min_scale, packed=True, **kwargs):
         super().__init__(**kwargs)
-        self.attention = tf.keras.layers.MultiHeadAttention(num_heads, dim // num_heads)
+        self.dim, self.packed = dim, packed
+        self.attention = PackedAttention(num_heads, dim, name="attention")
         self.head = GaussianHead(latent_dim, hidden=[dim], min_scale=min_scale)
 
     def attend(self, query_seq, query_mask, kv_seq, kv_mask, training=False):
-        """Per query position, what it reads of the other domain ([B, L, d])."""
+        """Per query position, what it reads of the other domain ([B, L, d], zero at padding).
+        Only the real positions of both sequences are projected (`PackedAttention`; every
+        position without `packed`). A row whose other domain is empty reads only the output
+        bias; such a row is cold-start and takes its transferred latent from r, not q_zt."""
+        query_tokens, query_index = as_tokens(query_seq, query_mask, self.packed)
+        value_tokens, value_index = as_tokens(kv_seq, kv_mask, self.packed)
+        query_shape, value_shape = tf.shape(query_mask, out_type=tf.int64), tf.shape(kv_mask, out_type=tf.int64)
         mask = tf.logical_and(query_mask[:, :, None], kv_mask[:, None, :])
-        return self.attention(query_seq, kv_seq, kv_seq, attention_mask=mask, training=training)
+        attended = self.attention(query_tokens, value_tokens, query_index, query_shape, mask, training=training,
+                                  value_index=value_index, value_shape=value_shape)
+        attended = from_tokens(attended, query_index, tf.concat([query_shape, [self.dim]], axis=0))
+        return attended * tf.cast(query_mask, attended.dtype)[..., None]
 
     def call(self, query_seq, query_mask, kv_seq, kv_mask, training=False):
         """One posterior per row: the attended positions mean-pooled (the paper)."""

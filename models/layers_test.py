@@ -1,9 +1,10 @@
-"""The self-attention encoder: packing the real positions changes no output."""
+"""The self-attention encoder and the cross-domain attention: packing the real positions
+changes no output."""
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.layers import SASRecEncoder
+from models.layers import CrossDomainAttention, SASRecEncoder
 
 
 @pytest.mark.parametrize("causal", [False, True])
@@ -34,3 +35,30 @@ def test_packed_encoder_trains_through_a_batch_of_empty_rows():
     grads = tape.gradient(loss, encoder.trainable_variables)
     assert not np.any(states.numpy())
     assert all(g is None or np.all(np.isfinite(tf.convert_to_tensor(g).numpy())) for g in grads)
+
+
+def test_packed_cross_domain_attention_matches_multi_head_attention_over_the_padded_sequences():
+    """q_zt reads the other domain as Keras' MultiHeadAttention over both padded sequences
+    does, with the same weights, at every real query position of a row whose other domain
+    has history; padded query positions are zero."""
+    rng = np.random.default_rng(0)
+    query_mask = tf.constant([[False, True, True], [True, True, True], [False, False, True], [False, False, False]])
+    kv_mask = tf.constant([[False, False, False, True], [True, True, True, True], [False, True, False, True],
+                           [False, False, True, True]])
+    query_seq = tf.constant(rng.normal(size=(4, 3, 16)), tf.float32) * tf.cast(query_mask, tf.float32)[..., None]
+    kv_seq = tf.constant(rng.normal(size=(4, 4, 16)), tf.float32) * tf.cast(kv_mask, tf.float32)[..., None]
+    cross = CrossDomainAttention(16, 8, 4, 1e-4)
+    attended = cross.attend(query_seq, query_mask, kv_seq, kv_mask).numpy()
+    padded = CrossDomainAttention(16, 8, 4, 1e-4, packed=False)  # every position computed
+    padded.attend(query_seq, query_mask, kv_seq, kv_mask)
+    padded.set_weights(cross.get_weights())
+    np.testing.assert_allclose(padded.attend(query_seq, query_mask, kv_seq, kv_mask).numpy(), attended, atol=1e-5)
+    reference = tf.keras.layers.MultiHeadAttention(4, 4)
+    mask = tf.logical_and(query_mask[:, :, None], kv_mask[:, None, :])
+    reference(query_seq, kv_seq, kv_seq, attention_mask=mask)
+    reference.set_weights(cross.attention.get_weights())
+    expected = reference(query_seq, kv_seq, kv_seq, attention_mask=mask).numpy()
+    real = query_mask.numpy()
+    np.testing.assert_allclose(attended[real], expected[real], atol=1e-5)
+    assert np.abs(attended[real]).max() > 0.1
+    assert not np.any(attended[~real])
