@@ -53,15 +53,17 @@ def test_leak_table_compares_the_touched_rows_on_both_splits(tmp_path):
 
 def test_tuning_selects_on_validation_full_ranking_not_test(tmp_path):
     results_dir = tmp_path / "cloth_sport"
-    # lr 5e-4: best validation, worst test; p10: best test, worst validation
-    for name, val, test in (("i2vae", 0.05, 0.05), ("i2vae_lr5e-4", 0.07, 0.01), ("i2vae_p10", 0.02, 0.09)):
+    # the grid point: best validation, worst test; p10: best test, worst validation
+    for name, val, test in (("i2vae", 0.05, 0.05), ("i2vae_causal_residual_lmin_p10", 0.07, 0.01),
+                            ("i2vae_p10", 0.02, 0.09)):
         r = fake_result(BY_NAME[name], 1, test)
         r["eval"] = {"sampled": fake_metrics(0.5), "full": fake_metrics(val)}  # sampled plays no part
         write_result(results_dir, r)
     md = open(write_report("cloth_sport", str(results_dir), "cmd")).read()
     tuning = md.split("## Tuning on the validation split")[1].split("##")[0]
-    assert "| **selected** i2VAE lr 5e-4 | `train.learning_rate=0.0005` | 1 | 3 (3) | 7.00 | 7.00 | 7.00 | 0.50 |" \
-        in tuning
+    selected = "| **selected** i2VAE causal encoder + residual state, lambdas 1e-4, patience 10, ≤40 epochs | "
+    assert selected in tuning and "`train.lambda_a=0.0001`<br>`train.early_stopping_patience=10`<br>`train.epochs=40` " \
+        "| 1 | 3 (3) | 7.00 | 7.00 | 7.00 | 0.50 |" in tuning
     assert "| i2VAE patience 10, ≤40 epochs |" in tuning and "| i2VAE (default) | – |" in tuning
     full = md.split("## All users")[1].split("##")[0]
-    assert "| Cloth | all | 0.50 | 0.50 |" in full and "i2VAE lr 5e-4: 1 seed(s)" in full
+    assert "| Cloth | all | 0.50 | 0.50 |" in full and "lambdas 1e-4, patience 10, ≤40 epochs: 1 seed(s)" in full

@@ -14,7 +14,7 @@ def test_selected_candidate_earns_further_seeds_and_replaces_the_default():
     seed1 = {n: runs[:1] for n, runs in results.items()}
     assert selected(seed1, "sasrec") == "sasrec_p10" and selected(seed1, "i2vae") == "i2vae"
     names = [(s.name, k) for s, k in plan(3, 0, results=seed1)]
-    assert ("sasrec_p10", 2) in names and ("sasrec_p10", 3) in names and ("i2vae_lr5e-4", 2) not in names
+    assert ("sasrec_p10", 2) in names and ("sasrec_p10", 3) in names and ("sasrec_lr5e-4", 2) not in names
     assert names.index(("sasrec_p10", 2)) < names.index(("wo_psg", 2))  # before the ablations' further seeds
     tie = {"sasrec": seed1["sasrec"], "sasrec_p10": [dict(seed1["sasrec_p10"][0], eval=seed1["sasrec"][0]["eval"])]}
     assert selected(tie, "sasrec") == "sasrec"  # equal validation keeps the default
