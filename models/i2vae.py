@@ -154,9 +154,9 @@ class I2VAE(LossTermsModel):
         self.q_za_x = GaussianHead(k, min_scale=s, name="q_za_x")
         self.q_za_y = GaussianHead(k, min_scale=s, name="q_za_y")
         if model_cfg.cross_encoder == "attention":
-            cross = dict(packed=model_cfg.pack_sequences)
-            self.q_zt_y = CrossDomainAttention(d, k, model_cfg.num_heads, s, name="q_zt_y", **cross)
-            self.q_zt_x = CrossDomainAttention(d, k, model_cfg.num_heads, s, name="q_zt_x", **cross)
+            packed = model_cfg.pack_sequences
+            self.q_zt_y = CrossDomainAttention(d, k, model_cfg.num_heads, s, packed=packed, name="q_zt_y")
+            self.q_zt_x = CrossDomainAttention(d, k, model_cfg.num_heads, s, packed=packed, name="q_zt_x")
         elif model_cfg.cross_encoder == "mlp":
             self.q_zt_y = CrossDomainMLP(d, k, s, name="q_zt_y")
             self.q_zt_x = CrossDomainMLP(d, k, s, name="q_zt_x")

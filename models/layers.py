@@ -31,17 +31,23 @@ def pool_history(x: tf.Tensor, mask: tf.Tensor, how: str = "mean") -> tf.Tensor:
     return last if how == "last" else 0.5 * (mean + last)
 
 
+def tokens_at(values: tf.Tensor, index) -> tf.Tensor:
+    """values [B, L, ...] at `index` [N, 2] as tokens [N, ...]; index None: every position in
+    row-major order (N = B * L), by a reshape."""
+    if index is None:
+        return tf.reshape(values, tf.concat([[-1], tf.shape(values)[2:]], axis=0))
+    return tf.gather_nd(values, index)
+
+
 def as_tokens(values: tf.Tensor, mask: tf.Tensor, packed: bool):
     """values [B, L, ...] as tokens [N, ...] and their index [N, 2]: the real positions
     (`packed`), or every position in row-major order with index None (N = B * L)."""
-    if packed:
-        index = tf.where(mask)
-        return tf.gather_nd(values, index), index
-    return tf.reshape(values, tf.concat([[-1], tf.shape(values)[2:]], axis=0)), None
+    index = tf.where(mask) if packed else None
+    return tokens_at(values, index), index
 
 
 def from_tokens(tokens: tf.Tensor, index, shape: tf.Tensor) -> tf.Tensor:
-    """The inverse of `as_tokens`: tokens back to `shape` [B, L, ...], zero where no token."""
+    """The inverse of `tokens_at`: tokens back to `shape` [B, L, ...], zero where no token."""
     return tf.reshape(tokens, shape) if index is None else tf.scatter_nd(index, tokens, shape)
 
 
@@ -90,12 +96,7 @@ class PackedAttention(tf.keras.layers.Layer):
         query, key, value = (tf.transpose(t, heads_first) for t in (query, key, value))
         scores = tf.where(attention_mask[:, None], tf.matmul(query, key, transpose_b=True), -1e9)
         weights = self.dropout(tf.nn.softmax(scores, axis=-1), training=training)
-        attended = tf.transpose(tf.matmul(weights, value), heads_first)
-        if index is None:
-            attended = tf.reshape(attended, [-1, self.num_heads, self.head_dim])
-        else:
-            attended = tf.gather_nd(attended, index)
-        return self.output_dense(attended)
+        return self.output_dense(tokens_at(tf.transpose(tf.matmul(weights, value), heads_first), index))
 
 
 class SASRecEncoder(tf.keras.layers.Layer):
