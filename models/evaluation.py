@@ -31,13 +31,17 @@ def features_from_rows(rows: Sequence[Dict], max_len: int, pseudo_len: int) -> D
 
 
 def keras_scorer(model) -> Scorer:
-    """A scorer over a model's `score_all`, traced once for any batch and width (without
-    autograph, as in `LossTermsModel.train_step`)."""
-    fn = tf.function(model.score_all, reduce_retracing=True, autograph=False)
+    """A scorer over a model's `score_all`, traced once for any batch and width: the input
+    signature leaves both dimensions open, so a batch of a new width is not a second trace
+    inside a timed evaluation (without autograph, as in `LossTermsModel.train_step`)."""
+    signature = {name: tf.TensorSpec([None, None], tf.int64, name=name) for name in
+                 (feature_spec.HISTORY_X, feature_spec.HISTORY_Y, feature_spec.PSEUDO_X, feature_spec.PSEUDO_Y)}
+    fn = tf.function(model.score_all, input_signature=[signature], autograph=False)
 
     def score(features):
         return [s.numpy() for s in fn({k: tf.constant(v) for k, v in features.items()})]
 
+    score.function = fn  # for its trace count
     return score
 
 
@@ -54,7 +58,7 @@ def compute_ranks(scorer: Scorer, rows: Sequence[Dict], negatives: np.ndarray, m
             sel = np.nonzero(domains == d)[0]
             if len(sel) == 0:
                 continue
-            s = scores[d][sel].astype(np.float64)
+            s = metrics.finite_scores(scores[d][sel])
             sampled[lo + sel] = metrics.sampled_ranks(s, targets[sel], negatives[lo + sel])
             full[lo + sel] = _full_ranks(s, targets[sel],
                                          [batch[i][feature_spec.HISTORY_X if d == 0 else feature_spec.HISTORY_Y]

@@ -7,7 +7,7 @@ the lowest possible (-inf): a NaN positive ranks last, never first.
 from __future__ import annotations
 
 import hashlib
-from typing import Dict, Iterable, List, Optional, Sequence, Union
+from typing import Dict, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -33,17 +33,19 @@ def sample_candidates(num_items: int, target: int, exclude: Iterable[int], num_n
     if n >= available or n * 4 > num_items:
         pool = np.setdiff1d(np.arange(1, num_items + 1), np.fromiter(banned, np.int64))
         return rng.choice(pool, size=n, replace=False) if n < len(pool) else pool
-    picked: List[int] = []
-    seen = set(banned)
+    # rounds of 2x the missing count; each round keeps its draws' first occurrences in draw
+    # order that are neither banned nor picked, in numpy rather than a Python loop per draw
+    taken = np.zeros(num_items + 1, bool)
+    taken[[i for i in banned if 0 <= i <= num_items]] = True
+    picked = np.zeros(0, np.int64)
     while len(picked) < n:
-        for i in rng.integers(1, num_items + 1, size=2 * (n - len(picked))):
-            i = int(i)
-            if i not in seen:
-                seen.add(i)
-                picked.append(i)
-                if len(picked) == n:
-                    break
-    return np.asarray(picked, np.int64)
+        draws = rng.integers(1, num_items + 1, size=2 * (n - len(picked)))
+        draws = draws[~taken[draws]]
+        _, first = np.unique(draws, return_index=True)
+        new = draws[np.sort(first)][: n - len(picked)]
+        taken[new] = True
+        picked = np.concatenate([picked, new])
+    return picked
 
 
 def candidate_matrix(rows: Sequence[Dict], num_items: Sequence[int], num_negatives: int, seed: int) -> np.ndarray:
@@ -61,7 +63,8 @@ def candidate_matrix(rows: Sequence[Dict], num_items: Sequence[int], num_negativ
 def finite_scores(scores: np.ndarray) -> np.ndarray:
     """NaN scores as -inf, so a NaN never wins a comparison (NaN >= x is False for every x)."""
     scores = np.asarray(scores, np.float64)
-    return np.where(np.isnan(scores), -np.inf, scores)
+    nan = np.isnan(scores)
+    return np.where(nan, -np.inf, scores) if nan.any() else scores  # no copy of a finite array
 
 
 def sampled_ranks(scores: np.ndarray, targets: np.ndarray, negatives: np.ndarray) -> np.ndarray:

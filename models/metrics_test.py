@@ -46,6 +46,14 @@ def test_candidates_exclude_own_items_and_are_deterministic():
     assert sorted(small.tolist()) == [4, 5, 6, 7, 8, 9, 10]
 
 
+def test_sampled_negatives_keep_their_draws():
+    """Every result file's sampled metrics were ranked against these draws: a change to the
+    sampler that changes them makes old and new results incomparable."""
+    assert metrics.sample_candidates(1000, 500, list(range(1, 400)), 8, seed=7).tolist() == [
+        945, 626, 685, 898, 579, 776, 834, 874]
+    assert metrics.sample_candidates(13824, 5, [1, 2, 3], 6, seed=11).tolist() == [1850, 1778, 11019, 6903, 8157, 8316]
+
+
 def test_candidate_matrix_same_for_every_model():
     rows = [{"user_id": "u", "target_domain": 0, "target_item": 3, "history_x": [1, 2], "history_y": [5]},
             {"user_id": "v", "target_domain": 1, "target_item": 1, "history_x": [], "history_y": [2]}]
