@@ -132,13 +132,13 @@ class SASRecEncoder(tf.keras.layers.Layer):
         self.blocks = []
         for i in range(num_blocks):
             self.blocks.append(dict(
-                norm1=tf.keras.layers.LayerNormalization(epsilon=1e-6, name=f"norm1_{i}"),
+                norm1=LayerNorm(epsilon=1e-6, name=f"norm1_{i}"),
                 attention=PackedAttention(num_heads, dim, dropout=dropout, name=f"attention_{i}"),
-                norm2=tf.keras.layers.LayerNormalization(epsilon=1e-6, name=f"norm2_{i}"),
+                norm2=LayerNorm(epsilon=1e-6, name=f"norm2_{i}"),
                 ffn1=tf.keras.layers.Dense(dim, activation="relu", name=f"ffn1_{i}"),
                 ffn2=tf.keras.layers.Dense(dim, name=f"ffn2_{i}"),
             ))
-        self.final_norm = tf.keras.layers.LayerNormalization(epsilon=1e-6)
+        self.final_norm = LayerNorm(epsilon=1e-6)
 
     def call(self, sequence, training=False):
         """Returns (unpooled [B, L, d], zero at padding; mask [B, L])."""
@@ -160,6 +160,45 @@ class SASRecEncoder(tf.keras.layers.Layer):
             tokens = tokens + self.dropout(block["ffn2"](block["ffn1"](block["norm2"](tokens))), training=training)
         out = from_tokens(self.final_norm(tokens), index, tf.concat([shape, [self.dim]], axis=0))
         return out * tf.cast(mask, out.dtype)[..., None], mask
+
+
+class LayerNorm(tf.keras.layers.Layer):
+    """Layer normalisation over the last axis with its gradient written out in closed form.
+
+    The same function as Keras' `LayerNormalization` (which, at an epsilon below 1e-5, takes
+    its unfused path); autodiff through that path keeps and differentiates every
+    intermediate, and this backward pass is one expression, measurably cheaper per step.
+    """
+
+    def __init__(self, epsilon=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = epsilon
+
+    def build(self, input_shape):
+        self.gamma = self.add_weight(name="gamma", shape=input_shape[-1:], initializer="ones")
+        self.beta = self.add_weight(name="beta", shape=input_shape[-1:], initializer="zeros")
+        super().build(input_shape)
+
+    def call(self, x):
+        epsilon = self.epsilon
+
+        @tf.custom_gradient
+        def normalise(x, gamma, beta):
+            centered = x - tf.reduce_mean(x, axis=-1, keepdims=True)
+            inverse_std = tf.math.rsqrt(tf.reduce_mean(tf.square(centered), axis=-1, keepdims=True) + epsilon)
+            normalised = centered * inverse_std
+
+            def gradient(upstream):
+                d_normalised = upstream * gamma
+                d_x = inverse_std * (d_normalised - tf.reduce_mean(d_normalised, axis=-1, keepdims=True)
+                                     - normalised * tf.reduce_mean(d_normalised * normalised, axis=-1, keepdims=True))
+                leading = tf.range(tf.rank(x) - 1)
+                return (d_x, tf.reduce_sum(upstream * normalised, axis=leading),
+                        tf.reduce_sum(upstream, axis=leading))
+
+            return normalised * gamma + beta, gradient
+
+        return normalise(x, self.gamma, self.beta)
 
 
 class GaussianHead(tf.keras.layers.Layer):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.layers import CrossDomainAttention, SASRecEncoder
+from models.layers import CrossDomainAttention, LayerNorm, SASRecEncoder
 
 
 @pytest.mark.parametrize("causal", [False, True])
@@ -62,3 +62,24 @@ def test_packed_cross_domain_attention_matches_multi_head_attention_over_the_pad
     np.testing.assert_allclose(attended[real], expected[real], atol=1e-5)
     assert np.abs(attended[real]).max() > 0.1
     assert not np.any(attended[~real])
+
+
+@pytest.mark.parametrize("shape", [(7, 16), (3, 5, 16), (0, 16)])
+def test_layer_norm_matches_keras_in_value_and_gradient(shape):
+    """The closed-form backward pass gives Keras' gradients for the input, gamma and beta
+    (an empty batch: the packed encoder's all-padding case)."""
+    x = tf.random.stateless_normal(shape, seed=(1, 2)) * 3.0 + 1.0
+    ours, keras = LayerNorm(epsilon=1e-6), tf.keras.layers.LayerNormalization(epsilon=1e-6)
+    ours(x), keras(x)
+    keras.set_weights([np.linspace(0.5, 1.5, 16), np.linspace(-0.2, 0.2, 16)])
+    ours.set_weights(keras.get_weights())
+    upstream = tf.random.stateless_normal(shape, seed=(3, 4))
+    results = []
+    for layer in (ours, keras):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(y * upstream)
+        results.append([y] + tape.gradient(loss, [x] + layer.trainable_variables))
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
