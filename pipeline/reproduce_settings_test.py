@@ -25,3 +25,15 @@ def test_selected_candidate_earns_further_seeds_and_replaces_the_default():
 def test_every_ablation_says_what_it_changes():
     """The page describes each ablation that ran from its setting: one without would break it."""
     assert all(s.about for s in SETTINGS if s.table == "ablation")
+
+
+def test_the_shipped_recipe_is_the_candidate_validation_selected():
+    """configs/selected.json is the i2VAE candidate both pairs' validation selected; the file
+    and the candidate must not drift apart."""
+    import os
+
+    from models.config import load_config
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "selected.json")
+    assert load_config(path) == load_config(overrides=BY_NAME["i2vae_causal_residual_p10"].overrides)
+    assert load_config(path) != load_config()
