@@ -80,16 +80,29 @@ class _EpochTimer:
         self.callback = Timer()
 
 
+def _time_epochs(records, variant, num_items, epochs: int, name: str):
+    """Trains a fresh model of `variant` for `epochs` epochs; the model and its epoch seconds."""
+    from models.trainer import build_model, training_dataset
+
+    model = build_model(num_items, variant)
+    timer = _EpochTimer()
+    model.fit(training_dataset(records, variant), epochs=epochs, callbacks=[timer.callback], verbose=0)
+    logger.info(f"[bench] {name}: epoch seconds {[round(s, 1) for s in timer.seconds]} (the first includes tracing)")
+    return model, timer.seconds
+
+
 def speed(examples: str, epochs: int = 2) -> Dict:
-    """Seconds per training epoch (every padded position vs the default: packed encoders,
-    trimmed batches) and per full test evaluation.
+    """Seconds per training epoch of the paper's model (every padded position vs packed
+    encoders and trimmed batches, our default) and per full test evaluation; then the
+    epoch of the default recipe (causal encoder, residual state), which must not cost more
+    than the paper's model it replaced as the default.
 
     Training reads the train split the way the Trainer does (in memory, in canonical
     order, seeded shuffle), so the epoch figures are those of a pipeline run."""
     from models import config, data, evaluation, feature_spec, metrics
-    from models.trainer import build_model, read_canonical, training_dataset
+    from models.trainer import read_canonical
 
-    cfg = config.load_config()
+    cfg = config.load_config(overrides=list(config.PAPER_MODEL))  # the authors' model, for the same-run comparison
     num_items = feature_spec.vocab_sizes(examples)
     records = read_canonical([feature_spec.split_pattern(examples, "train")])[0]  # the Trainer's own input path
     out = {"examples": examples, "train_rows": len(records), "num_items": list(num_items),
@@ -97,13 +110,7 @@ def speed(examples: str, epochs: int = 2) -> Dict:
     for name, fast in (("padded", False), ("packed", True)):
         variant = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, trim_padding=fast),
                                       model=dataclasses.replace(cfg.model, pack_sequences=fast))
-        ds = training_dataset(records, variant)
-        model = build_model(num_items, variant)
-        timer = _EpochTimer()
-        model.fit(ds, epochs=epochs, callbacks=[timer.callback], verbose=0)
-        out["epochs"][name] = timer.seconds
-        logger.info(f"[bench] {name}: epoch seconds {[round(s, 1) for s in timer.seconds]} (the first includes "
-                    "tracing)")
+        model, out["epochs"][name] = _time_epochs(records, variant, num_items, epochs, name)
     test_rows = data.read_split(examples, "test")
     start = time.perf_counter()
     negatives = metrics.candidate_matrix(test_rows, num_items, cfg.eval.num_negatives, cfg.eval.seed)
@@ -115,7 +122,9 @@ def speed(examples: str, epochs: int = 2) -> Dict:
     start = time.perf_counter()
     evaluation.evaluate_rows(scorer, test_rows, negatives, cfg.data.max_len, cfg.data.pseudo_len)
     out.update(test_rows=len(test_rows), eval_sampling_s=sampling, eval_scoring_ranking_s=time.perf_counter() - start,
-               peak_rss_mb=peak_rss_mb())
+               peak_rss_mb=peak_rss_mb())  # before the default recipe's model: the paper model's footprint
+    del model
+    _, out["epochs"]["default_recipe"] = _time_epochs(records, config.load_config(), num_items, epochs, "default_recipe")
     return out
 
 
@@ -131,7 +140,7 @@ def print_speed(r: Dict, authors: Dict = None) -> None:
     eval_s = r["eval_sampling_s"] + r["eval_scoring_ranking_s"]
     steps = r["steps_per_epoch"]
     print(f"\nspeed bench: {r['examples']}\n{r['train_rows']} train rows ({steps} steps of 512), "
-          f"{r['num_items'][0]}+{r['num_items'][1]} items, {r['test_rows']} test rows; paper settings; "
+          f"{r['num_items'][0]}+{r['num_items'][1]} items, {r['test_rows']} test rows; the paper's model and settings; "
           f"steady-state epochs (the first, which traces, left out when there are more)\n")
     print("| measure | ours, every padded position (baseline) | ours, packed and trimmed (default) | "
           "default / baseline |")
@@ -141,6 +150,10 @@ def print_speed(r: Dict, authors: Dict = None) -> None:
     print(f"| s per full test evaluation (999 negatives + full ranking) | | {eval_s:.1f} "
           f"(sampling {r['eval_sampling_s']:.1f}, scoring and ranking {r['eval_scoring_ranking_s']:.1f}) | |")
     print(f"| peak RSS (MB, this process) | | {r['peak_rss_mb']:.0f} | |")
+    if "default_recipe" in r["epochs"]:
+        recipe = _steady(r["epochs"]["default_recipe"])
+        print(f"\nthe default recipe (causal encoder + residual state, every history position a target): "
+              f"{recipe:.1f} s per training epoch, {recipe / trim:.2f}x the paper's model packed and trimmed above")
     if not authors:
         print("\nOurs alone: the authors' code was not run (pass --authors-code DIR to time it in this run).")
         return
@@ -150,7 +163,7 @@ def print_speed(r: Dict, authors: Dict = None) -> None:
     print(f"\nthe authors' PyTorch code, same machine, same run, right after ours: {len(authors['epoch_s'])} epoch(s) "
           f"of {authors['train_rows']} train rows, each followed by their test evaluation (999 sampled negatives "
           f"only, {authors['test_rows']} rows); their output: {authors['log']}\n")
-    print("| measure | authors' code | ours (default) | authors / ours |")
+    print("| measure | authors' code | ours (the paper's model) | authors / ours |")
     print("|---|---|---|---|")
     print(f"| ms per training row | {1000 * theirs_row:.2f} | {1000 * ours_row:.2f} | {theirs_row / ours_row:.2f}x |")
     print(f"| s per training epoch | {theirs_epoch:.1f} ({authors['train_rows']} rows) | {trim:.1f} "
@@ -235,7 +248,7 @@ def scale_train_one(examples_path: str, items_x: int, items_y: int, steps: int =
     from models import config
     from models.trainer import build_model, streamed_train_split
 
-    cfg = config.load_config()
+    cfg = config.load_config(overrides=list(config.PAPER_MODEL))  # the paper's model, as the docs' figures
     num_items = (items_x, items_y)
     train_ds, popularity, _ = streamed_train_split([examples_path], cfg, num_items)
     model = build_model(num_items, cfg, popularity)
@@ -390,7 +403,7 @@ def trace_one(mode: str, items_x: int = 10000, items_y: int = 10000, steps: int 
     from models.loss_terms_model import LossTermsModel
     from models.trainer import build_model
 
-    cfg = config.load_config()
+    cfg = config.load_config(overrides=list(config.PAPER_MODEL))  # the paper's model, as the docs' figures
     model = build_model((items_x, items_y), cfg)
     rng = np.random.default_rng(0)
     b, t, tp = cfg.train.batch_size, cfg.data.max_len, cfg.data.pseudo_len

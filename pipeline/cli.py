@@ -213,7 +213,7 @@ def build_parser():
     rep.add_argument("--seeds", type=int, default=5, help="seeds per trained model and ablation")
     rep.add_argument("--sweep-seeds", type=int, default=1, help="seeds per density / overlap setting (0 = skip)")
     rep.add_argument("--only", help="comma-separated settings, e.g. i2vae,sasrec (default: all)")
-    rep.add_argument("--config", help="JSON config applied under every setting")
+    rep.add_argument("--config", help="JSON config applied under every setting, on top of the reproduction base")
     rep.add_argument("--data-root", default=os.path.join("..", "shared", "data", "amazon-cdsr"))
     rep.add_argument("--work", default="runs/reproduce", help="pipeline directories (not committed)")
     rep.add_argument("--results", default="docs/results", help="result files and the report")

@@ -64,6 +64,6 @@ def test_tuning_selects_on_validation_full_ranking_not_test(tmp_path):
     selected = "| **selected** i2VAE causal encoder + residual state, lambdas 1e-4, patience 10, ≤40 epochs | "
     assert selected in tuning and "`train.lambda_a=0.0001`<br>`train.early_stopping_patience=10`<br>`train.epochs=40` " \
         "| 1 | 3 (3) | 7.00 | 7.00 | 7.00 | 0.50 |" in tuning
-    assert "| i2VAE patience 10, ≤40 epochs |" in tuning and "| i2VAE (default) | – |" in tuning
+    assert "| i2VAE patience 10, ≤40 epochs |" in tuning and "| i2VAE (base) | – |" in tuning
     full = md.split("## All users")[1].split("##")[0]
     assert "| Cloth | all | 0.50 | 0.50 |" in full and "lambdas 1e-4, patience 10, ≤40 epochs: 1 seed(s)" in full

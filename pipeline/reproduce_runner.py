@@ -16,7 +16,7 @@ import time
 from typing import Dict, List, Optional
 
 from models import config
-from pipeline.reproduce_settings import SETTINGS, Setting, selected
+from pipeline.reproduce_settings import REPRODUCTION_BASE, SETTINGS, Setting, selected
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -60,7 +60,8 @@ def run_one(pair: str, data_path: str, setting: Setting, seed: int, base_config:
 
     backup = os.path.join(work_dir, "backups", f"{setting.name}-seed{seed}")  # a killed run resumes at its next epoch
     cfg = config.load_config(base_config, setting.overrides + [f"train.seed={seed}", "eval.track_test_per_epoch=true",
-                                                               f"train.backup_dir={json.dumps(backup)}"])
+                                                               f"train.backup_dir={json.dumps(backup)}"],
+                             base=config.load_config(overrides=REPRODUCTION_BASE))
     cfg.data_path = data_path
     start = time.time()
     paths = run_local(cfg, os.path.join(work_dir, setting.data_variant))

@@ -1,6 +1,6 @@
 """The reproduction's settings: which tuning candidate validation selects, and what that changes in the plan."""
 from pipeline.reproduce_runner import plan
-from pipeline.reproduce_settings import BY_NAME, SETTINGS, selected, shared_seeds
+from pipeline.reproduce_settings import BY_NAME, REPRODUCTION_BASE, SETTINGS, selected, shared_seeds
 from pipeline.reproduce_testing import fake_metrics, fake_result
 
 
@@ -27,13 +27,16 @@ def test_every_ablation_says_what_it_changes():
     assert all(s.about for s in SETTINGS if s.table == "ablation")
 
 
-def test_the_shipped_recipe_is_the_candidate_validation_selected():
-    """configs/selected.json is the i2VAE candidate both pairs' validation selected; the file
-    and the candidate must not drift apart."""
+def test_the_default_config_is_the_candidate_validation_selected():
+    """The package defaults are the i2VAE candidate both pairs' validation selected
+    (`i2vae_causal_residual_p10` on the reproduction base); they must not drift apart, and
+    configs/paper.json must restore the paper's architecture."""
     import os
 
     from models.config import load_config
 
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "selected.json")
-    assert load_config(path) == load_config(overrides=BY_NAME["i2vae_causal_residual_p10"].overrides)
-    assert load_config(path) != load_config()
+    assert load_config() == load_config(overrides=REPRODUCTION_BASE + BY_NAME["i2vae_causal_residual_p10"].overrides)
+    assert load_config(overrides=REPRODUCTION_BASE) != load_config()
+    paper = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "paper.json")
+    cfg = load_config(paper)
+    assert (cfg.model.encoder, cfg.model.residual_state) == ("bidirectional", False)
