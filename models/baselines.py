@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from models import feature_spec, psg
 from models.layers import SASRecEncoder
-from models.loss_terms_model import LossTermsModel
+from models.loss_terms_model import LossTermsModel, batch_mean
 
 
 def _constant_weight(layer, name, value):
@@ -120,8 +120,7 @@ class SASRec(LossTermsModel):
         neg = tf.einsum("btd,sd->bts", states, emb(negatives))
         neg = tf.where(tf.equal(labels[..., None], negatives[None, None]), -1e9, neg)
         nll = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.zeros_like(labels), tf.concat([pos, neg], axis=-1))
-        v = tf.cast(valid, tf.float32)
-        return tf.reduce_sum(nll * v) / tf.maximum(tf.reduce_sum(v), 1.0)
+        return batch_mean(nll, valid)
 
     def losses_and_terms(self, features, training=True):
         terms = {"rec_x": self._next_item_loss(0, features, training),

@@ -28,7 +28,7 @@ from models.layers import (
     masked_mean,
     pool_history,
 )
-from models.loss_terms_model import LossTermsModel
+from models.loss_terms_model import LossTermsModel, batch_mean
 
 tfd = tfp.distributions
 
@@ -354,8 +354,7 @@ class I2VAE(LossTermsModel):
             pos = tf.reduce_sum(h * emb(targets), axis=-1)
             neg = tf.einsum("bd,bnd->bn", h, emb(negatives))
             nll = tf.nn.softplus(-pos) + tf.reduce_sum(tf.nn.softplus(neg), axis=-1)
-        v = tf.cast(valid, tf.float32)
-        return tf.reduce_sum(nll * v) / tf.maximum(tf.reduce_sum(v), 1.0)
+        return batch_mean(nll, valid)
 
     def _cold_start_reconstruction(self, d, r, targets, valid, training):
         """The targets scored as a cold-start row would be: from r's transferred latent alone
@@ -367,11 +366,6 @@ class I2VAE(LossTermsModel):
         emb = layers.item_embedding
         h = layers.decoder(tf.concat([zeros, z_t, zeros], axis=-1))
         return self._reconstruction(h, emb, targets, valid, self.num_items[d])
-
-    @staticmethod
-    def _weighted_mean(value, weight):
-        weight = tf.cast(weight, tf.float32)
-        return tf.reduce_sum(weight * value) / tf.maximum(tf.reduce_sum(weight), 1.0)
 
     def _causal_targets(self, features, d, history_mask):
         """Domain d's training positions: (rows [R] of the batch whose target domain is d,
@@ -412,13 +406,13 @@ class I2VAE(LossTermsModel):
             kl_used_t = tf.where(at["both"], _kl(at["q_zt"], std), _kl(at["r"], std))
             w = noise_adaptive_weight(at["length"], self.max_len, cfg.noise_a, cfg.noise_b)
             keep = at["keep"]
-            terms[f"kl_z_{name}"] = self._weighted_mean(_kl(at["q_z"], prior_z.distribution()), keep)
-            terms[f"kl_za_{name}"] = self._weighted_mean(_kl(at["q_za"], prior_za.distribution()),
+            terms[f"kl_z_{name}"] = batch_mean(_kl(at["q_z"], prior_z.distribution()), keep)
+            terms[f"kl_za_{name}"] = batch_mean(_kl(at["q_za"], prior_za.distribution()),
                                                          at["keep_augmented"])
-            terms[f"kl_zt_{other}"] = self._weighted_mean(kl_used_t, at["has_other"])  # other's interest, used here
-            terms[f"informative_{other}"] = self._weighted_mean(_kl(at["q_zt"], at["r"]), at["both"])
-            terms[f"denoising_{name}"] = self._weighted_mean(w * _kl(at["q_z"], at["q_za"]), at["keep_augmented"])
-            terms[f"noise_weight_{name}"] = self._weighted_mean(w, keep)
+            terms[f"kl_zt_{other}"] = batch_mean(kl_used_t, at["has_other"])  # other's interest, used here
+            terms[f"informative_{other}"] = batch_mean(_kl(at["q_zt"], at["r"]), at["both"])
+            terms[f"denoising_{name}"] = batch_mean(w * _kl(at["q_z"], at["q_za"]), at["keep_augmented"])
+            terms[f"noise_weight_{name}"] = batch_mean(w, keep)
         return terms
 
     def _bidirectional_terms(self, features, training):
@@ -454,8 +448,8 @@ class I2VAE(LossTermsModel):
             # denoising: the domain-specific posterior vs the augmented one, weighted by history length
             "denoising_x": mean(fx * w_x * _kl(enc["q_z_x"], enc["q_za_x"])),
             "denoising_y": mean(fy * w_y * _kl(enc["q_z_y"], enc["q_za_y"])),
-            "noise_weight_x": tf.reduce_sum(fx * w_x) / tf.maximum(tf.reduce_sum(fx), 1.0),
-            "noise_weight_y": tf.reduce_sum(fy * w_y) / tf.maximum(tf.reduce_sum(fy), 1.0),
+            "noise_weight_x": batch_mean(w_x, fx),
+            "noise_weight_y": batch_mean(w_y, fy),
         }
         return terms
 

@@ -4,6 +4,23 @@ from __future__ import annotations
 import tensorflow as tf
 
 
+def batch_mean(value: tf.Tensor, weight: tf.Tensor) -> tf.Tensor:
+    """The mean of `value` over the entries of the whole batch that `weight` selects.
+
+    Under a tf.distribute strategy each replica holds part of the batch and the update is
+    the mean of the replicas' losses. A replica that divided its sum by its own count
+    would weigh its entries by how many it happened to get (a causal encoder's positions,
+    one domain's rows); dividing by the replicas' mean count instead makes the mean of the
+    replicas' losses the mean over the whole batch. With one replica it is the plain
+    weighted mean (0 when nothing is selected)."""
+    weight = tf.cast(weight, tf.float32)
+    count = tf.reduce_sum(weight)
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+        count = context.all_reduce(tf.distribute.ReduceOp.MEAN, count)
+    return tf.math.divide_no_nan(tf.reduce_sum(weight * value), count)
+
+
 class LossTermsModel(tf.keras.Model):
     """A Keras model whose `fit` logs every term of its objective as its own scalar.
 
