@@ -41,8 +41,9 @@ class RankingValidation(tf.keras.callbacks.Callback):
     """
 
     def __init__(self, rows, num_items, data_cfg, eval_cfg, patience, log_dir=None, total_epochs=None,
-                 test_rows=None, selection="mean", domain_names=("x", "y")):
+                 test_rows=None, selection="mean", domain_names=("x", "y"), early_stopping_start=0):
         super().__init__()
+        self.early_stopping_start = early_stopping_start  # patience counts later epochs only
         self.domain_names = tuple(domain_names)  # TensorBoard tags and progress lines name the domains
         self.data_cfg, self.eval_cfg, self.patience, self.selection = data_cfg, eval_cfg, patience, selection
         self.ks = sorted(set(eval_cfg.ks) | {eval_cfg.k})
@@ -108,7 +109,7 @@ class RankingValidation(tf.keras.callbacks.Callback):
             if improved:
                 self.best, self.best_epoch, self.wait = ndcg, epoch + 1, 0
                 self.best_weights = self.model.get_weights()
-            else:
+            elif epoch + 1 > self.early_stopping_start:
                 self.wait += 1
         elapsed = time.time() - self.start
         eta = ""
@@ -141,7 +142,7 @@ class RankingValidation(tf.keras.callbacks.Callback):
                 weights = weights if weights is not None else self.model.get_weights()
                 self.best_by_domain[d], self.best_epoch_by_domain[d] = float(value), epoch
                 self.best_weights_by_domain[d], improved = weights, True
-        self.wait = 0 if improved else self.wait + 1
+        self.wait = 0 if improved else self.wait + (epoch > self.early_stopping_start)
         found = [v for v in self.best_by_domain.values() if v >= 0]  # a domain without validation rows has none
         self.best = float(np.mean(found)) if found else -1.0
         self.best_epoch = max(self.best_epoch_by_domain.values())
@@ -334,7 +335,7 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
                  if cfg.eval.track_test_per_epoch else None)
     validation = RankingValidation(eval_rows, num_items, cfg.data, cfg.eval, cfg.train.early_stopping_patience,
                                    log_dir, cfg.train.epochs, test_rows, cfg.train.epoch_selection,
-                                   feature_spec.read_domain_names(examples_root))
+                                   feature_spec.read_domain_names(examples_root), cfg.train.early_stopping_start)
     # first, so a NaN batch stops training before any other callback sees its logs
     callbacks = [StopOnNonFiniteLoss(), tf.keras.callbacks.TensorBoard(log_dir=log_dir, histogram_freq=0), validation]
     if isinstance(model, I2VAE):

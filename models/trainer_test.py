@@ -36,9 +36,10 @@ class Weights:
         return [self.epoch]
 
 
-def scripted(selection, patience, ndcg_by_epoch):
+def scripted(selection, patience, ndcg_by_epoch, early_stopping_start=0):
     """Runs RankingValidation over scripted validation NDCG@10 values ((x, y) per epoch)."""
-    validation = RankingValidation([], (3, 3), config.DataConfig(), config.EvalConfig(), patience, selection=selection)
+    validation = RankingValidation([], (3, 3), config.DataConfig(), config.EvalConfig(), patience, selection=selection,
+                                   early_stopping_start=early_stopping_start)
     model = Weights()
     validation.model = model
 
@@ -70,6 +71,20 @@ def test_each_domain_keeps_its_best_epoch_and_training_stops_when_neither_improv
     assert no_y.best_weights == [1] and no_y.best_weights_by_domain["y"] is None
     mean, stopped = scripted("mean", 2, curve)
     assert mean.best_epoch == 2 and mean.best_weights == [2] and stopped == 4 and mean.selected() == "2"
+
+
+def test_patience_counts_from_early_stopping_start_through_an_early_validation_dip():
+    # the shape seen on cloth_sport: a spike at epoch 2, a dip, then a climb past the spike
+    curve = [(0.3, 0.3), (0.6, 0.6), (0.3, 0.3), (0.2, 0.2), (0.3, 0.3), (0.5, 0.5), (0.7, 0.7), (0.8, 0.8),
+             (0.7, 0.7), (0.7, 0.7), (0.7, 0.7), (0.7, 0.7)]
+    unguarded, stopped = scripted("mean", 3, curve)
+    assert (unguarded.best_epoch, stopped) == (2, 5)
+    guarded, stopped = scripted("mean", 3, curve, early_stopping_start=4)
+    assert (guarded.best_epoch, guarded.best_weights, stopped) == (8, [8], 11)
+    # it only delays a stop: past it, patience ends the run as before, for either selection
+    flat = [(0.5, 0.5)] + [(0.1, 0.1)] * 11
+    assert scripted("mean", 3, flat, early_stopping_start=4)[1] == 7
+    assert scripted("per_domain", 3, flat, early_stopping_start=4)[1] == 7
 
 
 def test_combined_model_scores_and_exports_each_domain_with_its_own_weights(examples_root, tmp_path):
