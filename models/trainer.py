@@ -119,7 +119,8 @@ class RankingValidation(tf.keras.callbacks.Callback):
         logger.info(f"[train] epoch {epoch + 1}: loss {self.history[-1]['loss']:.4f} val NDCG@{k} "
               f"{self._per_domain_text(result)}{' (best)' if improved else ''} [{elapsed:.0f}s{eta}]")
         if self.wait >= self.patience:
-            logger.info(f"[train] early stop: no gain for {self.patience} epochs; best epoch {self.selected()}")
+            logger.info(f"[train] early stop: no gain for {self.patience} epochs (counted after epoch "
+                        f"{self.early_stopping_start}); best epoch {self.selected()}")
             self.model.stop_training = True
 
     def _per_domain_text(self, result) -> str:

@@ -52,7 +52,7 @@ def _summary(paths, cfg, wall):
     print("\n================ i2VAE pipeline finished ================")
     print(f"settings: T={cfg.data.max_len} T'={cfg.data.pseudo_len} d={cfg.model.embedding_dim} "
           f"batch={cfg.train.batch_size} lr={cfg.train.learning_rate} epochs<={cfg.train.epochs} "
-          f"(patience {cfg.train.early_stopping_patience}) lambda_t={cfg.train.lambda_t} "
+          f"(patience {cfg.train.early_stopping_patience} after epoch {cfg.train.early_stopping_start}) lambda_t={cfg.train.lambda_t} "
           f"lambda_a={cfg.train.lambda_a} cross={cfg.model.cross_encoder} "
           f"LightGCN epochs<={cfg.lightgcn.max_epochs}; full config: {os.path.join(paths['out'], 'config.json')}")
     if paths.get("metrics"):
