@@ -5,7 +5,8 @@ steps, and their loss matches a one-worker run with the same global batch.
 Both runs start from the same weights: the one-worker run saves its initial weights and
 the workers load them. Under MultiWorkerMirroredStrategy the initializers draw other
 values than in one process, and the i2VAE's initial KL terms are sensitive to the draw:
-measured with this script on 2026-12-04 (seeds 42, 1, 7), the loss before any step was
+measured on 2026-12-04 with this script minus the shared weights, plus an evaluation
+before the first step (seeds 42, 1, 7), the loss before any step was
 16.01, 14.48 and 14.06 with two workers' own initialization against 13.72, 13.66 and 13.47
 with one worker's, and the first epoch's 13.76, 13.44 and 13.38 against 13.15, 13.19 and
 13.10 (third epoch: 0.3 to 0.7% apart). From the same weights the two runs agree to within 0.02% at every epoch (13.1454
