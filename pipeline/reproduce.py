@@ -32,7 +32,7 @@ def reproduce(pair: str, seeds: int, sweep_seeds: int, only: Optional[List[str]]
     command = (f"i2vae reproduce --pair {pair} --seeds {seeds} --sweep-seeds {sweep_seeds}"
                + (f" --only {','.join(only)}" if only else "") + (f" --config {base_config}" if base_config else ""))
     if report_only:
-        logger.info(reproduce_report.write_report(pair, results_dir, command))
+        logger.info(reproduce_report.write_report(pair, results_dir, command, base_config))
         return 0
     data_path = os.path.join(data_root, pair)
     if not os.path.isdir(data_path):
@@ -51,8 +51,8 @@ def reproduce(pair: str, seeds: int, sweep_seeds: int, only: Optional[List[str]]
         result = reproduce_runner.run_one(pair, data_path, setting, seed, base_config, os.path.join(work_root, pair),
                                           results_dir)
         logger.info(f"[reproduce] {setting.name} seed {seed} done in {result['seconds']:.0f}s")
-        md = reproduce_report.write_report(pair, results_dir, command)
+        md = reproduce_report.write_report(pair, results_dir, command, base_config)
         if commit:
             reproduce_runner.commit_results(md, pair, setting, seed)
-    logger.info(f"[reproduce] report: {reproduce_report.write_report(pair, results_dir, command)}")
+    logger.info(f"[reproduce] report: {reproduce_report.write_report(pair, results_dir, command, base_config)}")
     return 0

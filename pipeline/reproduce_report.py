@@ -2,6 +2,7 @@
 from all result files present (so partial results are always readable)."""
 from __future__ import annotations
 
+import json
 import os
 from typing import Dict, List, Optional
 
@@ -243,8 +244,14 @@ def plots(pair, results, out_dir) -> List[str]:
     return written
 
 
-def write_report(pair: str, results_dir: str, command: str) -> str:
+def write_report(pair: str, results_dir: str, command: str, base_config: Optional[str] = None) -> str:
     results = load_results(results_dir)
+    with_config = ""
+    if base_config:  # `--config`: applied on top of the base, under every setting's overrides
+        with open(base_config) as f:
+            with_config = (f" Then `{base_config}` applies on top of the base, under every setting's overrides: "
+                           f"`{json.dumps(json.load(f), separators=(', ', ': '))}`. Each result file records the "
+                           "config it ran.")
     out_dir = os.path.dirname(results_dir)
     md = os.path.join(out_dir, f"{pair}.md")
     compute = sum(r["seconds"] for runs in results.values() for r in runs)
@@ -269,7 +276,8 @@ def write_report(pair: str, results_dir: str, command: str) -> str:
         "seeds, in %. The seed varies model initialisation and batch order; the split, LightGCN and the "
         "negatives are fixed. Every setting's overrides apply on top of the reproduction base "
         f"{', '.join(f'`{o}`' for o in REPRODUCTION_BASE)}: the paper's i2VAE with a 20-epoch budget and patience 3, "
-        "the package defaults before the selected i2VAE candidate became the default (the tuning tables call it \"base\").",
+        "the package defaults before the selected i2VAE candidate became the default (the tuning tables call it "
+        "\"base\")." + with_config,
         "",
         "## All users, long-tailed and cold-start (test, full ranking, leak-free split)",
         "",

@@ -67,3 +67,14 @@ def test_tuning_selects_on_validation_full_ranking_not_test(tmp_path):
     assert "| i2VAE patience 10, ≤40 epochs |" in tuning and "| i2VAE (base) | – |" in tuning
     full = md.split("## All users")[1].split("##")[0]
     assert "| Cloth | all | 0.50 | 0.50 |" in full and "lambdas 1e-4, patience 10, ≤40 epochs: 1 seed(s)" in full
+
+
+def test_a_config_file_under_the_settings_is_named_with_its_content(tmp_path):
+    results_dir = tmp_path / "cloth_sport"
+    write_result(results_dir, fake_result(BY_NAME["sasrec"], 1, 0.05))
+    config_file = tmp_path / "start.json"
+    config_file.write_text('{"train": {"early_stopping_start": 10}}')
+    md = open(write_report("cloth_sport", str(results_dir), "cmd", str(config_file))).read()
+    assert f'Then `{config_file}` applies on top of the base, under every setting\'s overrides: ' \
+           '`{"train": {"early_stopping_start": 10}}`.' in md
+    assert "applies on top of the base" not in open(write_report("cloth_sport", str(results_dir), "cmd")).read()
