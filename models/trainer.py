@@ -107,10 +107,13 @@ class RankingValidation(tf.keras.callbacks.Callback):
         else:
             improved = ndcg > self.best
             if improved:
-                self.best, self.best_epoch, self.wait = ndcg, epoch + 1, 0
+                self.best, self.best_epoch = ndcg, epoch + 1
                 self.best_weights = self.model.get_weights()
-            elif epoch + 1 > self.early_stopping_start:
-                self.wait += 1
+        # patience: reset by a gain, counting only the epochs after `early_stopping_start`
+        if improved:
+            self.wait = 0
+        elif epoch + 1 > self.early_stopping_start:
+            self.wait += 1
         elapsed = time.time() - self.start
         eta = ""
         if self.total_epochs:
@@ -143,7 +146,6 @@ class RankingValidation(tf.keras.callbacks.Callback):
                 weights = weights if weights is not None else self.model.get_weights()
                 self.best_by_domain[d], self.best_epoch_by_domain[d] = float(value), epoch
                 self.best_weights_by_domain[d], improved = weights, True
-        self.wait = 0 if improved else self.wait + (epoch > self.early_stopping_start)
         found = [v for v in self.best_by_domain.values() if v >= 0]  # a domain without validation rows has none
         self.best = float(np.mean(found)) if found else -1.0
         self.best_epoch = max(self.best_epoch_by_domain.values())

@@ -9,10 +9,11 @@ measured on 2026-12-04 with this script minus the shared weights, plus an evalua
 before the first step (seeds 42, 1, 7), the loss before any step was
 16.01, 14.48 and 14.06 with two workers' own initialization against 13.72, 13.66 and 13.47
 with one worker's, and the first epoch's 13.76, 13.44 and 13.38 against 13.15, 13.19 and
-13.10 (third epoch: 0.3 to 0.7% apart). From the same weights the two runs agree to within 0.02% at every epoch (13.1454
-against 13.1453, then 12.8521 / 12.8527, 12.7780 / 12.7761; at most 0.015%): the loss, divided by the whole
-batch's count in every masked mean (`loss_terms_model.batch_mean`), and the gradient
-all-reduce are the one-worker computation.
+13.10 (third epoch: 0.3 to 0.7% apart). From the same weights the two runs agree to within
+0.02% at every epoch (13.1454 against 13.1453, then 12.8521 / 12.8527, 12.7780 / 12.7761;
+at most 0.015%): the loss, divided by the whole batch's count in every masked mean
+(`loss_terms_model.batch_mean`), and the gradient all-reduce are the one-worker
+computation.
 
 Tolerance: each epoch's mean loss within 0.5% (relative) of the one-worker run, over 30
 times what was measured, for the posterior noise and the order of floating-point sums, which
