@@ -235,6 +235,14 @@ class TrainConfig:
     # encoder pass). Without it no train row lacks target-domain history, so r would get
     # no reconstruction gradient (the paper's train split has no cold-start rows)
     cold_start_loss: bool = True
+    # weight of the state loss: the sequence encoder's own state (what `model.residual_state`
+    # adds) also predicts each next item, SASRec's objective, beside the VAE's reconstruction
+    # from dec([z, z_t, z_a]) + state (0 = off, the paper). An extension beyond the paper. Why:
+    # with the six latents, their KL terms and the cold-start loss sharing the encoder, the
+    # causal i2VAE's state learnt next items at about half SASRec's pace per epoch on
+    # cloth_sport validation; supervising the state directly restores that pace
+    # (docs/results/README.md)
+    state_loss: float = 0.0
     # a train split larger than this (MB of TFRecords) streams through tf.data with a seeded
     # shuffle buffer instead of being read into memory in canonical order (0 = never stream);
     # the in-memory read gives exact repeatability whatever Beam's shard order, streaming
@@ -256,6 +264,7 @@ class TrainConfig:
         check_choice("train.epoch_selection", self.epoch_selection, EPOCH_SELECTIONS)
         check_choice("train.reconstruction", self.reconstruction, RECONSTRUCTIONS)
         check_choice("train.distribute", self.distribute, DISTRIBUTE_STRATEGIES)
+        check_at_least("train.state_loss", self.state_loss, 0.0)
 
 
 @dataclasses.dataclass

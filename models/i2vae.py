@@ -127,7 +127,7 @@ class I2VAE(LossTermsModel):
       max_len / pseudo_len: T and T'.
     """
 
-    LOSS_TERMS = ("rec_x", "rec_y", "rec_cold_x", "rec_cold_y", "kl_z_x", "kl_z_y", "kl_zt_x", "kl_zt_y",
+    LOSS_TERMS = ("rec_x", "rec_y", "rec_cold_x", "rec_cold_y", "state_x", "state_y", "kl_z_x", "kl_z_y", "kl_zt_x", "kl_zt_y",
                   "kl_za_x", "kl_za_y", "informative_x", "informative_y", "denoising_x", "denoising_y")
 
     def __init__(self, num_items_x, num_items_y, model_cfg, train_cfg, max_len=20, pseudo_len=40, **kwargs):
@@ -356,6 +356,14 @@ class I2VAE(LossTermsModel):
             nll = tf.nn.softplus(-pos) + tf.reduce_sum(tf.nn.softplus(neg), axis=-1)
         return batch_mean(nll, valid)
 
+    def _state_reconstruction(self, d, state, targets, valid):
+        """`train.state_loss`: the targets scored from the sequence encoder's state alone
+        (SASRec's objective), so the state learns next items at SASRec's pace while the
+        latents' terms share the encoder. Zero (not computed) at weight 0."""
+        if self.train_cfg.state_loss <= 0:
+            return tf.constant(0.0)
+        return self._reconstruction(state, self._domain(d).item_embedding, targets, valid, self.num_items[d])
+
     def _cold_start_reconstruction(self, d, r, targets, valid, training):
         """The targets scored as a cold-start row would be: from r's transferred latent alone
         (rows with both domains), so r and the cold-start decoder input train on every
@@ -396,8 +404,9 @@ class I2VAE(LossTermsModel):
             rows, positions, labels_at, is_last = self._causal_targets(features, d, states[d][1])
             at = self._causal_positions(d, features, rows, positions, states, training)
             h = self._causal_decode(d, at, training)
-            terms[f"rec_{name}"] = self._reconstruction(h, emb, labels_at, tf.ones_like(labels_at, tf.bool),
-                                                        self.num_items[d])
+            every = tf.ones_like(labels_at, tf.bool)
+            terms[f"rec_{name}"] = self._reconstruction(h, emb, labels_at, every, self.num_items[d])
+            terms[f"state_{name}"] = self._state_reconstruction(d, at["state"], labels_at, every & at["keep"])
             if cfg.cold_start_loss:  # at each row's last position: its target, from r alone
                 terms[f"rec_cold_{name}"] = self._cold_start_reconstruction(d, at["r"], labels_at,
                                                                             is_last & at["both"], training)
@@ -432,6 +441,8 @@ class I2VAE(LossTermsModel):
         terms = {
             "rec_x": self._reconstruction(h_x, self.item_emb_x, targets, in_x, self.num_items[0]),
             "rec_y": self._reconstruction(h_y, self.item_emb_y, targets, in_y, self.num_items[1]),
+            "state_x": self._state_reconstruction(0, enc["state_x"], targets, in_x & enc["has_x"]),
+            "state_y": self._state_reconstruction(1, enc["state_y"], targets, in_y & enc["has_y"]),
             "rec_cold_x": (self._cold_start_reconstruction(0, enc["r_zt_y"], targets, in_x & both_b, training)
                            if cfg.cold_start_loss else tf.constant(0.0)),
             "rec_cold_y": (self._cold_start_reconstruction(1, enc["r_zt_x"], targets, in_y & both_b, training)
@@ -457,13 +468,15 @@ class I2VAE(LossTermsModel):
         """Returns (total loss, dict of every term) for a batch with targets."""
         terms = (self._causal_terms if self.causal else self._bidirectional_terms)(features, training)
         lt, la, beta = self.train_cfg.lambda_t, self.train_cfg.lambda_a, self.kl_beta
+        ws = self.train_cfg.state_loss
         total = ((1.0 + lt) * (terms["rec_x"] + terms["rec_y"] + beta * (terms["kl_z_x"] + terms["kl_z_y"]))
-                 + terms["rec_cold_x"] + terms["rec_cold_y"]
+                 + terms["rec_cold_x"] + terms["rec_cold_y"] + ws * (terms["state_x"] + terms["state_y"])
                  + beta * (terms["kl_zt_x"] + terms["kl_zt_y"] + terms["kl_za_x"] + terms["kl_za_y"])
                  + lt * (terms["informative_x"] + terms["informative_y"])
                  + la * (terms["denoising_x"] + terms["denoising_y"]))
         # each term's contribution to the total, as the objective weights it
         weights = {"rec_x": 1.0 + lt, "rec_y": 1.0 + lt, "rec_cold_x": 1.0, "rec_cold_y": 1.0,
+                   "state_x": ws, "state_y": ws,
                    "kl_z_x": (1.0 + lt) * beta, "kl_z_y": (1.0 + lt) * beta,
                    "kl_zt_x": beta, "kl_zt_y": beta, "kl_za_x": beta, "kl_za_y": beta,
                    "informative_x": lt, "informative_y": lt, "denoising_x": la, "denoising_y": la}

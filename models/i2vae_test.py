@@ -314,3 +314,29 @@ def test_residual_state_adds_the_histories_own_state_and_nothing_for_a_cold_star
         np.testing.assert_allclose(h_residual[d].numpy(), (h_plain[d] + state).numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(h_residual[0][1].numpy(), h_plain[0][1].numpy(), atol=1e-6)
     np.testing.assert_allclose(h_residual[1][2].numpy(), h_plain[1][2].numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("encoder", ["bidirectional", "causal"])
+def test_state_loss_scores_each_target_from_the_encoder_state_alone(encoder):
+    """`train.state_loss`: the state's own next-item cross-entropy (the causal encoder: every
+    real history position of the target domain's rows; a row without history there adds
+    nothing), added to the objective with its weight; 0 leaves the objective as it was."""
+    features = batch()
+    off = small_model(encoder=encoder, residual_state=True, reconstruction="softmax")
+    on = small_model(encoder=encoder, residual_state=True, reconstruction="softmax", state_loss=0.5)
+    total_off, terms_off = off.losses_and_terms(features, training=False)
+    on(features)
+    on.set_weights(off.get_weights())
+    total_on, terms = on.losses_and_terms(features, training=False)
+    assert float(terms_off["state_x"]) == 0.0 and float(terms_off["state_y"]) == 0.0
+    assert float(total_on) == pytest.approx(float(total_off) + 0.5 * float(terms["state_x"] + terms["state_y"]),
+                                            rel=1e-5)
+    states, mask = off.enc_x(features[feature_spec.HISTORY_X])
+    emb = off.item_emb_x.embeddings[1:].numpy()
+    if encoder == "causal":  # row 0 (X history 1, 2, 3; target 4): positions 2..4 predict 2, 3, 4
+        h, labels = states[0, 2:].numpy(), np.array([2, 3, 4])
+    else:  # row 0's pooled history predicts its target 4; row 1 has no X history
+        h, labels = masked_mean(states, mask)[:1].numpy(), np.array([4])
+    logits = h @ emb.T
+    expected = np.mean(np.log(np.exp(logits).sum(-1)) - logits[np.arange(len(labels)), labels - 1])
+    assert float(terms["state_x"]) == pytest.approx(expected, rel=1e-4)
