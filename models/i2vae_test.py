@@ -322,7 +322,7 @@ def test_state_loss_scores_each_target_from_the_encoder_state_alone(encoder):
     real history position of the target domain's rows; a row without history there adds
     nothing), added to the objective with its weight; 0 leaves the objective as it was."""
     features = batch()
-    off = small_model(encoder=encoder, residual_state=True, reconstruction="softmax")
+    off = small_model(encoder=encoder, residual_state=True, reconstruction="softmax", state_loss=0.0)
     on = small_model(encoder=encoder, residual_state=True, reconstruction="softmax", state_loss=0.5)
     total_off, terms_off = off.losses_and_terms(features, training=False)
     on(features)
