@@ -240,7 +240,7 @@ class TrainConfig:
     # from dec([z, z_t, z_a]) + state (0 = off, as in the paper). An extension beyond the paper. Why:
     # with the six latents, their KL terms and the cold-start loss sharing the encoder, the
     # causal i2VAE's state learnt next items at about half SASRec's pace per epoch on
-    # cloth_sport validation; supervising the state directly restores that pace
+    # cloth_sport validation; supervising the state directly brought it close to SASRec's
     # (docs/results/README.md). 1.0 is the selected recipe, the default; 0 is the paper's objective
     state_loss: float = 1.0
     # a train split larger than this (MB of TFRecords) streams through tf.data with a seeded
