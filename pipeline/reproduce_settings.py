@@ -62,7 +62,7 @@ SETTINGS = [
                                     ("lightgcn", ['model.kind="lightgcn"'], "LightGCN"))] \
   + [Setting(f"density_{p}", [f"data.train_density={p / 100}"], "density", label=f"D_s={p}%") for p in (25, 50, 75)] \
   + [Setting(f"overlap_{p}", [f"data.train_overlap={p / 100}"], "overlap", label=f"K_o={p}%") for p in (25, 50, 75)]
-# The same tuning budget for both trained models (DESIGN.md): four candidates each. A longer
+# The same tuning budget for both trained models (DESIGN.md): four candidates each (a fifth each below). A longer
 # early-stopping budget; one change to what limits each model's scores; that change with
 # the longer budget; and one more point of the model's search grid. i2VAE's change: its
 # decoder [32, 64, 32] caps the rank of its item logits at 32 (SASRec scores with all
