@@ -34,7 +34,7 @@ def test_the_default_config_is_the_candidate_validation_selected():
     restore the paper's architecture."""
     import os
 
-    from models.config import load_config
+    from models.config import PAPER_MODEL, load_config
 
     assert load_config() == load_config(overrides=REPRODUCTION_BASE + BY_NAME["i2vae_causal_residual_state_p10"].overrides
                                         + ["train.early_stopping_start=10"])
@@ -42,3 +42,8 @@ def test_the_default_config_is_the_candidate_validation_selected():
     paper = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "paper.json")
     cfg = load_config(paper)
     assert (cfg.model.encoder, cfg.model.residual_state, cfg.train.state_loss) == ("bidirectional", False, 0.0)
+    # both files that restore the paper's model hold every field of PAPER_MODEL, so a field
+    # added there cannot be missed in them
+    paper_encoder = os.path.join(os.path.dirname(paper), "ablations", "paper_encoder.json")
+    for path in (paper, paper_encoder):
+        assert load_config(path, list(PAPER_MODEL)) == load_config(path), path
