@@ -64,7 +64,7 @@ class SASRec(LossTermsModel):
     history shifted by one with the target at the end, so every real position predicts
     its next item. The loss is a sampled softmax against `num_negatives` uniform items
     shared by the batch (accidental hits masked), because a full softmax at every position
-    is B x T x N. Scoring uses the output at the last (most recent) position.
+    is B x T x N; `sasrec_negatives=0` is that full softmax, over the real positions only. Scoring uses the output at the last (most recent) position.
 
     Args:
       num_items_x / num_items_y: vocabulary sizes.
@@ -115,6 +115,10 @@ class SASRec(LossTermsModel):
         states, mask = self.encoders[d](history, training=training)
         valid = tf.logical_and(mask, rows[:, None])
         emb = self.item_emb[d]
+        if self.num_negatives == 0:  # full softmax over the domain's items, at the real positions only
+            logits = tf.matmul(tf.boolean_mask(states, valid), emb.embeddings[1:], transpose_b=True)
+            nll = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.boolean_mask(labels, valid) - 1, logits)
+            return batch_mean(nll, tf.ones_like(nll))
         negatives = tf.random.uniform([self.num_negatives], 1, self.num_items[d] + 1, dtype=tf.int64)
         pos = tf.reduce_sum(states * emb(labels), axis=-1, keepdims=True)
         neg = tf.einsum("btd,sd->bts", states, emb(negatives))

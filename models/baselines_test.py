@@ -9,9 +9,10 @@ T = 5
 POP = (np.arange(31, dtype=np.float32), np.arange(21, dtype=np.float32)[::-1].copy())
 
 
-def sasrec(**kw):
+def sasrec(sasrec_negatives=8):
     tf.keras.utils.set_random_seed(0)
-    cfg = ModelConfig(kind="sasrec", embedding_dim=16, num_heads=2, num_blocks=1, dropout=0.0, sasrec_negatives=8, **kw)
+    cfg = ModelConfig(kind="sasrec", embedding_dim=16, num_heads=2, num_blocks=1, dropout=0.0,
+                      sasrec_negatives=sasrec_negatives)
     return baselines.SASRec(30, 20, cfg, POP, max_len=T)
 
 
@@ -61,6 +62,21 @@ def test_sasrec_trains_each_domain_on_its_own_rows():
     for _ in range(30):
         m.train_step(batch())
     assert float(m.losses_and_terms(batch(), training=False)[0]) < first
+
+def test_sasrec_full_softmax_is_the_cross_entropy_over_every_item_at_each_real_position():
+    m = sasrec(sasrec_negatives=0)
+    _, terms = m.losses_and_terms(batch(), training=False)
+    # X rows 0 and 2: every real history position predicts the next item, the last the target
+    expected = []
+    for row, labels in ((0, [2, 3, 4]), (2, [5, 6, 7, 25])):
+        history = batch()[feature_spec.HISTORY_X][row:row + 1]
+        states = m.encoders[0](history)[0].numpy()[0, -len(labels):]
+        logits = states @ m.item_emb[0].embeddings.numpy()[1:].T
+        log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        expected += [-log_softmax[i, label - 1] for i, label in enumerate(labels)]
+    np.testing.assert_allclose(terms["rec_x"].numpy(), np.mean(expected), rtol=1e-5)
+    assert np.isfinite(terms["rec_y"].numpy()) and terms["rec_y"].numpy() > 0
+
 
 
 def test_lightgcn_ranker_scores_fold_in_user():

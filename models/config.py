@@ -127,7 +127,8 @@ class ModelConfig:
     kind: "i2vae" (the method) or one of the baselines the paper compares against, run in
       the same pipeline: "sasrec" (single-domain SASRec, one per domain, next-item),
       "lightgcn" (ranking by the PSG's LightGCN with fold-in users), "popularity".
-    sasrec_negatives: uniform negatives shared by the batch in SASRec's sampled softmax.
+    sasrec_negatives: uniform negatives shared by the batch in SASRec's sampled softmax
+      (0 = the full softmax over every item of the domain).
     """
 
     kind: str = "i2vae"  # "i2vae", "sasrec", "lightgcn" or "popularity" (see the class docstring)
@@ -159,7 +160,7 @@ class ModelConfig:
     # On by default (the selected recipe); False is the paper's decoder output
     residual_state: bool = True
     min_scale: float = 1e-4  # floor added to every posterior and prior scale (softplus + min_scale)
-    sasrec_negatives: int = 256  # uniform negatives shared by the batch in SASRec's sampled softmax
+    sasrec_negatives: int = 256  # uniform negatives shared by the batch in SASRec's sampled softmax (0 = full softmax)
     # the self-attention encoders compute the real (non-padding) positions only; False computes
     # every padded position too: the same outputs, slower (the baseline of `i2vae bench speed`)
     pack_sequences: bool = True
@@ -169,6 +170,7 @@ class ModelConfig:
         check_choice("model.cross_encoder", self.cross_encoder, ("attention", "mlp"))
         check_choice("model.pooling", self.pooling, POOLINGS)
         check_choice("model.encoder", self.encoder, ENCODERS)
+        check_at_least("model.sasrec_negatives", self.sasrec_negatives, 0)
 
 
 MODEL_KINDS = ("i2vae", "sasrec", "lightgcn", "popularity")
