@@ -159,6 +159,15 @@ class ModelConfig:
     # latents, which on cloth_sport learned next items at about a third of SASRec's rate.
     # On by default (the selected recipe); False is the paper's decoder output
     residual_state: bool = True
+    # the posterior heads (q_z, q_zt with its cross-domain attention, r) read the history
+    # encoders' states through a stop-gradient, so only the next-item losses (the
+    # reconstruction through the residual state, and `train.state_loss`) train those
+    # encoders; the latents' KL terms and the cold-start loss train the heads, the augmented
+    # encoder and the item embeddings. An extension beyond the paper (which trains everything
+    # end to end). Why: in short exploratory runs on cloth_sport validation the causal
+    # i2VAE's state still learnt next items more slowly than SASRec's with the state loss on;
+    # detaching the latents raised it (docs/results/README.md). A tuning candidate
+    detach_latents: bool = False
     min_scale: float = 1e-4  # floor added to every posterior and prior scale (softplus + min_scale)
     sasrec_negatives: int = 256  # uniform negatives shared by the batch in SASRec's sampled softmax (0 = full softmax)
     # the self-attention encoders compute the real (non-padding) positions only; False computes

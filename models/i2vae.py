@@ -202,7 +202,8 @@ class I2VAE(LossTermsModel):
         ays, may = self.enc_ay(features[feature_spec.PSEUDO_Y], training=training)
         # pooling applies to the real histories only: a pseudo-sequence ends in recalled
         # items, so its last position carries no recency
-        X, Y = pool_history(xs, mx, self.model_cfg.pooling), pool_history(ys, my, self.model_cfg.pooling)
+        state_x, state_y = pool_history(xs, mx, self.model_cfg.pooling), pool_history(ys, my, self.model_cfg.pooling)
+        xs, ys, X, Y = self._for_latents(xs, ys, state_x, state_y)
         Xa, Ya = masked_mean(axs, max_), masked_mean(ays, may)
         has_x, has_y = tf.reduce_any(mx, axis=1), tf.reduce_any(my, axis=1)
         out = dict(has_x=has_x, has_y=has_y, has_ax=tf.reduce_any(max_, axis=1), has_ay=tf.reduce_any(may, axis=1),
@@ -216,8 +217,13 @@ class I2VAE(LossTermsModel):
             out["q_zt_y"] = self.q_zt_y(X, Y)
             out["q_zt_x"] = self.q_zt_x(Y, X)
         out["r_zt_y"], out["r_zt_x"] = self.r_y(Y), self.r_x(X)
-        out["state_x"], out["state_y"] = X, Y
+        out["state_x"], out["state_y"] = state_x, state_y
         return out
+
+    def _for_latents(self, *states):
+        """The encoder states as the posterior heads read them: `model.detach_latents` stops
+        their gradient, so only the next-item losses train the history encoders."""
+        return tuple(tf.stop_gradient(s) for s in states) if self.model_cfg.detach_latents else states
 
     def latents(self, enc, training=False):
         """Samples (training) or means (inference), with cold-start routing and masks.
@@ -273,8 +279,9 @@ class I2VAE(LossTermsModel):
         history_name, pseudo_name, enc_a, q_z, q_za, q_zt, r = (
             layers.history, layers.pseudo, layers.augmented_encoder, layers.q_z, layers.q_za, layers.q_zt, layers.r)
         (own, own_mask), (other, other_mask) = states[d], states[1 - d]
-        own, own_mask = tf.gather(own, rows), tf.gather(own_mask, rows)
+        own_state, own_mask = tf.gather(own, rows), tf.gather(own_mask, rows)
         other, other_mask = tf.gather(other, rows), tf.gather(other_mask, rows)
+        own, other = self._for_latents(own_state, other)
         history = tf.gather(features[history_name], rows)
         t = tf.shape(history)[1]
         augmented, _ = enc_a(augmented_sequence(tf.gather(features[pseudo_name], rows), history), training=training)
@@ -294,7 +301,7 @@ class I2VAE(LossTermsModel):
         return dict(q_z=q_z(tf.gather_nd(own, positions)), keep_augmented=keep_augmented,
                     q_za=q_za(tf.gather_nd(augmented[:, -t:], positions)),  # the history's positions are last
                     q_zt=cross, r=r(tf.gather(other_summary, row)), keep=keep, has_other=has_other,
-                    state=tf.gather_nd(own, positions),  # zero at padding (a cold-start row's last position)
+                    state=tf.gather_nd(own_state, positions),  # zero at padding (a cold-start row's last position)
                     both=keep & has_other,
                     length=tf.gather_nd(tf.cumsum(tf.cast(own_mask, tf.int32), axis=1), positions))
 

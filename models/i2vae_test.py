@@ -13,10 +13,11 @@ from models.layers import masked_mean, pool_history
 T, TP = 5, 8
 
 
-def small_model(pooling="mean", encoder="bidirectional", residual_state=False, **train):
+def small_model(pooling="mean", encoder="bidirectional", residual_state=False, detach_latents=False, **train):
     tf.keras.utils.set_random_seed(0)
     return I2VAE(30, 20, ModelConfig(embedding_dim=16, latent_dim=8, num_heads=2, num_blocks=1, dropout=0.0,
-                                     pooling=pooling, encoder=encoder, residual_state=residual_state),
+                                     pooling=pooling, encoder=encoder, residual_state=residual_state,
+                                     detach_latents=detach_latents),
                  TrainConfig(**train), max_len=T, pseudo_len=TP)
 
 
@@ -340,3 +341,35 @@ def test_state_loss_scores_each_target_from_the_encoder_state_alone(encoder):
     logits = h @ emb.T
     expected = np.mean(np.log(np.exp(logits).sum(-1)) - logits[np.arange(len(labels)), labels - 1])
     assert float(terms["state_x"]) == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize("encoder", ["bidirectional", "causal"])
+def test_detached_latents_leave_the_history_encoders_to_the_next_item_losses(encoder):
+    """`model.detach_latents`: the same weights give the same objective, but the latents'
+    terms (KL, informative, denoising, cold-start) no longer reach the history encoders,
+    while the reconstruction through the residual state and the state loss still do."""
+    features = batch()
+    models = {detach: small_model(encoder=encoder, residual_state=True, detach_latents=detach,
+                                  reconstruction="softmax", state_loss=1.0)
+              for detach in (False, True)}
+    for m in models.values():
+        m.losses_and_terms(features, training=False)  # builds every layer, the cold-start path's too
+    models[True].set_weights(models[False].get_weights())
+
+    def gradient_norm(m, names):
+        with tf.GradientTape() as tape:
+            _, terms = m.losses_and_terms(features, training=False)
+            loss = tf.add_n([terms[n] for n in names])
+        # the encoders' own layers: the item embeddings they read are shared with the output layer
+        shared = {id(v) for v in m.item_emb_x.trainable_variables + m.item_emb_y.trainable_variables}
+        grads = tape.gradient(loss, [v for v in m.enc_x.trainable_variables + m.enc_y.trainable_variables
+                                     if id(v) not in shared])
+        return float(sum(tf.norm(g) for g in grads if g is not None)), float(loss)
+
+    latent_terms = ["kl_z_x", "kl_z_y", "kl_zt_x", "kl_zt_y", "informative_x", "informative_y", "rec_cold_x",
+                    "rec_cold_y"]
+    attached, attached_loss = gradient_norm(models[False], latent_terms)
+    detached, detached_loss = gradient_norm(models[True], latent_terms)
+    assert attached > 0 and detached == 0.0
+    assert detached_loss == pytest.approx(attached_loss, rel=1e-5)  # forward unchanged
+    assert gradient_norm(models[True], ["state_x", "state_y", "rec_x", "rec_y"])[0] > 0
