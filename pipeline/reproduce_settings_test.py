@@ -29,15 +29,15 @@ def test_every_ablation_says_what_it_changes():
 
 def test_the_default_config_is_the_candidate_validation_selected():
     """The package defaults are the i2VAE candidate both pairs' validation selected
-    (`i2vae_causal_residual_state_p10` on the reproduction base) plus the early-stopping start that waits out
-    the early validation dip; they must not drift apart, and configs/paper.json must
-    restore the paper's architecture."""
+    (`i2vae_causal_residual_state_softmax_detach_p10` on the reproduction base) plus the
+    early-stopping start that waits out the early validation dip; they must not drift
+    apart, and configs/paper.json must restore the paper's architecture."""
     import os
 
     from models.config import PAPER_MODEL, load_config
 
-    assert load_config() == load_config(overrides=REPRODUCTION_BASE + BY_NAME["i2vae_causal_residual_state_p10"].overrides
-                                        + ["train.early_stopping_start=10"])
+    selected_recipe = BY_NAME["i2vae_causal_residual_state_softmax_detach_p10"].overrides
+    assert load_config() == load_config(overrides=REPRODUCTION_BASE + selected_recipe + ["train.early_stopping_start=10"])
     assert load_config(overrides=REPRODUCTION_BASE) != load_config()
     paper = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "paper.json")
     cfg = load_config(paper)
