@@ -64,7 +64,8 @@ class SASRec(LossTermsModel):
     history shifted by one with the target at the end, so every real position predicts
     its next item. The loss is a sampled softmax against `num_negatives` uniform items
     shared by the batch (accidental hits masked), because a full softmax at every position
-    is B x T x N; `sasrec_negatives=0` is that full softmax, over the real positions only. Scoring uses the output at the last (most recent) position.
+    is B x T x N; `sasrec_negatives=0` is that full softmax, over the real positions only.
+    Scoring uses the output at the last (most recent) position.
 
     Args:
       num_items_x / num_items_y: vocabulary sizes.
