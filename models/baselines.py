@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from models import feature_spec, psg
 from models.layers import SASRecEncoder
-from models.loss_terms_model import LossTermsModel, batch_mean
+from models.loss_terms_model import LossTermsModel, batch_mean, full_softmax_nll
 
 
 def _constant_weight(layer, name, value):
@@ -117,8 +117,7 @@ class SASRec(LossTermsModel):
         valid = tf.logical_and(mask, rows[:, None])
         emb = self.item_emb[d]
         if self.num_negatives == 0:  # full softmax over the domain's items, at the real positions only
-            logits = tf.matmul(tf.boolean_mask(states, valid), emb.embeddings[1:], transpose_b=True)
-            nll = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.boolean_mask(labels, valid) - 1, logits)
+            nll = full_softmax_nll(tf.boolean_mask(states, valid), emb, tf.boolean_mask(labels, valid))
             return batch_mean(nll, tf.ones_like(nll))
         negatives = tf.random.uniform([self.num_negatives], 1, self.num_items[d] + 1, dtype=tf.int64)
         pos = tf.reduce_sum(states * emb(labels), axis=-1, keepdims=True)

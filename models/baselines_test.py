@@ -63,6 +63,7 @@ def test_sasrec_trains_each_domain_on_its_own_rows():
         m.train_step(batch())
     assert float(m.losses_and_terms(batch(), training=False)[0]) < first
 
+
 def test_sasrec_full_softmax_is_the_cross_entropy_over_every_item_at_each_real_position():
     m = sasrec(sasrec_negatives=0)
     _, terms = m.losses_and_terms(batch(), training=False)
@@ -76,7 +77,6 @@ def test_sasrec_full_softmax_is_the_cross_entropy_over_every_item_at_each_real_p
         expected += [-log_softmax[i, label - 1] for i, label in enumerate(labels)]
     np.testing.assert_allclose(terms["rec_x"].numpy(), np.mean(expected), rtol=1e-5)
     assert np.isfinite(terms["rec_y"].numpy()) and terms["rec_y"].numpy() > 0
-
 
 
 def test_lightgcn_ranker_scores_fold_in_user():

@@ -28,7 +28,7 @@ from models.layers import (
     masked_mean,
     pool_history,
 )
-from models.loss_terms_model import LossTermsModel, batch_mean
+from models.loss_terms_model import LossTermsModel, batch_mean, full_softmax_nll
 
 tfd = tfp.distributions
 
@@ -346,8 +346,7 @@ class I2VAE(LossTermsModel):
         """
         targets = tf.where(valid, targets, tf.ones_like(targets))
         if self.train_cfg.reconstruction == "softmax":
-            logits = tf.matmul(h, emb.embeddings[1:], transpose_b=True)
-            nll = tf.nn.sparse_softmax_cross_entropy_with_logits(targets - 1, logits)
+            nll = full_softmax_nll(h, emb, targets)
         elif self.train_cfg.reconstruction == "sampled_softmax":
             negatives = tf.random.uniform([self.train_cfg.softmax_negatives], 1, num_items + 1, dtype=tf.int64)
             pos = tf.reduce_sum(h * emb(targets), axis=-1, keepdims=True)

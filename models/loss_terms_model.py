@@ -21,6 +21,14 @@ def batch_mean(value: tf.Tensor, weight: tf.Tensor) -> tf.Tensor:
     return tf.math.divide_no_nan(tf.reduce_sum(weight * value), count)
 
 
+def full_softmax_nll(h: tf.Tensor, item_embedding, targets: tf.Tensor) -> tf.Tensor:
+    """Cross-entropy of each target (item ids 1..N) over every item of the domain, scored
+    by dot product with the item table (row 0, padding, is not a candidate): the full
+    softmax reconstruction of i2VAE and SASRec's `sasrec_negatives=0`."""
+    logits = tf.matmul(h, item_embedding.embeddings[1:], transpose_b=True)
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(targets - 1, logits)
+
+
 class LossTermsModel(tf.keras.Model):
     """A Keras model whose `fit` logs every term of its objective as its own scalar.
 
