@@ -147,7 +147,7 @@ class ModelConfig:
     # latents of every history position, each predicting the item that follows it (one pass
     # per row gives T targets, as SASRec trains; models/i2vae.py). "bidirectional": the
     # paper's encoder, mean-pooled, one target per row (PAPER_MODEL restores it). The default
-    # is the recipe validation selected on both pairs (docs/results/README.md)
+    # is the recipe with the best validation over both pairs (docs/results/README.md)
     encoder: str = "causal"
     # a cold-start row keeps its augmented latent z_a (from the PSG's pseudo-sequence);
     # False masks it with the other domain-specific latents, as the paper does (bidirectional only)
@@ -167,7 +167,7 @@ class ModelConfig:
     # end to end). Why: in short exploratory runs on cloth_sport validation the causal
     # i2VAE's state still learnt next items more slowly than SASRec's with the state loss on;
     # detaching the latents raised it (docs/results/README.md). On by default (with the full
-    # softmax, the recipe validation selected on both pairs); False trains end to end
+    # softmax, the recipe with the best validation over both pairs); False trains end to end
     detach_latents: bool = True
     min_scale: float = 1e-4  # floor added to every posterior and prior scale (softplus + min_scale)
     sasrec_negatives: int = 256  # uniform negatives shared by the batch in SASRec's sampled softmax (0 = full softmax)
@@ -224,7 +224,7 @@ class TrainConfig:
     # domains peak at different epochs (phone_elec: Elec at 7-8, Phone still rising at 10-14).
     epoch_selection: str = "mean"
     # "softmax" (every item of the domain, at the positions that have a target; the default,
-    # with `model.detach_latents` the recipe validation selected on both pairs; about 1.8x
+    # with `model.detach_latents` the recipe with the best validation over both pairs; about 1.8x
     # the sampled softmax's time per epoch), "sampled_softmax" (against softmax_negatives
     # items shared by the batch, as SASRec; the default before) or "bce" (DESIGN.md)
     reconstruction: str = "softmax"
