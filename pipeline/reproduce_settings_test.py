@@ -1,7 +1,13 @@
 """The reproduction's settings: which tuning candidate validation selects, and what that changes in the plan."""
 from pipeline.reproduce_runner import plan
-from pipeline.reproduce_settings import (BY_NAME, REPRODUCTION_BASE, SETTINGS, selected, selected_across_pairs,
-                                        shared_seeds)
+from pipeline.reproduce_settings import (
+    BY_NAME,
+    REPRODUCTION_BASE,
+    SETTINGS,
+    selected,
+    selected_across_pairs,
+    shared_seeds,
+)
 from pipeline.reproduce_testing import fake_metrics, fake_result
 
 
