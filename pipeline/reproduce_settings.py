@@ -148,7 +148,15 @@ def selected(results: Dict[str, List[Dict]], model: str) -> str:
     seeds = shared_seeds(results, names)
     if len(names) < 2 or not seeds:
         return model
-    score = {n: np.mean([validation_score(r) for r in results[n] if r["seed"] in seeds]) for n in names}
+    return _best(names, _validation_means(results, names, seeds), model)
+
+
+def _validation_means(results: Dict[str, List[Dict]], names: List[str], seeds: List[int]) -> Dict[str, float]:
+    return {n: float(np.mean([validation_score(r) for r in results[n] if r["seed"] in seeds])) for n in names}
+
+
+def _best(names: List[str], score: Dict[str, float], model: str) -> str:
+    """The highest score; a tie keeps the default, else the name listed first."""
     return max(names, key=lambda n: (score[n], n == model))  # max() keeps the first of equal keys
 
 
@@ -158,10 +166,8 @@ def selected_across_pairs(results_by_pair: Dict[str, Dict[str, List[Dict]]], mod
     the pairs can disagree; the default has to be one recipe for data it was never tuned on."""
     per_pair = [(results, candidates(results, model)) for results in results_by_pair.values()]
     names = [n for n in per_pair[0][1] if all(n in pair_names for _, pair_names in per_pair)]
-    score = {n: 0.0 for n in names}
-    for results, pair_names in per_pair:
-        seeds = shared_seeds(results, pair_names)
-        for n in names:
-            score[n] += np.mean([validation_score(r) for r in results[n] if r["seed"] in seeds])
-    return max(names, key=lambda n: (score[n], n == model)) if names else model
+    per_pair_means = [_validation_means(results, names, shared_seeds(results, pair_names))
+                      for results, pair_names in per_pair]
+    score = {n: float(np.mean([means[n] for means in per_pair_means])) for n in names}
+    return _best(names, score, model) if names else model
 
