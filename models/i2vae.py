@@ -172,6 +172,10 @@ class I2VAE(LossTermsModel):
         self.dec_y = self._decoder(model_cfg.decoder_hidden, d, "decoder_y")
         # beta multiplies the six prior KL terms; KLAnnealing can raise it from 0 to train_cfg.kl_weight
         self.kl_beta = tf.Variable(float(train_cfg.kl_weight), trainable=False, dtype=tf.float32, name="kl_beta")
+        # w in h = w * dec([z, z_t, z_a]) + state at inference (`model.residual_state`); training
+        # always uses 1. The trainer sets it after training from `train.decoder_weight_grid`
+        # on validation; it is saved with the weights, so serving scores the same way
+        self.decoder_weight = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="decoder_weight")
         self._make_trackers(self.LOSS_TERMS + tuple(f"weighted_{n}" for n in self.LOSS_TERMS)
                             + ("noise_weight_x", "noise_weight_y", "kl_beta"))
 
@@ -252,13 +256,17 @@ class I2VAE(LossTermsModel):
             return (self._causal_decode(0, enc["_at_x"], training), self._causal_decode(1, enc["_at_y"], training),
                     enc)
         z_x, z_y, z_tx, z_ty, z_ax, z_ay = self.latents(enc, training=training)
-        h_x = self._with_state(self.dec_x(tf.concat([z_x, z_ty, z_ax], axis=-1)), enc["state_x"])
-        h_y = self._with_state(self.dec_y(tf.concat([z_y, z_tx, z_ay], axis=-1)), enc["state_y"])
+        h_x = self._with_state(self.dec_x(tf.concat([z_x, z_ty, z_ax], axis=-1)), enc["state_x"], training)
+        h_y = self._with_state(self.dec_y(tf.concat([z_y, z_tx, z_ay], axis=-1)), enc["state_y"], training)
         return h_x, h_y, enc
 
-    def _with_state(self, h, state):
-        """`model.residual_state`: the decoder's output plus the history's own state."""
-        return h + state if self.model_cfg.residual_state else h
+    def _with_state(self, h, state, training):
+        """`model.residual_state`: the decoder's output plus the history's own state; at
+        inference the decoder's part weighs `decoder_weight` (a cold-start row has no state,
+        so its ranking does not depend on it)."""
+        if not self.model_cfg.residual_state:
+            return h
+        return (h if training else self.decoder_weight * h) + state
 
     def score_all(self, features):
         """Scores of every item of each domain (column 0 is padding), at inference (means)."""
@@ -316,7 +324,7 @@ class I2VAE(LossTermsModel):
         z_t = _masked(tf.where(at["both"][:, None], _sample(at["q_zt"], training), _sample(at["r"], training)),
                    at["has_other"])
         z_a = _masked(_sample(at["q_za"], training), at["keep_augmented"])
-        return self._with_state(self._domain(d).decoder(tf.concat([z, z_t, z_a], axis=-1)), at["state"])
+        return self._with_state(self._domain(d).decoder(tf.concat([z, z_t, z_a], axis=-1)), at["state"], training)
 
     def _last_positions(self, features, d):
         b = tf.shape(features[feature_spec.HISTORY_X])[0]

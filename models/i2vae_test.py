@@ -373,3 +373,21 @@ def test_detached_latents_leave_the_history_encoders_to_the_next_item_losses(enc
     assert attached > 0 and detached == 0.0
     assert detached_loss == pytest.approx(attached_loss, rel=1e-5)  # forward unchanged
     assert gradient_norm(models[True], ["state_x", "state_y", "rec_x", "rec_y"])[0] > 0
+
+
+def test_decoder_weight_scales_the_decoders_part_of_h_at_inference_only():
+    m = causal_model()
+    m.model_cfg.residual_state = True
+    b = batch()
+    h = {}
+    for w in (1.0, 0.0, 0.5):
+        m.decoder_weight.assign(w)
+        h[w] = m(b, training=False)[0].numpy()
+    np.testing.assert_allclose(h[0.5], 0.5 * h[1.0] + 0.5 * h[0.0], rtol=1e-5, atol=1e-6)  # w * dec + state
+    assert not np.allclose(h[1.0], h[0.0])
+    losses = []
+    for w in (1.0, 0.25):  # training: the weight plays no part
+        m.decoder_weight.assign(w)
+        tf.keras.utils.set_random_seed(5)
+        losses.append(m.losses_and_terms(b, training=True)[0].numpy())
+    assert losses[0] == losses[1]

@@ -66,16 +66,22 @@ class RankingValidation(tf.keras.callbacks.Callback):
         super().set_model(model)
         self.scorer = evaluation.keras_scorer(model)
 
-    def _validate(self, step, loss):
-        k = self.eval_cfg.k
+    def _evaluate(self, name):
         # validation on the selection protocol (full ranking by default: what serving returns);
         # the tracked test split on the paper's sampled protocol, for its best-over-epochs figure
-        results = {name: evaluation.evaluate_rows(self.scorer, rows, self.negatives[name], self.data_cfg.max_len,
-                                                  self.data_cfg.pseudo_len, self.ks)[
-                                             self.eval_cfg.select_on if name == "val" else "sampled"]
-                   for name, rows in self.sets.items()}
-        result = results["val"]
-        ndcg = float(np.nanmean([result[d]["all"][f"NDCG@{k}"] for d in metrics.DOMAINS]))
+        return evaluation.evaluate_rows(self.scorer, self.sets[name], self.negatives[name], self.data_cfg.max_len,
+                                        self.data_cfg.pseudo_len, self.ks)[
+            self.eval_cfg.select_on if name == "val" else "sampled"]
+
+    def score(self):
+        """(validation metrics, the selection score) of the model as it is now, recorded nowhere."""
+        result = self._evaluate("val")
+        return result, float(np.nanmean([result[d]["all"][f"NDCG@{self.eval_cfg.k}"] for d in metrics.DOMAINS]))
+
+    def _validate(self, step, loss):
+        k = self.eval_cfg.k
+        result, ndcg = self.score()
+        results = {"val": result, **{name: self._evaluate(name) for name in self.sets if name != "val"}}
         entry = {"epoch": step, "loss": loss, "val_ndcg": ndcg, "metrics": result}
         if "test" in results:
             entry["test_metrics"] = results["test"]
@@ -175,6 +181,25 @@ class PerDomainSelection:
 
     def score_all(self, features):
         return self.model_x.score_all(features)[0], self.model_y.score_all(features)[1]
+
+
+def calibrate_decoder_weight(model: I2VAE, validation: RankingValidation, grid: List[float]) -> Dict:
+    """Sets the i2VAE's inference weight of its decoder's part (`train.decoder_weight_grid`)
+    to the one with the best validation score, a tie keeping the earlier listed. Run on the
+    selected epoch's weights, after early stopping chose them with weight 1."""
+    scores = {}
+    for weight in grid:
+        model.decoder_weight.assign(weight)
+        scores[weight] = validation.score()[1]
+    best = grid[0]
+    for weight in grid[1:]:
+        if scores[weight] > scores[best]:
+            best = weight
+    model.decoder_weight.assign(best)
+    k = validation.eval_cfg.k
+    logger.info(f"[train] decoder weight {best} chosen on validation (NDCG@{k}: "
+                + ", ".join(f"{w} {100 * v:.2f}" for w, v in scores.items()) + ")")
+    return {"selected": best, "val_ndcg": {str(w): v for w, v in scores.items()}}
 
 
 def per_domain_model(model, validation: RankingValidation, build, features):
@@ -371,6 +396,12 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
     if validation.resumed_at:
         history["resumed_at"] = list(validation.resumed_at)
         history["seconds_before_resume"] = round(validation.seconds_before, 1)
+    if len(cfg.train.decoder_weight_grid) > 1:
+        if isinstance(model, I2VAE) and cfg.model.residual_state:
+            history["decoder_weight"] = calibrate_decoder_weight(model, validation, cfg.train.decoder_weight_grid)
+        else:  # without the residual state the weight scales every score of a row alike
+            logger.info("[train] train.decoder_weight_grid is ignored: it weighs the decoder's part against "
+                        "the residual state, which only the i2VAE with model.residual_state=true has")
     if cfg.train.epoch_selection == "per_domain":
         history["best_epochs"] = dict(validation.best_epoch_by_domain)
         logger.info(f"[train] per-domain selection: epoch {validation.selected()}")

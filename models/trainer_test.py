@@ -222,3 +222,34 @@ def test_a_train_split_above_the_threshold_streams_and_trains_on_every_row(tmp_p
     assert history["epochs_run"] == 2 and np.isfinite(history["history"][-1]["loss"])
     with pytest.raises(config.ConfigError, match="train.prefix_targets and train.cold_start_rows"):
         trainer.streams(train_files, config.load_config(overrides=base + ["train.prefix_targets=2"]))
+
+
+def test_decoder_weight_calibration_keeps_the_best_validation_weight_and_serving_scores_with_it(examples_root,
+                                                                                                tmp_path):
+    model, popularity = build("i2vae", examples_root)  # the causal i2VAE with the residual state
+    inputs = {k: tf.constant(v) for k, v in features().items()}
+    unweighted = model.score_all(inputs)
+    by_weight = {1.0: 0.020, 0.5: 0.025, 0.25: 0.025}  # scripted validation scores; 0.5 and 0.25 tie
+
+    class Validation:
+        eval_cfg = config.EvalConfig()
+
+        def score(self):
+            return None, by_weight[float(model.decoder_weight.numpy())]
+
+    chosen = trainer.calibrate_decoder_weight(model, Validation(), [1.0, 0.5, 0.25])
+    assert chosen == {"selected": 0.5, "val_ndcg": {"1.0": 0.020, "0.5": 0.025, "0.25": 0.025}}  # a tie: the earlier
+    assert model.decoder_weight.numpy() == 0.5
+    expected = model.score_all(inputs)
+    assert not np.allclose(expected[0].numpy(), unweighted[0].numpy())
+    export_saved_model(model, examples_root, popularity, model_config("i2vae"), str(tmp_path / "saved"))
+    out = tf.saved_model.load(str(tmp_path / "saved")).signatures["score_items"](**inputs)
+    np.testing.assert_allclose(out["scores_x"].numpy(), expected[0].numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(out["scores_y"].numpy(), expected[1].numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_a_decoder_weight_grid_with_per_domain_selection_or_a_negative_weight_is_refused():
+    with pytest.raises(config.ConfigError, match="train.decoder_weight_grid"):
+        config.load_config(overrides=['train.epoch_selection="per_domain"', "train.decoder_weight_grid=[1.0, 0.5]"])
+    with pytest.raises(config.ConfigError, match="train.decoder_weight_grid"):
+        config.load_config(overrides=["train.decoder_weight_grid=[1.0, -0.5]"])
