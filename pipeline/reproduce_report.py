@@ -68,7 +68,8 @@ def selected_epochs(run: Dict) -> List[int]:
 
 
 def _epochs_text(run: Dict) -> str:
-    return f"{run['epochs_run']} ({'/'.join(map(str, selected_epochs(run)))})"
+    weight = f", w {run['decoder_weight']['selected']}" if run.get("decoder_weight") else ""  # train.decoder_weight_grid
+    return f"{run['epochs_run']} ({'/'.join(map(str, selected_epochs(run)))}{weight})"
 
 
 def _runs_line(results, names) -> str:
@@ -312,7 +313,8 @@ def write_report(pair: str, results_dir: str, command: str, base_config: Optiona
         parts += ["## Tuning on the validation split", "",
                   "Per model, the candidate with the best mean validation full-ranking NDCG@10 of both domains, "
                   "over the seeds all its candidates share, is selected (a tie keeps the default); the tables "
-                  "above show the selected one. Test figures are shown for reading only.",
+                  "above show the selected one. Test figures are shown for reading only. \"w\" after a selected "
+                  "epoch is the decoder's weight that validation kept (`train.decoder_weight_grid`).",
                   "", tuning_table(pair, results), ""]
     for table, title, text in (
             ("density", "Training density D_s", "D_s: share of train history items kept (targets kept); "

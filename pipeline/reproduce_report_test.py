@@ -58,12 +58,15 @@ def test_tuning_selects_on_validation_full_ranking_not_test(tmp_path):
                             ("i2vae_p10", 0.02, 0.09)):
         r = fake_result(BY_NAME[name], 1, test)
         r["eval"] = {"sampled": fake_metrics(0.5), "full": fake_metrics(val)}  # sampled plays no part
+        if name == "i2vae_p10":  # a run that calibrated its decoder's weight shows the weight kept
+            r["decoder_weight"] = {"selected": 0.5, "val_ndcg": {"1.0": 0.01, "0.5": 0.02}}
         write_result(results_dir, r)
     md = open(write_report("cloth_sport", str(results_dir), "cmd")).read()
     tuning = md.split("## Tuning on the validation split")[1].split("##")[0]
     selected = "| **selected** i2VAE causal encoder + residual state, lambdas 1e-4, patience 10, ≤40 epochs | "
     assert selected in tuning and "`train.lambda_a=0.0001`<br>`train.early_stopping_patience=10`<br>`train.epochs=40` " \
         "| 1 | 3 (3) | 7.00 | 7.00 | 7.00 | 0.50 |" in tuning
+    assert "| 1 | 3 (3, w 0.5) | 2.00 |" in tuning
     assert "| i2VAE patience 10, ≤40 epochs |" in tuning and "| i2VAE (base) | – |" in tuning
     full = md.split("## All users")[1].split("##")[0]
     assert "| Cloth | all | 0.50 | 0.50 |" in full and "lambdas 1e-4, patience 10, ≤40 epochs: 1 seed(s)" in full

@@ -59,7 +59,7 @@ def test_run_one_gives_each_run_its_own_backup_and_counts_time_before_a_resume(t
         json.dump({"splits": {"test": {"i2vae": result["test"]}, "eval": {"i2vae": result["eval"]}}},
                   open(os.path.join(out, "metrics.json"), "w"))
         json.dump({"epochs_run": 3, "best_epoch": 3, "history": result["history"], "resumed_at": [2],
-                   "seconds_before_resume": 100.0}, open(os.path.join(out, "history.json"), "w"))
+                   "seconds_before_resume": 100.0, "decoder_weight": {"selected": 0.5, "val_ndcg": {"1.0": 0.02, "0.5": 0.03}}}, open(os.path.join(out, "history.json"), "w"))
         return {"metrics": os.path.join(out, "metrics.json"), "training_history": os.path.join(out, "history.json")}
 
     monkeypatch.setattr(local_runner, "run_local", fake_run_local)
@@ -67,5 +67,6 @@ def test_run_one_gives_each_run_its_own_backup_and_counts_time_before_a_resume(t
         result = run_one("cloth_sport", "data", BY_NAME["i2vae"], seed, None, str(tmp_path / "work"),
                          str(tmp_path / "results"))
         assert result["resumed_at"] == [2] and result["seconds"] >= 100.0
+        assert result["decoder_weight"]["selected"] == 0.5  # the calibration's choice, for the page
     assert [c.train.backup_dir for c in seen] == [str(tmp_path / "work" / "backups" / f"i2vae-seed{k}")
                                                   for k in (1, 2)]
