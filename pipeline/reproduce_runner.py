@@ -16,21 +16,26 @@ import time
 from typing import Dict, List, Optional
 
 from models import config
-from pipeline.reproduce_settings import REPRODUCTION_BASE, SETTINGS, Setting, selected
+from pipeline.reproduce_settings import REPRODUCTION_BASE, SETTINGS, Setting, selected, selected_across_pairs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def plan(seeds: int, sweep_seeds: int, only: Optional[List[str]] = None,
-         results: Optional[Dict[str, List[Dict]]] = None) -> List[tuple]:
+         results: Optional[Dict[str, List[Dict]]] = None,
+         results_by_pair: Optional[Dict[str, Dict[str, List[Dict]]]] = None) -> List[tuple]:
     """Run order: every table first with seed 1 (main, ablations, the validation tuning
     candidates), then the main comparison's further seeds, then the further seeds of the
     tuning candidates that validation selected over their model's default (known from the
-    seed-1 `results`), then the ablations' further seeds, sweeps last. So partial results
+    seed-1 `results`), and of the i2VAE candidate the package default follows (selected over
+    every pair in `results_by_pair`, which may not be this pair's pick: the README reports
+    it on every pair), then the ablations' further seeds, sweeps last. So partial results
     answer the headline question first."""
     chosen = [s for s in SETTINGS if not only or s.name in only]
     runs = [(s, 1) for s in chosen if s.table in ("main", "raw", "ablation", "tuning")] if seeds >= 1 else []
     winners = {selected(results or {}, s.name) for s in SETTINGS if s.table == "main"}
+    if results_by_pair:
+        winners.add(selected_across_pairs(results_by_pair, "i2vae"))
     for group in (lambda s: s.table == "main" and s.seeded, lambda s: s.table == "tuning" and s.name in winners,
                   lambda s: s.table == "raw" and s.seeded,
                   lambda s: s.table == "ablation" and s.seeded):
@@ -101,6 +106,13 @@ def load_results(results_dir: str) -> Dict[str, List[Dict]]:
             r = json.load(f)
         out.setdefault(r["setting"], []).append(r)
     return out
+
+
+def load_results_by_pair(results_root: str) -> Dict[str, Dict[str, List[Dict]]]:
+    """Every pair's results under `results_root` (`<root>/<pair>/runs/*.json`)."""
+    pairs = sorted({os.path.basename(os.path.dirname(os.path.dirname(p)))
+                    for p in glob.glob(os.path.join(results_root, "*", "runs", "*.json"))})
+    return {pair: load_results(os.path.join(results_root, pair)) for pair in pairs}
 
 
 def commit_results(report_path: str, pair: str, setting: Setting, seed: int) -> None:

@@ -4,9 +4,9 @@ import os
 
 import pytest
 
-from pipeline.reproduce_runner import REPO, plan, result_path, run_one
+from pipeline.reproduce_runner import REPO, load_results_by_pair, plan, result_path, run_one
 from pipeline.reproduce_settings import BY_NAME
-from pipeline.reproduce_testing import fake_result
+from pipeline.reproduce_testing import fake_metrics, fake_result, write_result
 
 
 def test_plan_runs_seed_by_seed_and_deterministic_models_once():
@@ -70,3 +70,23 @@ def test_run_one_gives_each_run_its_own_backup_and_counts_time_before_a_resume(t
         assert result["decoder_weight"]["selected"] == 0.5  # the calibration's choice, for the page
     assert [c.train.backup_dir for c in seen] == [str(tmp_path / "work" / "backups" / f"i2vae-seed{k}")
                                                   for k in (1, 2)]
+
+
+def test_the_candidate_the_default_follows_gets_further_seeds_on_every_pair(tmp_path):
+    """A pair whose own pick differs from the package default's still runs the default's
+    further seeds: the README reports the default on every pair."""
+    a, b = "i2vae_causal_residual_state_p10", "i2vae_causal_residual_state_softmax_detach_p10"
+    for pair, val_a, val_b in (("p", 0.030, 0.026), ("q", 0.030, 0.040)):
+        for name, val in ((a, val_a), (b, val_b)):
+            r = fake_result(BY_NAME[name], 1, 0.03)
+            r["eval"] = {"sampled": fake_metrics(val), "full": fake_metrics(val)}
+            write_result(tmp_path / pair, r)
+    by_pair = load_results_by_pair(str(tmp_path))
+    assert sorted(by_pair) == ["p", "q"] and sorted(by_pair["p"]) == sorted([a, b])
+
+    def further(pair, across):
+        return [(s.name, k) for s, k in plan(3, 0, [a, b], by_pair[pair], across) if k > 1]
+
+    assert further("p", None) == [(a, 2), (a, 3)]  # p's own pick
+    assert further("p", by_pair) == [(a, 2), (b, 2), (a, 3), (b, 3)]  # and the default's (b: 0.033 against 0.030)
+    assert further("q", by_pair) == [(b, 2), (b, 3)]
