@@ -125,7 +125,10 @@ def test_training_with_per_domain_selection_scores_each_domain_at_its_best_epoch
         "model.embedding_dim=8", "model.latent_dim=4", "model.num_heads=2", "model.num_blocks=1",
         f"data.max_len={T}", f"data.pseudo_len={TP}", "train.epochs=6", "train.batch_size=32",
         "train.learning_rate=0.02", "eval.num_negatives=20", 'train.epoch_selection="per_domain"',
-        "train.early_stopping_patience=6", "train.seed=1"])  # X peaks at epoch 3, Y at 6, by clear margins
+        "train.early_stopping_patience=6", "train.seed=1",
+        # per-domain selection exports two models: no decoder-weight calibration (one model);
+        # dropout 0.2, under which X peaks at epoch 3, Y at 6, by clear margins
+        "train.decoder_weight_grid=[1.0]", "model.dropout=0.2"])
     model, history, _ = train_model([feature_spec.split_pattern(root, "train")],
                                     [feature_spec.split_pattern(root, "eval")], root, cfg,
                                     str(tmp_path / "logs"))
