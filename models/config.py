@@ -137,7 +137,7 @@ class ModelConfig:
     num_heads: int = 4  # attention heads in the encoders and the cross-domain encoder (paper: 4)
     num_blocks: int = 2  # self-attention blocks per SASRec encoder
     # dropout on embeddings, attention and feed-forward outputs. 0.5 is the selected recipe's
-    # (SASRec's paper uses it on its sparse Amazon data); the authors' i2VAE uses 0.2 (PAPER_MODEL)
+    # (SASRec's paper uses it on its sparse Amazon data); the authors' i2VAE encoders use 0.2 (PAPER_MODEL)
     dropout: float = 0.5
     cross_encoder: str = "attention"  # "attention" or "mlp"
     decoder_hidden: List[int] = dataclasses.field(default_factory=lambda: [32, 64, 32])  # decoder MLP (paper)
@@ -192,7 +192,7 @@ DISTRIBUTE_STRATEGIES = ("none", "mirrored", "multi_worker")
 POOLINGS = ("mean", "last", "mean_last")
 ENCODERS = ("causal", "bidirectional")
 # The paper's i2VAE architecture (bidirectional, mean-pooled encoder; the decoder's output
-# alone, trained end to end with the sampled softmax; the authors' dropout 0.2), the defaults
+# alone, trained end to end with the sampled softmax; the authors' encoder dropout 0.2), the defaults
 # before the validated recipe replaced them: configs/paper.json, the reproduction's base and
 # the speed bench against the authors' code use it
 PAPER_MODEL = ('model.encoder="bidirectional"', "model.residual_state=false", "model.detach_latents=false",
