@@ -295,9 +295,6 @@ class TrainConfig:
         if not self.decoder_weight_grid or min(self.decoder_weight_grid) < 0:
             raise ConfigError(f"train.decoder_weight_grid must be a non-empty list of weights >= 0, "
                               f"found {self.decoder_weight_grid!r}")
-        if self.epoch_selection == "per_domain" and len(self.decoder_weight_grid) > 1:
-            raise ConfigError("train.decoder_weight_grid calibrates one model; train.epoch_selection=\"per_domain\" "
-                              "exports two (use one of them)")
 
 
 @dataclasses.dataclass

@@ -397,11 +397,14 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
         history["resumed_at"] = list(validation.resumed_at)
         history["seconds_before_resume"] = round(validation.seconds_before, 1)
     if len(cfg.train.decoder_weight_grid) > 1:
-        if isinstance(model, I2VAE) and cfg.model.residual_state:
-            history["decoder_weight"] = calibrate_decoder_weight(model, validation, cfg.train.decoder_weight_grid)
-        else:  # without the residual state the weight scales every score of a row alike
+        if not (isinstance(model, I2VAE) and cfg.model.residual_state):  # the weight would scale a row's scores alike
             logger.info("[train] train.decoder_weight_grid is ignored: it weighs the decoder's part against "
                         "the residual state, which only the i2VAE with model.residual_state=true has")
+        elif cfg.train.epoch_selection == "per_domain":  # two weight sets, each from its own epoch
+            logger.info("[train] train.decoder_weight_grid is ignored under train.epoch_selection=\"per_domain\": "
+                        "each domain keeps its epoch's weights, at decoder weight 1")
+        else:
+            history["decoder_weight"] = calibrate_decoder_weight(model, validation, cfg.train.decoder_weight_grid)
     if cfg.train.epoch_selection == "per_domain":
         history["best_epochs"] = dict(validation.best_epoch_by_domain)
         logger.info(f"[train] per-domain selection: epoch {validation.selected()}")
