@@ -37,13 +37,16 @@ def reproduce(pair: str, seeds: int, sweep_seeds: int, only: Optional[List[str]]
     data_path = os.path.join(data_root, pair)
     if not os.path.isdir(data_path):
         raise config.ConfigError(f"{data_path}: no such pair folder (expected train.csv and test.csv)")
-    todo = reproduce_runner.plan(seeds, sweep_seeds, only, reproduce_runner.load_results(results_dir),
-                                 reproduce_runner.load_results_by_pair(results_root))
+
+    def planned():  # every pair's results read once: this pair's picks and the default's across pairs
+        results_by_pair = reproduce_runner.load_results_by_pair(results_root)
+        return reproduce_runner.plan(seeds, sweep_seeds, only, results_by_pair.get(pair, {}), results_by_pair)
+
+    todo = planned()
     done = [(s, k) for s, k in todo if os.path.exists(reproduce_runner.result_path(results_dir, s, k))]
     logger.info(f"[reproduce] {pair}: {len(todo)} runs planned, {len(done)} already done")
     while True:  # planned again after every run: a tuning candidate selected on seed 1 earns more seeds
-        todo = reproduce_runner.plan(seeds, sweep_seeds, only, reproduce_runner.load_results(results_dir),
-                                     reproduce_runner.load_results_by_pair(results_root))
+        todo = planned()
         pending = [(i, s, k) for i, (s, k) in enumerate(todo, 1)
                    if not os.path.exists(reproduce_runner.result_path(results_dir, s, k))]
         if not pending:
