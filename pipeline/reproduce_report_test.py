@@ -81,3 +81,23 @@ def test_a_config_file_under_the_settings_is_named_with_its_content(tmp_path):
     assert f'Then `{config_file}` applies on top of the base, under every setting\'s overrides: ' \
            '`{"train": {"early_stopping_start": 10}}`.' in md
     assert "applies on top of the base" not in open(write_report("cloth_sport", str(results_dir), "cmd")).read()
+
+
+def test_a_pair_that_selected_another_i2vae_shows_the_default_too(tmp_path):
+    """The README reports the package default on every pair: where a pair's own validation
+    picked another candidate, its page still shows the default's test figures."""
+    a, b = "i2vae_causal_residual_state_p10", "i2vae_causal_residual_state_softmax_detach_p10"
+    for pair, vals in (("cloth_sport", {a: 0.030, b: 0.026}), ("phone_elec", {a: 0.030, b: 0.040})):
+        for name, val in [*vals.items(), ("i2vae", 0.01), ("sasrec", 0.02)]:
+            r = fake_result(BY_NAME[name], 1, {a: 0.04, b: 0.06}.get(name, 0.02))
+            r["eval"] = {"sampled": fake_metrics(0.5), "full": fake_metrics(val)}
+            write_result(tmp_path / pair, r)
+    # cloth_sport selects a, phone_elec b, both pairs b (0.033 against 0.030)
+    cloth = open(write_report("cloth_sport", str(tmp_path / "cloth_sport"), "cmd")).read()
+    section = cloth.split("## The package default on this pair: ")[1].split("\n## ")[0]
+    assert section.startswith(BY_NAME[b].label) and f"({BY_NAME[a].label}, in the tables above)" in section
+    assert "| Cloth | all | 3.00 | 3.00 | 1.00 | 1.00 |" in section  # b's full ranking, then SASRec's
+    assert "| Cloth | all | 6.00 | 6.00 | 2.00 | 2.00 | 5.00 | 2.59 |" in section  # sampled, the paper's IM-VAE
+    assert "| Cloth | all | 2.00 | 2.00 |" in cloth.split("## All users")[1].split("##")[0]  # a: its own pick
+    phone = open(write_report("phone_elec", str(tmp_path / "phone_elec"), "cmd")).read()
+    assert "## The package default" not in phone  # its own pick is the default
