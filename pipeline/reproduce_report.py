@@ -8,7 +8,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from pipeline.reproduce_runner import load_results, load_results_by_pair
+from pipeline.reproduce_runner import load_results_by_pair
 from pipeline.reproduce_settings import (
     BY_NAME,
     REPRODUCTION_BASE,
@@ -133,11 +133,11 @@ def settings_table(pair, results, table: str, extra_first: Optional[str] = "i2va
     return "\n".join(lines) + "\n\n" + _runs_line(results, names)
 
 
-def default_section(pair: str, results_dir: str, results: Dict[str, List[Dict]]) -> List[str]:
+def default_section(pair: str, results: Dict[str, List[Dict]],
+                    by_pair: Dict[str, Dict[str, List[Dict]]]) -> List[str]:
     """The i2VAE candidate the package default follows (the best validation over every pair
-    beside this one), where this pair's own validation selected another: the README reports
-    the default on every pair, so its figures at every seed it ran need a page too."""
-    by_pair = load_results_by_pair(os.path.dirname(results_dir))
+    in `by_pair`, this one's included), where this pair's own validation selected another: the
+    README reports the default on every pair, so its figures at every seed it ran need a page too."""
     own = selected(results, "i2vae")
     default = selected_across_pairs(by_pair, "i2vae") if by_pair else own
     if default == own or not results.get(default):
@@ -265,7 +265,8 @@ def plots(pair, results, out_dir) -> List[str]:
 
 
 def write_report(pair: str, results_dir: str, command: str, base_config: Optional[str] = None) -> str:
-    results = load_results(results_dir)
+    by_pair = load_results_by_pair(os.path.dirname(results_dir))  # read once: this pair's and the default's
+    results = by_pair.get(os.path.basename(os.path.normpath(results_dir)), {})
     with_config = ""
     if base_config:  # `--config`: applied on top of the base, under every setting's overrides
         with open(base_config) as f:
@@ -312,7 +313,7 @@ def write_report(pair: str, results_dir: str, command: str, base_config: Optiona
         main_table(pair, results, protocol="sampled", paper=True),
         "",
     ]
-    parts += default_section(pair, results_dir, results)
+    parts += default_section(pair, results, by_pair)
     leaks = leak_table(pair, results)
     if leaks:
         parts += ["## The leak: rows it touched, raw split against leak-free split (test)", "",
