@@ -50,8 +50,21 @@ def _sample_std(values) -> float:
     return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
-def _values(runs, protocol, d, g, metric):
-    return [r["test"][protocol][d][g][metric] for r in runs]
+def _values(runs, protocol, d, g, metric, split="test"):
+    return [r[split][protocol][d][g][metric] for r in runs]
+
+
+def rows_error(runs, d: str, g: str, metric: str, split: str = "test", protocol: str = "full") -> str:
+    """One standard error of a figure from the rows it averages over (not the seeds: every seed
+    ranks the same rows), with the row count: at most sqrt(m (1 - m) / n) for a mean m over n
+    rows, exact for a hit rate and a bound for NDCG (per-row values in [0, 1]; the result
+    files keep no per-row values to compute it exactly)."""
+    values = [v for v in _values(runs, protocol, d, g, metric, split) if v is not None and np.isfinite(v)]
+    n = runs[0][split][protocol][d][g].get("rows", 0) if runs else 0
+    if not values or not n:
+        return "–"
+    m = float(np.mean(values))
+    return f"±{100 * np.sqrt(m * (1 - m) / n):.2f} ({n})"
 
 
 def paper_protocol(run: Dict, d: str, g: str, metric: str) -> Optional[float]:
@@ -96,9 +109,10 @@ def _groups(results, names):
     return GROUPS
 
 
-def main_table(pair, results, protocol="full", paper=False, value=None, names=None) -> str:
+def main_table(pair, results, protocol="full", paper=False, value=None, names=None, split="test",
+               runs_line=True) -> str:
     names = names or main_names(results)
-    value = value or (lambda runs, d, g, m: _stat(_values(runs, protocol, d, g, m)))
+    value = value or (lambda runs, d, g, m: _stat(_values(runs, protocol, d, g, m, split)))
     head = "| domain | group | " + " | ".join(f"{BY_NAME[n].label} HR@10 | {BY_NAME[n].label} NDCG@10" for n in names)
     head += " | paper IM-VAE HR@10 | paper IM-VAE NDCG@10 |" if paper else " |"
     cols = 2 + 2 * len(names) + (2 if paper else 0)
@@ -112,7 +126,7 @@ def main_table(pair, results, protocol="full", paper=False, value=None, names=No
                 hr, ndcg = PAPER_TABLE2.get(pair, {}).get((d, g), (None, None))
                 cells += [f"{hr:.2f}" if hr is not None else "–", f"{ndcg:.2f}" if ndcg is not None else "–"]
             lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n\n" + _runs_line(results, names)
+    return "\n".join(lines) + ("\n\n" + _runs_line(results, names) if runs_line else "")
 
 
 def settings_table(pair, results, table: str, extra_first: Optional[str] = "i2vae", protocol="full") -> str:
@@ -303,6 +317,20 @@ def write_report(pair: str, results_dir: str, command: str, base_config: Optiona
         "## All users, long-tailed and cold-start (test, full ranking, leak-free split)",
         "",
         main_table(pair, results),
+        "",
+        "How many test rows stand behind each figure above, and one standard error from those rows alone, which "
+        "the seeds' spread does not show (every seed ranks the same rows): at most √(m(1 − m)/n) for a figure m "
+        "over n rows, exact for HR@10 and a bound for NDCG@10. Two models rank the same rows, so the error of "
+        "their difference can be smaller than either figure's when their hits fall on the same rows; the result "
+        "files keep no per-row values to measure that.",
+        "",
+        main_table(pair, results, value=rows_error, runs_line=False),
+        "",
+        "The same models and groups on the validation split (full ranking, at the selected epoch): the figures "
+        "selection saw. Where a group's gap between two models changes sign between validation and test, "
+        "neither split resolves it.",
+        "",
+        main_table(pair, results, split="eval", runs_line=False),
         "",
         "## The paper's protocol (test, 999 sampled negatives, leak-free split)",
         "",

@@ -101,3 +101,21 @@ def test_a_pair_that_selected_another_i2vae_shows_the_default_too(tmp_path):
     assert "| Cloth | all | 2.00 | 2.00 |" in cloth.split("## All users")[1].split("##")[0]  # a: its own pick
     phone = open(write_report("phone_elec", str(tmp_path / "phone_elec"), "cmd")).read()
     assert "## The package default" not in phone  # its own pick is the default
+
+
+def test_headline_shows_each_figures_row_error_and_the_validation_figures(tmp_path):
+    """Beside the test figures: one standard error from the test rows (HR 0.1 over 100 rows:
+    sqrt(0.1 * 0.9 / 100) = 3.00%), and what selection saw on validation."""
+    for seed, test in ((1, 0.18), (2, 0.22)):  # full ranking is half: mean 0.10
+        r = fake_result(BY_NAME["i2vae"], seed, test)
+        for d in ("x", "y"):
+            for group in r["test"]["full"][d].values():
+                group["rows"] = 100
+        r["eval"] = {"sampled": fake_metrics(0.5), "full": fake_metrics(0.07 if seed == 1 else 0.09)}
+        write_result(tmp_path / "cloth_sport", r)
+    md = open(write_report("cloth_sport", str(tmp_path / "cloth_sport"), "cmd")).read()
+    section = md.split("## All users")[1].split("\n## ")[0]
+    assert "| Cloth | all | 10.00 ± 1.41 | 10.00 ± 1.41 |" in section
+    assert "| Cloth | all | ±3.00 (100) | ±3.00 (100) |" in section
+    assert "| Cloth | long-tailed | 8.00 ± 1.41 | 8.00 ± 1.41 |" in section.split("on the validation split")[1]
+    assert section.count("Behind each figure") == 1
