@@ -89,6 +89,34 @@ def metric_values(ranks: np.ndarray, ks: Union[int, Sequence[int]] = (5, 10, 20)
     return out
 
 
+def row_values(ranks: np.ndarray, metric: str, k: int) -> np.ndarray:
+    """Each row's HR@K or NDCG@K (0-based ranks), the values whose mean `metric_values` reports."""
+    ranks = np.asarray(ranks, np.float64)
+    if metric == "HR":
+        return (ranks < k).astype(np.float64)
+    if metric == "NDCG":
+        return np.where(ranks < k, 1.0 / np.log2(ranks + 2.0), 0.0)
+    raise ValueError(f"metric must be 'HR' or 'NDCG', found {metric!r}")
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray, draws: int = 2000, seed: int = 0) -> Dict[str, float]:
+    """Mean of a - b over rows two models both ranked, its standard error and a 95% bootstrap
+    interval (rows resampled with replacement). Paired, because both models rank the same rows:
+    their hits often fall on the same rows, so the difference is known better than the two
+    means' separate errors suggest."""
+    diff = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+    n = len(diff)
+    out = {"rows": n, "a": float(np.mean(a)) if n else float("nan"), "b": float(np.mean(b)) if n else float("nan"),
+           "difference": float(diff.mean()) if n else float("nan")}
+    if n < 2:
+        return dict(out, standard_error=float("nan"), low=float("nan"), high=float("nan"))
+    rng = np.random.default_rng(seed)
+    means = np.concatenate([diff[rng.integers(0, n, (min(500, draws - done), n))].mean(axis=1)
+                            for done in range(0, draws, 500)])
+    low, high = np.percentile(means, [2.5, 97.5])
+    return dict(out, standard_error=float(diff.std(ddof=1) / np.sqrt(n)), low=float(low), high=float(high))
+
+
 def grouped_metrics(ranks: np.ndarray, domains: np.ndarray, cold: np.ndarray, long_tail: np.ndarray,
                     ks: Union[int, Sequence[int]] = (5, 10, 20),
                     extra: Optional[Dict[str, np.ndarray]] = None) -> Dict[str, Dict[str, Dict[str, float]]]:

@@ -86,3 +86,14 @@ def test_a_nan_score_never_counts_as_a_hit():
     targets, negatives = np.array([1, 1]), np.array([[2, 3, 4], [2, 3, 4]])
     assert metrics.sampled_ranks(scores, targets, negatives).tolist() == [3, 0]  # NaN positive: last
     assert _full_ranks(scores, targets, [[], []]).tolist() == [3, 0]
+
+
+def test_paired_difference_by_hand():
+    ranks = np.array([0, 3, 12])
+    assert metrics.row_values(ranks, "HR", 10).tolist() == [1, 1, 0]
+    assert np.allclose(metrics.row_values(ranks, "NDCG", 10), [1, 1 / np.log2(5), 0])
+    out = metrics.paired_difference(np.array([1.0, 1.0, 0.0, 0.0]), np.array([1.0, 0.0, 0.0, 0.0]), draws=1000)
+    assert out["rows"] == 4 and out["a"] == 0.5 and out["b"] == 0.25 and out["difference"] == 0.25
+    assert np.isclose(out["standard_error"], 0.25)  # per row (0, 1, 0, 0): std 0.5 (ddof 1), / sqrt(4)
+    assert 0 <= out["low"] <= 0.25 <= out["high"] <= 1
+    assert np.isnan(metrics.paired_difference(np.array([1.0]), np.array([0.0]))["standard_error"])

@@ -1,4 +1,4 @@
-"""Command line: `python -m pipeline.cli {demo,run,synthetic,reproduce,kubeflow,bench}` (installed as `i2vae`).
+"""Command line: `python -m pipeline.cli {demo,run,synthetic,reproduce,compare,kubeflow,bench}` (installed as `i2vae`).
 
 Config comes from defaults, then `--config FILE.json`, then `--set section.field=value`;
 the resolved config is written to `<out>/config.json` and printed with the results.
@@ -154,6 +154,15 @@ def cmd_reproduce(args):
                                args.work, args.results, args.commit, args.report_only)
 
 
+def cmd_compare(args):
+    from pipeline import compare
+
+    result = compare.compare(args.run_a, args.run_b, args.split, args.k, args.protocol, args.model_a, args.model_b,
+                             args.draws, args.seed)
+    print(compare.format_comparison(result, compare.domain_names(result["a"][0])))
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="i2vae", description=__doc__ + "\n--verbose shows Beam, TFX and "
                                      "TensorFlow logs; --debug also shows the traceback of an error.",
@@ -219,6 +228,18 @@ def build_parser():
     rep.add_argument("--results", default="docs/results", help="result files and the report")
     rep.add_argument("--commit", action="store_true", help="git-commit docs/results after every finished run")
     rep.add_argument("--report-only", action="store_true", help="rewrite the report from existing results")
+    cmp = sub.add_parser("compare", help="two trained runs on the same rows: the paired difference of HR@K and "
+                                         "NDCG@K per domain and user group, with its error",
+                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    cmp.add_argument("run_a", help="a run directory (the --out of `i2vae run`) or a ranks_<split>.csv file")
+    cmp.add_argument("run_b", help="the other run, on the same data")
+    cmp.add_argument("--split", default="test", choices=["test", "eval"])
+    cmp.add_argument("--k", type=int, default=10, help="the cutoff K of HR@K and NDCG@K")
+    cmp.add_argument("--protocol", default="full", choices=["full", "sampled"])
+    cmp.add_argument("--model-a", help="the model column of run A's ranks (default: its trained model)")
+    cmp.add_argument("--model-b", help="the model column of run B's ranks, e.g. popularity")
+    cmp.add_argument("--draws", type=int, default=2000, help="bootstrap resamples of the rows")
+    cmp.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     return parser
 
 
@@ -316,7 +337,7 @@ def main(argv=None):
                }.get(args.command)
     log_path = os.path.join(log_dir, "pipeline.log") if log_dir and not args.verbose else None
     handlers = {"demo": cmd_demo, "run": cmd_run, "synthetic": cmd_synthetic, "reproduce": cmd_reproduce,
-                "kubeflow": cmd_kubeflow, "bench": cmd_bench}
+                "kubeflow": cmd_kubeflow, "bench": cmd_bench, "compare": cmd_compare}
     try:
         with library_output_to(log_path):
             return handlers[args.command](args)
