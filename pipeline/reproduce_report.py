@@ -322,7 +322,7 @@ def write_report(pair: str, results_dir: str, command: str, base_config: Optiona
         "the seeds' spread does not show (every seed ranks the same rows): at most √(m(1 − m)/n) for a figure m "
         "over n rows, exact for HR@10 and a bound for NDCG@10. Two models rank the same rows, so the error of "
         "their difference can be smaller than either figure's when their hits fall on the same rows; the result "
-        "files keep no per-row values to measure that.",
+        "files keep no per-row values to measure that, and `i2vae compare` measures it from two runs' ranks.",
         "",
         main_table(pair, results, value=rows_error, runs_line=False),
         "",
