@@ -81,9 +81,8 @@ def metric_values(ranks: np.ndarray, ks: Union[int, Sequence[int]] = (5, 10, 20)
     ks = [ks] if isinstance(ks, int) else list(ks)
     out: Dict[str, float] = {}
     for k in ks:
-        hit = ranks < k
-        out[f"HR@{k}"] = float(hit.mean()) if len(ranks) else float("nan")
-        out[f"NDCG@{k}"] = float(np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0).mean()) if len(ranks) else float("nan")
+        for metric in ("HR", "NDCG"):
+            out[f"{metric}@{k}"] = float(row_values(ranks, metric, k).mean()) if len(ranks) else float("nan")
     out["MRR"] = float((1.0 / (ranks + 1.0)).mean()) if len(ranks) else float("nan")
     out["rows"] = int(len(ranks))
     return out

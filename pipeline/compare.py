@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import csv
 import glob
-import logging
 import os
 from typing import Dict, Optional, Tuple
 
 import numpy as np
 
 from models import config, metrics
-
-logger = logging.getLogger("i2vae")
 
 KEY = ("user_id", "target_domain", "target_item")
 GROUP_COLUMNS = {"long_tailed": "is_long_tailed", "cold_start": "is_cold_start"}
