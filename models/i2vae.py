@@ -292,7 +292,9 @@ class I2VAE(LossTermsModel):
         own, other = self._for_latents(own_state, other)
         history = tf.gather(features[history_name], rows)
         t = tf.shape(history)[1]
-        augmented, _ = enc_a(augmented_sequence(tf.gather(features[pseudo_name], rows), history), training=training)
+        # the augmented sequence's last position, the one place its latent is read (below)
+        augmented, _ = enc_a(augmented_sequence(tf.gather(features[pseudo_name], rows), history), training=training,
+                             last_only=True)
         other_summary = pool_history(other, other_mask, "last")  # the causal last position has read it all
         row = positions[:, 0]
         if isinstance(q_zt, CrossDomainAttention):
@@ -307,7 +309,7 @@ class I2VAE(LossTermsModel):
         # among what recall saw, as at serving time
         keep_augmented = keep & tf.equal(positions[:, 1], t - 1)
         return dict(q_z=q_z(tf.gather_nd(own, positions)), keep_augmented=keep_augmented,
-                    q_za=q_za(tf.gather_nd(augmented[:, -t:], positions)),  # the history's positions are last
+                    q_za=q_za(tf.gather(augmented, row)),  # the row's last position; masked elsewhere
                     q_zt=cross, r=r(tf.gather(other_summary, row)), keep=keep, has_other=has_other,
                     state=tf.gather_nd(own_state, positions),  # zero at padding (a cold-start row's last position)
                     both=keep & has_other,
@@ -352,10 +354,12 @@ class I2VAE(LossTermsModel):
           (accidental hits masked), as SASRec trains.
         "bce": BCE of the target against `num_train_negatives` uniform negatives (DESIGN.md).
         """
+        if self.train_cfg.reconstruction == "softmax":  # only the valid rows are scored: most of the cost
+            selected = tf.reshape(tf.where(valid), [-1])
+            nll = full_softmax_nll(tf.gather(h, selected), emb, tf.gather(targets, selected))
+            return batch_mean(nll, tf.ones_like(nll))
         targets = tf.where(valid, targets, tf.ones_like(targets))
-        if self.train_cfg.reconstruction == "softmax":
-            nll = full_softmax_nll(h, emb, targets)
-        elif self.train_cfg.reconstruction == "sampled_softmax":
+        if self.train_cfg.reconstruction == "sampled_softmax":
             negatives = tf.random.uniform([self.train_cfg.softmax_negatives], 1, num_items + 1, dtype=tf.int64)
             pos = tf.reduce_sum(h * emb(targets), axis=-1, keepdims=True)
             neg = tf.matmul(h, emb(negatives), transpose_b=True)

@@ -25,6 +25,30 @@ def test_packed_encoder_matches_attention_over_every_padded_position(causal):
     np.testing.assert_allclose(wider.numpy()[:, 2:], states.numpy(), atol=1e-6)
 
 
+@pytest.mark.parametrize("packed", [True, False])
+@pytest.mark.parametrize("causal", [False, True])
+def test_last_only_is_the_full_pass_at_the_last_position_in_value_and_gradient(causal, packed):
+    """`last_only` (the final block with one query per row) gives the full pass's last
+    position, zero for an empty row, and the same gradients for a loss on that position."""
+    item_embedding = tf.keras.layers.Embedding(50, 16)
+    sequence = tf.constant([[0, 0, 3, 4], [0, 0, 0, 0], [1, 2, 3, 4], [0, 0, 0, 7]])
+    encoder = SASRecEncoder(item_embedding, 6, 16, num_heads=4, causal=causal, packed=packed)
+    target = tf.constant(np.random.default_rng(1).normal(size=(4, 16)), tf.float32)
+    results = []
+    for last_only in (False, True):
+        with tf.GradientTape() as tape:
+            out, _ = encoder(sequence, last_only=last_only)
+            last = out if last_only else out[:, -1]
+            loss = tf.reduce_sum(last * target)
+        results.append((last.numpy(), tape.gradient(loss, encoder.trainable_variables)))
+    (full, full_grads), (last, last_grads) = results
+    assert last.shape == (4, 16) and np.abs(last).max() > 0.5
+    np.testing.assert_allclose(last, full, atol=1e-5)
+    assert not np.any(last[1])
+    for a, b in zip(full_grads, last_grads):
+        np.testing.assert_allclose(tf.convert_to_tensor(b).numpy(), tf.convert_to_tensor(a).numpy(), rtol=1e-4, atol=1e-5)
+
+
 def test_packed_encoder_trains_through_a_batch_of_empty_rows():
     """A batch with no real position (N = 0 tokens) gives zero states and finite gradients."""
     item_embedding = tf.keras.layers.Embedding(10, 8)
