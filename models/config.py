@@ -240,7 +240,9 @@ class TrainConfig:
     noise_a: float = 0.8  # a of the noise-adaptive weight exp(a L / T) - b (paper: 0.8)
     noise_b: float = 0.8  # b of the noise-adaptive weight (paper: 0.8)
     seed: int = 42  # model initialisation and batch order
-    jit_compile: bool = False  # compile the train step with XLA
+    # compile the train step with XLA: the bidirectional i2VAE and SASRec (the causal i2VAE
+    # picks its training positions from the data, so its shapes are not static: refused)
+    jit_compile: bool = False
     trim_padding: bool = True  # cut each batch's histories to its longest row (same outputs, less work)
     # extra training rows: up to this many earlier items of each train row's target-domain
     # history become targets too, each with the items before it (0 = off: one target per row)
@@ -339,6 +341,12 @@ class PipelineConfig:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+
+    def __post_init__(self):
+        if self.train.jit_compile and self.model.kind == "i2vae" and self.model.encoder == "causal":
+            raise ConfigError('train.jit_compile=true cannot compile the causal i2VAE (model.encoder="causal", '
+                              "the default): its training positions come from the data, so its shapes are not "
+                              'static for XLA; set model.encoder="bidirectional" or train.jit_compile=false')
 
     @property
     def serving_name(self) -> str:

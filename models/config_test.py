@@ -47,3 +47,12 @@ def test_no_sampled_negatives_is_refused_when_the_config_loads():
     with pytest.raises(ValueError) as err:
         config.load_config(None, ["eval.num_negatives=0"])
     assert str(err.value) == "eval.num_negatives must be >= 1, found 0"
+
+
+def test_xla_with_the_causal_encoder_is_refused_when_the_config_loads():
+    """The causal i2VAE's positions are data-dependent, which XLA cannot compile: say so at load."""
+    with pytest.raises(ValueError) as err:
+        config.load_config(None, ["train.jit_compile=true"])
+    assert str(err.value).startswith('train.jit_compile=true cannot compile the causal i2VAE (model.encoder="causal"')
+    assert config.load_config(None, ["train.jit_compile=true", 'model.encoder="bidirectional"']).train.jit_compile
+    assert config.load_config(None, ["train.jit_compile=true", 'model.kind="sasrec"']).train.jit_compile
