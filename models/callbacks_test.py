@@ -26,7 +26,8 @@ from tests.tiny_models import NX, NY, dataset, model_config, rows
 
 
 @pytest.mark.parametrize("kind, jit, poison, term", [
-    ("i2vae", False, lambda m: m.prior_z_x.loc, "kl_z_x"),  # the prior of z_x is read only by kl_z_x
+    pytest.param("i2vae", False, lambda m: m.prior_z_x.loc, "kl_z_x",  # the prior of z_x is read only by kl_z_x
+                 marks=pytest.mark.slow),  # two i2VAE traces (about 30 s); `make test-slow`
     pytest.param("sasrec", True, lambda m: m.item_emb[1].embeddings, "rec_y",  # Y's SASRec is read only by rec_y
                  marks=pytest.mark.slow),  # XLA compiles the train step; `make test-slow`
 ])  # XLA on SASRec only: compiling i2VAE with XLA takes minutes; the check is outside the step either way

@@ -26,6 +26,7 @@ def test_checkpoint_and_savedmodel_give_identical_scores(kind, examples_root, tm
     np.testing.assert_allclose(out["scores_y"].numpy(), expected[1], rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow  # the w/o PSG ablation's training and export (about 20 s); `make test-slow`
 def test_random_pseudo_source_exports_and_recommends_unseen(examples_root, tmp_path):
     model, popularity = build("i2vae", examples_root)
     cfg = model_config("i2vae")

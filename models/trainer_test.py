@@ -87,6 +87,7 @@ def test_patience_counts_from_early_stopping_start_through_an_early_validation_d
     assert scripted("per_domain", 3, flat, early_stopping_start=4)[1] == 7
 
 
+@pytest.mark.slow  # two i2VAE trainings and an export (about 20 s); `make test-slow`
 def test_combined_model_scores_and_exports_each_domain_with_its_own_weights(examples_root, tmp_path):
     model_x, popularity = build("i2vae", examples_root)
     model_y, _ = build("i2vae", examples_root)

@@ -73,6 +73,7 @@ def test_generator_round_trips_through_gfile():
     assert [list(s) for s in g["seen_x"]] == [[1, 2], []] and [list(s) for s in g["seen_y"]] == [[3], [1, 2]]
 
 
+@pytest.mark.slow  # a Beam ingest run (about 15 s); `make test-slow`
 def test_ingest_reads_paper_csvs_from_a_gfile_url_like_a_local_folder(tmp_path):
     local = write_paper_pair(tmp_path / "pair", 300)
     remote = "ram://remote_storage/pair"
