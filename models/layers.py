@@ -144,9 +144,9 @@ class SASRecEncoder(tf.keras.layers.Layer):
         """Returns (unpooled [B, L, d], zero at padding; mask [B, L]). `last_only`: the last
         position's output alone ([B, d], zero for an empty row), for a reader of nothing
         else (the causal i2VAE's augmented latent). Why: then the final block needs only
-        that position's query, feed-forward and norm, which skips about a third of the
-        encoder's work on the 60-item augmented sequences; every other position's keys and
-        values are still computed, so the output is the full pass's last position."""
+        that position's query, attention row, feed-forward and norm, which skips most of
+        that block's work on the 60-item augmented sequences; every other position's keys
+        and values are still computed, so the output is the full pass's last position."""
         mask = sequence > 0
         length = tf.shape(sequence)[1]
         shape = tf.shape(sequence, out_type=tf.int64)
