@@ -32,7 +32,7 @@ def run(tmp_path_factory):
     return cfg, paths
 
 
-SMALL = ["train.epochs=8", "train.learning_rate=0.002", "train.batch_size=64", "model.embedding_dim=16", "model.latent_dim=8", "model.num_heads=2",
+SMALL = ["train.epochs=5", "train.learning_rate=0.002", "train.batch_size=64", "model.embedding_dim=16", "model.latent_dim=8", "model.num_heads=2",
          "model.num_blocks=1", "lightgcn.max_epochs=4", "lightgcn.eval_every=2", "data.max_len=6", "data.pseudo_len=10"]
 
 
