@@ -13,7 +13,7 @@ PAIR ?= cloth_sport
 SEEDS ?= 5
 SWEEP_SEEDS ?= 1
 
-.PHONY: venv demo test test-slow lint run reproduce kubeflow tensorboard clean bench
+.PHONY: venv demo test test-slow test-long lint run reproduce kubeflow tensorboard clean bench
 
 venv: $(VENV)/.installed
 
@@ -53,8 +53,11 @@ test: venv  # the default suite: every test not marked slow; lists the 15 slowes
 lint: venv  # pyflakes checks and sorted imports (ruff; `.venv/bin/ruff check . --fix` sorts them)
 	$(VENV)/bin/ruff check .
 
-test-slow: venv  # the tests marked slow: more pipeline and Beam runs, trainings, fresh processes, MirroredStrategy, XLA, repeatability
+test-slow: venv  # the tests marked slow: more pipeline and Beam runs, trainings, fresh processes, MirroredStrategy, XLA
 	$(PYTEST) -m slow
+
+test-long: venv  # the three longest suites (a killed run resumed, two workers, repeatability); not in CI for its time
+	$(PYTEST) -m long
 
 RUN ?= $(OUT)/demo
 tensorboard: venv  # make tensorboard RUN=runs/cloth_sport

@@ -354,12 +354,16 @@ class I2VAE(LossTermsModel):
           (accidental hits masked), as SASRec trains.
         "bce": BCE of the target against `num_train_negatives` uniform negatives (DESIGN.md).
         """
-        if self.train_cfg.reconstruction == "softmax":  # only the valid rows are scored: most of the cost
+        if self.train_cfg.reconstruction == "softmax" and self.causal:
+            # only the valid positions are scored: most of the cost. Not in the bidirectional
+            # encoder, which XLA can compile and whose gathered rows it would mis-sum
             selected = tf.reshape(tf.where(valid), [-1])
             nll = full_softmax_nll(tf.gather(h, selected), emb, tf.gather(targets, selected))
             return batch_mean(nll, tf.ones_like(nll))
         targets = tf.where(valid, targets, tf.ones_like(targets))
-        if self.train_cfg.reconstruction == "sampled_softmax":
+        if self.train_cfg.reconstruction == "softmax":
+            nll = full_softmax_nll(h, emb, targets)
+        elif self.train_cfg.reconstruction == "sampled_softmax":
             negatives = tf.random.uniform([self.train_cfg.softmax_negatives], 1, num_items + 1, dtype=tf.int64)
             pos = tf.reduce_sum(h * emb(targets), axis=-1, keepdims=True)
             neg = tf.matmul(h, emb(negatives), transpose_b=True)

@@ -151,10 +151,11 @@ def test_bce_reconstruction_is_the_target_term_plus_one_term_per_negative():
     assert m._reconstruction(h, m.item_emb_x, targets, in_domain, 30).numpy() > expected + 1e-3
 
 
-def test_full_softmax_reconstruction_is_the_mean_over_the_valid_rows_in_value_and_gradient():
-    """The full softmax scores only the valid rows: the mean cross-entropy over every item
-    (padding excluded) of those rows, by hand, and no gradient reaches an invalid row's h."""
-    m = small_model(reconstruction="softmax")
+@pytest.mark.parametrize("encoder", ["causal", "bidirectional"])  # rows gathered / masked after scoring
+def test_full_softmax_reconstruction_is_the_mean_over_the_valid_rows_in_value_and_gradient(encoder):
+    """The full softmax over the valid rows: the mean cross-entropy over every item (padding
+    excluded) of those rows, by hand, and no gradient reaches an invalid row's h."""
+    m = small_model(encoder=encoder, reconstruction="softmax")
     m(batch())
     h = tf.constant(np.random.default_rng(0).normal(size=(4, 16)), tf.float32)
     targets, valid = tf.constant([4, 7, 6, 9], tf.int64), tf.constant([True, False, True, True])

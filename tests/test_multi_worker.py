@@ -83,7 +83,7 @@ def _free_ports(count):
     return ports
 
 
-@pytest.mark.slow  # three fresh TF processes; `make test-slow`
+@pytest.mark.long  # three fresh TF processes; `make test-long` (about 2 min each; not in CI)
 def test_two_workers_train_the_i2vae_with_the_loss_of_one_worker(tmp_path):
     initial_weights = str(tmp_path / "initial_weights.npz")
     one = run_json(SCRIPT.replace("sys.argv[1], sys.argv[2]", f'"none", {initial_weights!r}'), TF_CONFIG="")

@@ -77,7 +77,7 @@ def examples(tmp_path_factory):
     return write_examples(str(tmp_path_factory.mktemp("repeat") / "examples"))
 
 
-@pytest.mark.slow  # three trainings, one in a fresh process; `make test-slow`
+@pytest.mark.long  # three trainings, one in a fresh process; `make test-long` (about 2 min each; not in CI)
 def test_same_seed_same_metrics_in_a_fresh_process_and_another_seed_differs(examples, tmp_path):
     code = textwrap.dedent(f"""
         import json

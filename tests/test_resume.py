@@ -74,7 +74,7 @@ def model_inputs(store, execution):
     return {a.id for a in store.get_artifacts_by_id(ids) if a.type == "Model"}
 
 
-@pytest.mark.slow  # two pipeline runs, one killed mid-training; `make test-slow`
+@pytest.mark.long  # two pipeline runs, one killed mid-training; `make test-long` (about 2 min each; not in CI)
 def test_killed_training_completes_on_rerun_from_cache_without_taking_the_partial_model(tmp_path):
     data = synthetic.write_csv(str(tmp_path / "interactions.csv"),
                                synthetic.SyntheticConfig(num_users=600, num_items_x=40, num_items_y=30, seed=5))
