@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from models import feature_spec, psg
 from models.layers import SASRecEncoder
-from models.loss_terms_model import LossTermsModel, batch_mean, full_softmax_nll
+from models.loss_terms_model import LossTermsModel, batch_mean, selected_full_softmax_nll
 
 
 def _constant_weight(layer, name, value):
@@ -117,8 +117,7 @@ class SASRec(LossTermsModel):
         valid = tf.logical_and(mask, rows[:, None])
         emb = self.item_emb[d]
         if self.num_negatives == 0:  # full softmax over the domain's items, at the real positions only
-            nll = full_softmax_nll(tf.boolean_mask(states, valid), emb, tf.boolean_mask(labels, valid))
-            return batch_mean(nll, tf.ones_like(nll))
+            return selected_full_softmax_nll(states, emb, labels, valid)
         negatives = tf.random.uniform([self.num_negatives], 1, self.num_items[d] + 1, dtype=tf.int64)
         pos = tf.reduce_sum(states * emb(labels), axis=-1, keepdims=True)
         neg = tf.einsum("btd,sd->bts", states, emb(negatives))

@@ -28,7 +28,7 @@ from models.layers import (
     masked_mean,
     pool_history,
 )
-from models.loss_terms_model import LossTermsModel, batch_mean, full_softmax_nll
+from models.loss_terms_model import LossTermsModel, batch_mean, full_softmax_nll, selected_full_softmax_nll
 
 tfd = tfp.distributions
 
@@ -355,11 +355,9 @@ class I2VAE(LossTermsModel):
         "bce": BCE of the target against `num_train_negatives` uniform negatives (DESIGN.md).
         """
         if self.train_cfg.reconstruction == "softmax" and self.causal:
-            # only the valid positions are scored: most of the cost. Not in the bidirectional
-            # encoder, which XLA can compile and whose gathered rows it would mis-sum
-            selected = tf.reshape(tf.where(valid), [-1])
-            nll = full_softmax_nll(tf.gather(h, selected), emb, tf.gather(targets, selected))
-            return batch_mean(nll, tf.ones_like(nll))
+            # only the valid positions are scored. Not in the bidirectional encoder, which XLA
+            # can compile and where the selected rows gave another value under XLA (the slow test)
+            return selected_full_softmax_nll(h, emb, targets, valid)
         targets = tf.where(valid, targets, tf.ones_like(targets))
         if self.train_cfg.reconstruction == "softmax":
             nll = full_softmax_nll(h, emb, targets)

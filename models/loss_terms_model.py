@@ -29,6 +29,13 @@ def full_softmax_nll(h: tf.Tensor, item_embedding, targets: tf.Tensor) -> tf.Ten
     return tf.nn.sparse_softmax_cross_entropy_with_logits(targets - 1, logits)
 
 
+def selected_full_softmax_nll(h: tf.Tensor, item_embedding, targets: tf.Tensor, selected: tf.Tensor) -> tf.Tensor:
+    """`full_softmax_nll` averaged over the rows `selected` picks, scoring only those rows
+    (the full softmax is most of a step's cost; SASRec's positions and the causal i2VAE's)."""
+    nll = full_softmax_nll(tf.boolean_mask(h, selected), item_embedding, tf.boolean_mask(targets, selected))
+    return batch_mean(nll, tf.ones_like(nll))
+
+
 class LossTermsModel(tf.keras.Model):
     """A Keras model whose `fit` logs every term of its objective as its own scalar.
 
