@@ -171,6 +171,11 @@ class ModelConfig:
     # detaching the latents raised it (docs/results/README.md). On by default (with the full
     # softmax, the recipe with the best validation over both pairs); False trains end to end
     detach_latents: bool = True
+    # False: the no-VAE ablation. Every latent is its posterior's mean (no sampling) and the
+    # KL terms (the six priors', informative, denoising) weigh 0, so the heads are
+    # deterministic encoders; the encoders, the state loss, the cold-start loss and the
+    # scoring path stay. It measures what the six Gaussian latents and their regularizers add
+    variational: bool = True
     min_scale: float = 1e-4  # floor added to every posterior and prior scale (softplus + min_scale)
     sasrec_negatives: int = 256  # uniform negatives shared by the batch in SASRec's sampled softmax (0 = full softmax)
     # the self-attention encoders compute the real (non-padding) positions only; False computes

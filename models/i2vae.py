@@ -179,6 +179,10 @@ class I2VAE(LossTermsModel):
         self._make_trackers(self.LOSS_TERMS + tuple(f"weighted_{n}" for n in self.LOSS_TERMS)
                             + ("noise_weight_x", "noise_weight_y", "kl_beta"))
 
+    def _draw(self, dist, training):
+        """A sample in training, the mean otherwise and always without `model.variational`."""
+        return _sample(dist, training and self.model_cfg.variational)
+
     @staticmethod
     def _decoder(hidden, dim, name):
         layers = [tf.keras.layers.Dense(h, activation="relu") for h in hidden] + [tf.keras.layers.Dense(dim)]
@@ -239,14 +243,14 @@ class I2VAE(LossTermsModel):
         """
         both = tf.logical_and(enc["has_x"], enc["has_y"])[:, None]
 
-        z_x = _masked(_sample(enc["q_z_x"], training), enc["has_x"])
-        z_y = _masked(_sample(enc["q_z_y"], training), enc["has_y"])
+        z_x = _masked(self._draw(enc["q_z_x"], training), enc["has_x"])
+        z_y = _masked(self._draw(enc["q_z_y"], training), enc["has_y"])
         # cold-start in X (no X history): the transferred interest comes from r^y(z_t^y | y)
-        z_ty = _masked(tf.where(both, _sample(enc["q_zt_y"], training), _sample(enc["r_zt_y"], training)), enc["has_y"])
-        z_tx = _masked(tf.where(both, _sample(enc["q_zt_x"], training), _sample(enc["r_zt_x"], training)), enc["has_x"])
+        z_ty = _masked(tf.where(both, self._draw(enc["q_zt_y"], training), self._draw(enc["r_zt_y"], training)), enc["has_y"])
+        z_tx = _masked(tf.where(both, self._draw(enc["q_zt_x"], training), self._draw(enc["r_zt_x"], training)), enc["has_x"])
         augmented = self.model_cfg.cold_start_augmented
-        z_ax = _masked(_sample(enc["q_za_x"], training), enc["has_ax"] if augmented else enc["has_x"])
-        z_ay = _masked(_sample(enc["q_za_y"], training), enc["has_ay"] if augmented else enc["has_y"])
+        z_ax = _masked(self._draw(enc["q_za_x"], training), enc["has_ax"] if augmented else enc["has_x"])
+        z_ay = _masked(self._draw(enc["q_za_y"], training), enc["has_ay"] if augmented else enc["has_y"])
         return z_x, z_y, z_tx, z_ty, z_ax, z_ay
 
     def call(self, features, training=False):
@@ -322,10 +326,10 @@ class I2VAE(LossTermsModel):
     def _causal_decode(self, d, at, training):
         """h at the positions of `at` (from `_causal_positions`), cold-start routing and masks
         as in `latents`."""
-        z = _masked(_sample(at["q_z"], training), at["keep"])
-        z_t = _masked(tf.where(at["both"][:, None], _sample(at["q_zt"], training), _sample(at["r"], training)),
+        z = _masked(self._draw(at["q_z"], training), at["keep"])
+        z_t = _masked(tf.where(at["both"][:, None], self._draw(at["q_zt"], training), self._draw(at["r"], training)),
                    at["has_other"])
-        z_a = _masked(_sample(at["q_za"], training), at["keep_augmented"])
+        z_a = _masked(self._draw(at["q_za"], training), at["keep_augmented"])
         return self._with_state(self._domain(d).decoder(tf.concat([z, z_t, z_a], axis=-1)), at["state"], training)
 
     def _last_positions(self, features, d):
@@ -388,7 +392,7 @@ class I2VAE(LossTermsModel):
         """The targets scored as a cold-start row would be: from r's transferred latent alone
         (rows with both domains), so r and the cold-start decoder input train on every
         overlapping row without extra rows or encoder passes."""
-        z_t = _sample(r, training)
+        z_t = self._draw(r, training)
         zeros = tf.zeros_like(z_t)
         layers = self._domain(d)
         emb = layers.item_embedding
@@ -488,6 +492,8 @@ class I2VAE(LossTermsModel):
         """Returns (total loss, dict of every term) for a batch with targets."""
         terms = (self._causal_terms if self.causal else self._bidirectional_terms)(features, training)
         lt, la, beta = self.train_cfg.lambda_t, self.train_cfg.lambda_a, self.kl_beta
+        if not self.model_cfg.variational:  # the no-VAE ablation: no KL term in the objective
+            lt, la, beta = 0.0, 0.0, tf.constant(0.0)
         ws = self.train_cfg.state_loss
         total = ((1.0 + lt) * (terms["rec_x"] + terms["rec_y"] + beta * (terms["kl_z_x"] + terms["kl_z_y"]))
                  + terms["rec_cold_x"] + terms["rec_cold_y"] + ws * (terms["state_x"] + terms["state_y"])

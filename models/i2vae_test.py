@@ -414,3 +414,20 @@ def test_decoder_weight_scales_the_decoders_part_of_h_at_inference_only():
         tf.keras.utils.set_random_seed(5)
         losses.append(m.losses_and_terms(b, training=True)[0].numpy())
     assert losses[0] == losses[1]
+
+
+@pytest.mark.parametrize("encoder", ["bidirectional", "causal"])
+def test_without_the_vae_the_latents_are_means_and_no_kl_term_weighs(encoder):
+    """`model.variational=false` (the no-VAE ablation): training draws no sample, so two
+    training passes give the same objective, and the total is the next-item terms alone."""
+    tf.keras.utils.set_random_seed(0)
+    m = I2VAE(30, 20, ModelConfig(embedding_dim=16, latent_dim=8, num_heads=2, num_blocks=1, dropout=0.0,
+                                  encoder=encoder, variational=False),
+              TrainConfig(kl_weight=1.0), max_len=T, pseudo_len=TP)
+    total, terms = m.losses_and_terms(batch(), training=True)
+    again, _ = m.losses_and_terms(batch(), training=True)
+    assert float(total) == pytest.approx(float(again), rel=1e-6)
+    next_items = sum(float(terms[f"weighted_{n}_{d}"]) for n in ("rec", "rec_cold", "state") for d in "xy")
+    assert float(total) == pytest.approx(next_items, rel=1e-5)
+    assert float(terms["kl_z_x"]) > 0  # still logged, weighing nothing
+    assert all(float(terms[f"weighted_{n}"]) == 0.0 for n in I2VAE.LOSS_TERMS if n.startswith(("kl_", "inform", "deno")))

@@ -12,7 +12,7 @@ from pipeline.reproduce_testing import fake_metrics, fake_result, write_result
 def test_plan_runs_seed_by_seed_and_deterministic_models_once():
     runs = plan(seeds=2, sweep_seeds=1)
     names = [(s.name, k) for s, k in runs]
-    assert names[:28] == [("i2vae", 1), ("sasrec", 1), ("lightgcn", 1), ("popularity", 1), ("causal_encoder", 1),
+    assert names[:29] == [("i2vae", 1), ("sasrec", 1), ("lightgcn", 1), ("popularity", 1), ("causal_encoder", 1),
                           ("wo_psg", 1), ("wo_ifr_dsr", 1), ("wo_dnr", 1), ("wo_cold_loss", 1), ("i2vae_raw", 1),
                           ("sasrec_raw", 1), ("lightgcn_raw", 1), ("i2vae_causal_residual", 1),
                           ("i2vae_causal_residual_lmin_p10", 1), ("i2vae_p10", 1), ("i2vae_causal_residual_p10", 1),
@@ -21,11 +21,11 @@ def test_plan_runs_seed_by_seed_and_deterministic_models_once():
                           ("i2vae_causal_residual_state_softmax_detach_p10", 1), ("sasrec_softmax_p10", 1),
                           ("i2vae_causal_residual_state_softmax_detach_drop05_p10", 1), ("sasrec_neg1024_drop05_p10", 1),
                           ("i2vae_causal_residual_state_softmax_detach_drop05_dw_p10", 1),
-                          ("sasrec_softmax_drop05_p10", 1)]
+                          ("sasrec_softmax_drop05_p10", 1), ("i2vae_default_wo_vae", 1)]
     assert ("i2vae_causal_residual_lmin_p10", 2) not in names  # tuning candidates: seed 1 only until selected
     # then the main comparison's second seed, the raw split's, then the ablations'
-    assert names[28:32] == [("i2vae", 2), ("sasrec", 2), ("i2vae_raw", 2), ("sasrec_raw", 2)]
-    assert names[32:34] == [("causal_encoder", 2), ("wo_psg", 2)]
+    assert names[29:33] == [("i2vae", 2), ("sasrec", 2), ("i2vae_raw", 2), ("sasrec_raw", 2)]
+    assert names[33:35] == [("causal_encoder", 2), ("wo_psg", 2)]
     assert ("lightgcn", 2) not in names and ("lightgcn_raw", 2) not in names
     assert [n for n, _ in names[-6:]] == ["density_25", "density_50", "density_75", "overlap_25", "overlap_50",
                                           "overlap_75"]

@@ -131,6 +131,11 @@ EIGHTH = {"i2vae": ("causal_residual_state_softmax_detach_drop05_dw_p10",
 SETTINGS += [Setting(f"{m}_{extra[m][0]}", (['model.kind="sasrec"'] if m == "sasrec" else []) + extra[m][1],
                      "tuning", label=f"{label} {extra[m][2]}", tunes=m)
              for extra in (FIFTH, SIXTH, SEVENTH, EIGHTH) for m, label in (("i2vae", "i2VAE"), ("sasrec", "SASRec"))]
+# What the VAE adds: the package default with its six latents deterministic (their means) and
+# every KL term at weight 0, the encoders, state loss, cold-start loss and scoring path kept
+SETTINGS += [Setting("i2vae_default_wo_vae", EIGHTH["i2vae"][1] + ["model.variational=false"], "ablation",
+                     label="default w/o VAE", about="the package default with deterministic latents and no KL term "
+                                                    "(`model.variational=false`)")]
 BY_NAME = {s.name: s for s in SETTINGS}
 
 
