@@ -128,7 +128,7 @@ class ModelConfig:
       the same pipeline: "sasrec" (single-domain SASRec, one per domain, next-item),
       "lightgcn" (ranking by the PSG's LightGCN with fold-in users), "popularity".
     sasrec_negatives: uniform negatives shared by the batch in SASRec's sampled softmax
-      (0 = the full softmax over every item of the domain).
+      (0, the default = the full softmax over every item of the domain).
     """
 
     kind: str = "i2vae"  # "i2vae", "sasrec", "lightgcn" or "popularity" (see the class docstring)
@@ -177,7 +177,9 @@ class ModelConfig:
     # scoring path stay. It measures what the six Gaussian latents and their regularizers add
     variational: bool = True
     min_scale: float = 1e-4  # floor added to every posterior and prior scale (softplus + min_scale)
-    sasrec_negatives: int = 256  # uniform negatives shared by the batch in SASRec's sampled softmax (0 = full softmax)
+    # uniform negatives shared by the batch in SASRec's sampled softmax; 0 (the default) is the
+    # full softmax over every item of the domain, SASRec's candidate with the best validation over both pairs
+    sasrec_negatives: int = 0
     # the self-attention encoders compute the real (non-padding) positions only; False computes
     # every padded position too: the same outputs, slower (the baseline of `i2vae bench speed`)
     pack_sequences: bool = True

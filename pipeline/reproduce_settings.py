@@ -19,8 +19,9 @@ K = 10
 # the results were run with before validation's pick became the default. So "i2vae" is the
 # paper's method, the tuning candidates are changes to it, and the result files stay valid.
 # train.early_stopping_start=0: those runs could stop at any epoch (the guard came later, see config.py).
+# model.sasrec_negatives=256: SASRec's sampled softmax, which its candidates change.
 REPRODUCTION_BASE = list(config.PAPER_MODEL) + ["train.epochs=20", "train.early_stopping_patience=3",
-                                                "train.early_stopping_start=0"]
+                                                "train.early_stopping_start=0", "model.sasrec_negatives=256"]
 
 
 @dataclasses.dataclass
