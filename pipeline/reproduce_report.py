@@ -33,9 +33,13 @@ DOMAIN_NAMES = {"cloth_sport": ("Cloth", "Sport"), "phone_elec": ("Phone", "Elec
 GROUPS = ("all", "long_tailed", "cold_start")
 
 
-def main_names(results: Dict[str, List[Dict]]) -> List[str]:
-    """Table 2's columns: each main model as selected on validation."""
-    return [selected(results, s.name) for s in SETTINGS if s.table == "main" and s.name in results]
+def main_names(results: Dict[str, List[Dict]], by_pair: Optional[Dict[str, Dict[str, List[Dict]]]] = None) -> List[str]:
+    """Table 2's columns: each main model's package default, the candidate with the best
+    validation over every pair in `by_pair` (one rule for every model; this pair's own pick
+    without it)."""
+    def default(model):
+        return selected_across_pairs(by_pair, model) if by_pair else selected(results, model)
+    return [n for n in (default(s.name) for s in SETTINGS if s.table == "main" and s.name in results) if results.get(n)]
 
 
 def _stat(values) -> str:
@@ -147,46 +151,43 @@ def settings_table(pair, results, table: str, extra_first: Optional[str] = "i2va
     return "\n".join(lines) + "\n\n" + _runs_line(results, names)
 
 
-def default_section(pair: str, results: Dict[str, List[Dict]],
-                    by_pair: Dict[str, Dict[str, List[Dict]]]) -> List[str]:
-    """The i2VAE candidate the package default follows (the best validation over every pair
-    in `by_pair`, this one's included), where this pair's own validation selected another: the
-    README reports the default on every pair, so its figures at every seed it ran need a page too."""
-    own = selected(results, "i2vae")
-    default = selected_across_pairs(by_pair, "i2vae") if by_pair else own
-    if default == own or not results.get(default):
+def per_pair_section(pair: str, results: Dict[str, List[Dict]], defaults: List[str]) -> List[str]:
+    """Where this pair's own validation picked another candidate than a model's package
+    default, the per-pair picks' test figures, labelled as such (the tables above compare
+    defaults with defaults)."""
+    own = main_names(results)
+    if own == defaults:
         return []
-    names = [default if n == own else n for n in main_names(results)]
-    return [f"## The package default on this pair: {BY_NAME[default].label} (test)", "",
-            f"The package default follows the i2VAE candidate with the best validation mean over the pairs "
-            f"{', '.join(sorted(by_pair))}; this pair's own validation selected another ({BY_NAME[own].label}, in the "
-            "tables above). Full ranking, then 999 sampled negatives, against the same baselines:", "",
-            main_table(pair, results, names=names), "",
-            main_table(pair, results, protocol="sampled", paper=True, names=names), ""]
+    changed = [f"{BY_NAME[d].label} → {BY_NAME[o].label}" for d, o in zip(defaults, own) if d != o]
+    return ["## Per-pair picks (test, full ranking)", "",
+            "This pair's own validation alone would pick other candidates (" + "; ".join(changed) + "). Not the "
+            "package defaults: shown for reading only.", "", main_table(pair, results, names=own), ""]
 
 
-def tuning_table(pair, results) -> str:
-    """Each model's candidates that ran, selected by validation score on their shared seeds
-    (the same criterion as epoch selection); test figures shown only for reading."""
+def tuning_table(pair, results, by_pair=None) -> str:
+    """Each model's candidates that ran, with their validation scores on their shared seeds
+    (the same criterion as epoch selection). Validation only: test is read once, for the
+    selected defaults in the tables above."""
     dx, dy = DOMAIN_NAMES.get(pair, ("X", "Y"))
     cols = ["overrides", "seeds", "epochs run (selected)", f"val NDCG@{K} {dx}", f"val NDCG@{K} {dy}", "val mean"] + [
-        f"test {m}@{K} {dn} {g.replace('_', '-')}" for dn in (dx, dy) for g in GROUPS for m in ("HR", "NDCG")]
+        f"val {m}@{K} {dn} {g.replace('_', '-')}" for dn in (dx, dy) for g in GROUPS for m in ("HR", "NDCG")]
     lines = ["| candidate | " + " | ".join(cols) + " |", "|" + "---|" * (1 + len(cols))]
     for model in ("i2vae", "sasrec"):
         names = candidates(results, model)
         if len(names) < 2:
             continue
-        seeds, best = shared_seeds(results, names), selected(results, model)
+        seeds, own = shared_seeds(results, names), selected(results, model)
+        best = selected_across_pairs(by_pair, model) if by_pair else own
         for n in names:
             runs = [r for r in results[n] if r["seed"] in seeds]
             label = {"i2vae": "i2VAE (base)", "sasrec": "SASRec (base)"}.get(n, BY_NAME[n].label)
-            cells = [("**selected** " if n == best else "") + label,
+            cells = [("**default** " if n == best else "") + ("(this pair's pick) " if n == own != best else "") + label,
                      "<br>".join(f"`{o}`" for o in BY_NAME[n].overrides) or "–",
                      ",".join(map(str, seeds)), ", ".join(_epochs_text(r) for r in runs)]
             cells += [f"{100 * np.mean([r['eval']['full'][d]['all'][f'NDCG@{K}'] for r in runs]):.2f}"
                       for d in ("x", "y")]
             cells.append(f"{100 * np.mean([validation_score(r) for r in runs]):.2f}")
-            cells += [f"{100 * np.mean([r['test']['full'][d][g][f'{m}@{K}'] for r in runs]):.2f}"
+            cells += [f"{100 * np.mean([r['eval']['full'][d][g][f'{m}@{K}'] for r in runs]):.2f}"
                       for d in ("x", "y") for g in GROUPS for m in ("HR", "NDCG")]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -236,7 +237,7 @@ def _save_figure(plt, fig, axes, path: str) -> str:
     return path
 
 
-def plots(pair, results, out_dir) -> List[str]:
+def plots(pair, results, out_dir, names: List[str]) -> List[str]:
     """Learning curves (validation and test NDCG@10 per epoch) and the per-group comparison."""
     import matplotlib
 
@@ -244,8 +245,8 @@ def plots(pair, results, out_dir) -> List[str]:
     import matplotlib.pyplot as plt
 
     written = []
-    # the selected candidates of Table 2 first, then the default i2VAE the ablations share
-    order = [selected(results, m) for m in ("i2vae", "sasrec")] + ["i2vae", "causal_encoder"]
+    # the trained models' defaults first, then the paper's i2VAE the ablations share
+    order = [n for n in names if n not in ("lightgcn", "popularity")] + ["i2vae", "causal_encoder"]
     trained = [n for n in dict.fromkeys(order) if n in results]
     if trained:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
@@ -263,7 +264,6 @@ def plots(pair, results, out_dir) -> List[str]:
             ax.set_title(f"{name}: NDCG@{K} (all users; validation full ranking, test sampled)")
             ax.set_xlabel("epoch (0 = untrained)")
         written.append(_save_figure(plt, fig, axes, os.path.join(out_dir, f"{pair}_learning_curves.png")))
-    names = main_names(results)
     if names:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
         width = 0.8 / len(names)
@@ -292,7 +292,8 @@ def write_report(pair: str, results_dir: str, command: str, base_config: Optiona
     compute = sum(r["seconds"] for runs in results.values() for r in runs)
     last = max((r["finished"] for runs in results.values() for r in runs), default="–")
     commits = sorted({r.get("commit", "unknown")[:12] for runs in results.values() for r in runs})
-    pngs = plots(pair, results, out_dir)
+    names = main_names(results, by_pair)
+    pngs = plots(pair, results, out_dir, names)
     parts = [
         f"# Results on {pair}",
         "",
@@ -316,7 +317,7 @@ def write_report(pair: str, results_dir: str, command: str, base_config: Optiona
         "",
         "## All users, long-tailed and cold-start (test, full ranking, leak-free split)",
         "",
-        main_table(pair, results),
+        main_table(pair, results, names=names),
         "",
         "How many test rows stand behind each figure above, and one standard error from those rows alone, which "
         "the seeds' spread does not show (every seed ranks the same rows): at most √(m(1 − m)/n) for a figure m "
@@ -324,13 +325,13 @@ def write_report(pair: str, results_dir: str, command: str, base_config: Optiona
         "their difference can be smaller than either figure's when their hits fall on the same rows; the result "
         "files keep no per-row values to measure that, and `i2vae compare` measures it from two runs' ranks.",
         "",
-        main_table(pair, results, value=rows_error, runs_line=False),
+        main_table(pair, results, names=names, value=rows_error, runs_line=False),
         "",
         "The same models and groups on the validation split (full ranking, at the selected epoch): the figures "
         "selection saw. Where a group's gap between two models changes sign between validation and test, "
         "neither split resolves it.",
         "",
-        main_table(pair, results, split="eval", runs_line=False),
+        main_table(pair, results, names=names, split="eval", runs_line=False),
         "",
         "## The paper's protocol (test, 999 sampled negatives, leak-free split)",
         "",
@@ -338,10 +339,10 @@ def write_report(pair: str, results_dir: str, command: str, base_config: Optiona
         "positive. The paper's column is its best test value over epochs on the raw split, not a "
         "validation-selected figure: compare it with the paper-protocol table at the end.",
         "",
-        main_table(pair, results, protocol="sampled", paper=True),
+        main_table(pair, results, names=names, protocol="sampled", paper=True),
         "",
     ]
-    parts += default_section(pair, results, by_pair)
+    parts += per_pair_section(pair, results, names)
     leaks = leak_table(pair, results)
     if leaks:
         parts += ["## The leak: rows it touched, raw split against leak-free split (test)", "",
@@ -350,8 +351,8 @@ def write_report(pair: str, results_dir: str, command: str, base_config: Optiona
                   "row, the whole hidden history). `rows` counts those test rows; each model was trained once on "
                   "each split (the same settings otherwise).", "", leaks, ""]
     if "i2vae" in results:
-        best = selected(results, "i2vae")
-        parts += [f"## i2VAE at every cutoff (test): {BY_NAME[best].label}, as selected", "",
+        best = names[0]
+        parts += [f"## i2VAE at every cutoff (test): {BY_NAME[best].label}, the package default", "",
                   cutoffs_table(pair, results[best]), ""]
     if any(s.table == "ablation" and s.name in results for s in SETTINGS):
         ran = [s.name for s in SETTINGS if s.table == "ablation" and s.name in results]
@@ -361,10 +362,11 @@ def write_report(pair: str, results_dir: str, command: str, base_config: Optiona
     if any(s.table == "tuning" and s.name in results for s in SETTINGS):
         parts += ["## Tuning on the validation split", "",
                   "Per model, the candidate with the best mean validation full-ranking NDCG@10 of both domains, "
-                  "over the seeds all its candidates share, is selected (a tie keeps the default); the tables "
-                  "above show the selected one. Test figures are shown for reading only. \"w\" after a selected "
+                  "over the seeds all its candidates share and averaged over the pairs, is the package default "
+                  "(a tie keeps the earlier row); the tables above show the defaults. Validation only: test is "
+                  "read once, for the defaults. \"w\" after a selected "
                   "epoch is the decoder's weight that validation kept (`train.decoder_weight_grid`).",
-                  "", tuning_table(pair, results), ""]
+                  "", tuning_table(pair, results, by_pair), ""]
     for table, title, text in (
             ("density", "Training density D_s", "D_s: share of train history items kept (targets kept); "
                                                  "validation and test untouched."),
@@ -376,7 +378,7 @@ def write_report(pair: str, results_dir: str, command: str, base_config: Optiona
     parts += ["## The paper's protocol: best test value over epochs (not a valid estimate)", "",
               "For each metric separately, the maximum over all epochs of the sampled test value, as the paper's "
               "figures were made. Shown only to compare with the paper.", "",
-              main_table(pair, results, protocol="sampled", paper=True,
+              main_table(pair, results, protocol="sampled", paper=True, names=names,
                          value=lambda runs, d, g, m: _stat([paper_protocol(r, d, g, m) for r in runs])), ""]
     for png in pngs:
         parts += [f"![{os.path.basename(png)}]({os.path.relpath(png, out_dir)})", ""]

@@ -63,9 +63,10 @@ def test_tuning_selects_on_validation_full_ranking_not_test(tmp_path):
         write_result(results_dir, r)
     md = open(write_report("cloth_sport", str(results_dir), "cmd")).read()
     tuning = md.split("## Tuning on the validation split")[1].split("##")[0]
-    selected = "| **selected** i2VAE causal encoder + residual state, lambdas 1e-4, patience 10, ≤40 epochs | "
+    selected = "| **default** i2VAE causal encoder + residual state, lambdas 1e-4, patience 10, ≤40 epochs | "
     assert selected in tuning and "`train.lambda_a=0.0001`<br>`train.early_stopping_patience=10`<br>`train.epochs=40` " \
-        "| 1 | 3 (3) | 7.00 | 7.00 | 7.00 | 0.50 |" in tuning
+        "| 1 | 3 (3) | 7.00 | 7.00 | 7.00 | 7.00 |" in tuning  # validation only
+    assert "| 0.50 |" not in tuning and "| 4.50 |" not in tuning  # no test figure (the candidates' full ranking)
     assert "| 1 | 3 (3, w 0.5) | 2.00 |" in tuning
     assert "| i2VAE patience 10, ≤40 epochs |" in tuning and "| i2VAE (base) | – |" in tuning
     full = md.split("## All users")[1].split("##")[0]
@@ -83,9 +84,9 @@ def test_a_config_file_under_the_settings_is_named_with_its_content(tmp_path):
     assert "applies on top of the base" not in open(write_report("cloth_sport", str(results_dir), "cmd")).read()
 
 
-def test_a_pair_that_selected_another_i2vae_shows_the_default_too(tmp_path):
-    """The README reports the package default on every pair: where a pair's own validation
-    picked another candidate, its page still shows the default's test figures."""
+def test_every_page_compares_the_defaults_and_labels_a_pairs_own_pick(tmp_path):
+    """One rule: the headline tables show each model's package default (the best validation
+    over both pairs); where a pair's own validation picked another, that pick follows, labelled."""
     a, b = "i2vae_causal_residual_state_p10", "i2vae_causal_residual_state_softmax_detach_p10"
     for pair, vals in (("cloth_sport", {a: 0.030, b: 0.026}), ("phone_elec", {a: 0.030, b: 0.040})):
         for name, val in [*vals.items(), ("i2vae", 0.01), ("sasrec", 0.02)]:
@@ -94,13 +95,15 @@ def test_a_pair_that_selected_another_i2vae_shows_the_default_too(tmp_path):
             write_result(tmp_path / pair, r)
     # cloth_sport selects a, phone_elec b, both pairs b (0.033 against 0.030)
     cloth = open(write_report("cloth_sport", str(tmp_path / "cloth_sport"), "cmd")).read()
-    section = cloth.split("## The package default on this pair: ")[1].split("\n## ")[0]
-    assert section.startswith(BY_NAME[b].label) and f"({BY_NAME[a].label}, in the tables above)" in section
-    assert "| Cloth | all | 3.00 | 3.00 | 1.00 | 1.00 |" in section  # b's full ranking, then SASRec's
-    assert "| Cloth | all | 6.00 | 6.00 | 2.00 | 2.00 | 5.00 | 2.59 |" in section  # sampled, the paper's IM-VAE
-    assert "| Cloth | all | 2.00 | 2.00 |" in cloth.split("## All users")[1].split("##")[0]  # a: its own pick
+    headline = cloth.split("## All users")[1].split("##")[0]
+    assert "| Cloth | all | 3.00 | 3.00 | 1.00 | 1.00 |" in headline  # b's full ranking, then SASRec's
+    sampled = cloth.split("## The paper's protocol (test")[1].split("##")[0]
+    assert "| Cloth | all | 6.00 | 6.00 | 2.00 | 2.00 | 5.00 | 2.59 |" in sampled
+    section = cloth.split("## Per-pair picks")[1].split("\n## ")[0]
+    assert f"{BY_NAME[b].label} → {BY_NAME[a].label}" in section
+    assert "| Cloth | all | 2.00 | 2.00 | 1.00 | 1.00 |" in section  # a: this pair's own pick
     phone = open(write_report("phone_elec", str(tmp_path / "phone_elec"), "cmd")).read()
-    assert "## The package default" not in phone  # its own pick is the default
+    assert "## Per-pair picks" not in phone  # its own pick is the default
 
 
 def test_headline_shows_each_figures_row_error_and_the_validation_figures(tmp_path):
