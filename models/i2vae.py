@@ -3,7 +3,8 @@
 A Keras subclassed model. Inputs are dicts of left-padded item-index tensors
 (`history_x` [B, T], `history_y` [B, T], `pseudo_x` [B, T'], `pseudo_y` [B, T']; 0 is
 padding). Six Gaussian latents are TFP distributions; `losses` computes every term of
-the paper's objective (section 3.4.5, DESIGN.md step 6) so each one can be logged.
+the paper's objective (section 3.4.5, DESIGN.md step 6) through `models.objective`, which
+the model composes, so each term is computed once for both encoders and logged.
 
 Choices that differ from the authors' code, following the paper instead: sequences
 keep their order; scoring is a dot product h_u . e_i; scales are softplus + min_scale
@@ -28,19 +29,10 @@ from models.layers import (
     masked_mean,
     pool_history,
 )
-from models.loss_terms_model import LossTermsModel, batch_mean, full_softmax_nll, selected_full_softmax_nll
+from models.loss_terms_model import LossTermsModel
+from models.objective import DomainOutputs, I2VAEObjective, Posteriors, Targets
 
 tfd = tfp.distributions
-
-
-def noise_adaptive_weight(length: tf.Tensor, max_len: int, a: float = 0.8, b: float = 0.8) -> tf.Tensor:
-    """w = exp(a * L / T) - b with L the real history length capped at T (paper eq. for DN-R)."""
-    capped = tf.minimum(tf.cast(length, tf.float32), float(max_len))
-    return tf.exp(a * capped / float(max_len)) - b
-
-
-def _kl(q, p):
-    return tfd.kl_divergence(q, p)
 
 
 def _sample(dist, training):
@@ -101,9 +93,10 @@ def next_item_labels(history: tf.Tensor, last: tf.Tensor) -> tf.Tensor:
 
 
 class I2VAE(LossTermsModel):
-    """The i2VAE model.
+    """The i2VAE model: encoders, latent heads and decoders, composed with `I2VAEObjective`.
 
-    Two encoders (`model_cfg.encoder`):
+    Two encoders (`model_cfg.encoder`) give the objective the same thing, `Posteriors` and
+    `Targets` per domain at its prediction points:
       "bidirectional" (the paper): bidirectional self-attention, mean-pooled; one set of
         six latents per row, and one target per row (its last item).
       "causal" (an extension beyond the paper): causal self-attention, and the latents of
@@ -111,9 +104,10 @@ class I2VAE(LossTermsModel):
         SASRec trains: one encoder pass per row gives every target of its history. The
         augmented sequence puts the recalled items before the history (recalled, then
         h_1..h_T); its latent is read at the last position only, because recall used the
-        whole history and so knows about every earlier position's next item. Only the positions that have a target are decoded
-        (histories are mostly short, so most of the padded T columns are not), and only in
-        the rows' target domain. Inference reads each domain's last position.
+        whole history and so knows about every earlier position's next item. Only the
+        positions that have a target are decoded (histories are mostly short, so most of
+        the padded T columns are not), and only in the rows' target domain. Inference reads
+        each domain's last position.
 
     Both train the cold-start path on every row with both domains (`train_cfg.cold_start_loss`):
     the row's target is also predicted from the transferred interest alone (z_t from r,
@@ -123,14 +117,13 @@ class I2VAE(LossTermsModel):
       num_items_x / num_items_y: vocabulary sizes (item indices 1..N; 0 is padding).
       model_cfg: `models.config.ModelConfig` (d, latent size, heads, blocks, dropout,
         encoder, cross-domain encoder variant, decoder hidden sizes).
-      train_cfg: `models.config.TrainConfig` (lambda_t, lambda_a, a, b, negatives).
-      max_len / pseudo_len: T and T'.
+      train_cfg: `models.config.TrainConfig` (the objective's weights and reconstruction).
+      max_len / pseudo_len: T and T' (`data.max_len`, `data.pseudo_len`).
     """
 
-    LOSS_TERMS = ("rec_x", "rec_y", "rec_cold_x", "rec_cold_y", "state_x", "state_y", "kl_z_x", "kl_z_y", "kl_zt_x", "kl_zt_y",
-                  "kl_za_x", "kl_za_y", "informative_x", "informative_y", "denoising_x", "denoising_y")
+    LOSS_TERMS = I2VAEObjective.TERMS
 
-    def __init__(self, num_items_x, num_items_y, model_cfg, train_cfg, max_len=20, pseudo_len=40, **kwargs):
+    def __init__(self, num_items_x, num_items_y, model_cfg, train_cfg, max_len, pseudo_len, **kwargs):
         super().__init__(**kwargs)
         d, k, s = model_cfg.embedding_dim, model_cfg.latent_dim, model_cfg.min_scale
         self.num_items = (num_items_x, num_items_y)
@@ -170,18 +163,15 @@ class I2VAE(LossTermsModel):
         self.prior_za_y = LearnablePrior(k, s, name="prior_za_y")
         self.dec_x = self._decoder(model_cfg.decoder_hidden, d, "decoder_x")
         self.dec_y = self._decoder(model_cfg.decoder_hidden, d, "decoder_y")
+        self.objective = I2VAEObjective(train_cfg, self.num_items, max_len, model_cfg.encoder, model_cfg.variational,
+                                        name="objective")
         # beta multiplies the six prior KL terms; KLAnnealing can raise it from 0 to train_cfg.kl_weight
         self.kl_beta = tf.Variable(float(train_cfg.kl_weight), trainable=False, dtype=tf.float32, name="kl_beta")
         # w in h = w * dec([z, z_t, z_a]) + state at inference (`model.residual_state`); training
         # always uses 1. The trainer sets it after training from `train.decoder_weight_grid`
         # on validation; it is saved with the weights, so serving scores the same way
         self.decoder_weight = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="decoder_weight")
-        self._make_trackers(self.LOSS_TERMS + tuple(f"weighted_{n}" for n in self.LOSS_TERMS)
-                            + ("noise_weight_x", "noise_weight_y", "kl_beta"))
-
-    def _draw(self, dist, training):
-        """A sample in training, the mean otherwise and always without `model.variational`."""
-        return _sample(dist, training and self.model_cfg.variational)
+        self._make_trackers(I2VAEObjective.LOGGED)
 
     @staticmethod
     def _decoder(hidden, dim, name):
@@ -198,12 +188,28 @@ class I2VAE(LossTermsModel):
                             self.q_za_y, self.q_zt_x, self.r_x, self.dec_y, self.item_emb_y, self.prior_z_y,
                             self.prior_za_y)
 
-    # ----- the paper's encoder: one set of latents per row -----
+    def _draw(self, dist, training):
+        """A sample in training, the mean otherwise and always without `model.variational`."""
+        return _sample(dist, training and self.model_cfg.variational)
+
+    # ----- posteriors at the prediction points -----
+    def posteriors(self, features, training=False):
+        """Each domain's `Posteriors` where inference reads them: per row (bidirectional) or
+        at each domain's last position (causal)."""
+        if not self.causal:
+            return self._row_posteriors(features, training)
+        states = self._causal_states(features, training)
+        return tuple(self._causal_posteriors(d, features, *self._last_positions(features, d), states, training)
+                     for d in (0, 1))
+
     def encode(self, features, training=False):
-        """All posteriors and masks of a batch, one per row (the causal encoder: at each
-        domain's last position, what inference reads)."""
-        if self.causal:
-            return self._causal_encode_last(features, training)
+        """The eight posteriors by name (TensorBoard's histograms): z_t^y is Y's interest used in X."""
+        px, py = self.posteriors(features, training)
+        return {"q_z_x": px.q_z, "q_za_x": px.q_za, "q_zt_y": px.q_zt, "r_zt_y": px.r,
+                "q_z_y": py.q_z, "q_za_y": py.q_za, "q_zt_x": py.q_zt, "r_zt_x": py.r}
+
+    def _row_posteriors(self, features, training):
+        """The paper's encoder: one set of latents per row, both domains."""
         xs, mx = self.enc_x(features[feature_spec.HISTORY_X], training=training)
         ys, my = self.enc_y(features[feature_spec.HISTORY_Y], training=training)
         axs, max_ = self.enc_ax(features[feature_spec.PSEUDO_X], training=training)
@@ -212,192 +218,66 @@ class I2VAE(LossTermsModel):
         # items, so its last position carries no recency
         state_x, state_y = pool_history(xs, mx, self.model_cfg.pooling), pool_history(ys, my, self.model_cfg.pooling)
         xs, ys, X, Y = self._for_latents(xs, ys, state_x, state_y)
-        Xa, Ya = masked_mean(axs, max_), masked_mean(ays, may)
-        has_x, has_y = tf.reduce_any(mx, axis=1), tf.reduce_any(my, axis=1)
-        out = dict(has_x=has_x, has_y=has_y, has_ax=tf.reduce_any(max_, axis=1), has_ay=tf.reduce_any(may, axis=1),
-                   len_x=tf.reduce_sum(tf.cast(mx, tf.int32), 1), len_y=tf.reduce_sum(tf.cast(my, tf.int32), 1))
-        out["q_z_x"], out["q_z_y"] = self.q_z_x(X), self.q_z_y(Y)
-        out["q_za_x"], out["q_za_y"] = self.q_za_x(Xa), self.q_za_y(Ya)
         if isinstance(self.q_zt_y, CrossDomainAttention):
-            out["q_zt_y"] = self.q_zt_y(xs, mx, ys, my, training=training)  # Y's interest transferred to X
-            out["q_zt_x"] = self.q_zt_x(ys, my, xs, mx, training=training)
+            q_zt_y = self.q_zt_y(xs, mx, ys, my, training=training)  # Y's interest transferred to X
+            q_zt_x = self.q_zt_x(ys, my, xs, mx, training=training)
         else:
-            out["q_zt_y"] = self.q_zt_y(X, Y)
-            out["q_zt_x"] = self.q_zt_x(Y, X)
-        out["r_zt_y"], out["r_zt_x"] = self.r_y(Y), self.r_x(X)
-        out["state_x"], out["state_y"] = state_x, state_y
-        return out
+            q_zt_y, q_zt_x = self.q_zt_y(X, Y), self.q_zt_x(Y, X)
+        has_x, has_y = tf.reduce_any(mx, axis=1), tf.reduce_any(my, axis=1)
+        return (Posteriors(self.q_z_x(X), self.q_za_x(masked_mean(axs, max_)), q_zt_y, self.r_y(Y), own=has_x,
+                           other=has_y, augmented=tf.reduce_any(max_, axis=1),
+                           length=tf.reduce_sum(tf.cast(mx, tf.int32), 1), state=state_x),
+                Posteriors(self.q_z_y(Y), self.q_za_y(masked_mean(ays, may)), q_zt_x, self.r_x(X), own=has_y,
+                           other=has_x, augmented=tf.reduce_any(may, axis=1),
+                           length=tf.reduce_sum(tf.cast(my, tf.int32), 1), state=state_y))
 
     def _for_latents(self, *states):
         """The encoder states as the posterior heads read them: `model.detach_latents` stops
         their gradient, so only the next-item losses train the history encoders."""
         return tuple(tf.stop_gradient(s) for s in states) if self.model_cfg.detach_latents else states
 
-    def latents(self, enc, training=False):
-        """Samples (training) or means (inference), with cold-start routing and masks.
-
-        A row with no history in a domain is cold-start there: its transferred latent comes
-        from r, and its domain-specific and augmented latents are masked, so it is scored
-        from the transferred interest alone (the paper). `model.cold_start_augmented` keeps
-        the augmented latent (a switch, off by default; bidirectional encoder only).
-        """
-        both = tf.logical_and(enc["has_x"], enc["has_y"])[:, None]
-
-        z_x = _masked(self._draw(enc["q_z_x"], training), enc["has_x"])
-        z_y = _masked(self._draw(enc["q_z_y"], training), enc["has_y"])
-        # cold-start in X (no X history): the transferred interest comes from r^y(z_t^y | y)
-        z_ty = _masked(tf.where(both, self._draw(enc["q_zt_y"], training), self._draw(enc["r_zt_y"], training)), enc["has_y"])
-        z_tx = _masked(tf.where(both, self._draw(enc["q_zt_x"], training), self._draw(enc["r_zt_x"], training)), enc["has_x"])
-        augmented = self.model_cfg.cold_start_augmented
-        z_ax = _masked(self._draw(enc["q_za_x"], training), enc["has_ax"] if augmented else enc["has_x"])
-        z_ay = _masked(self._draw(enc["q_za_y"], training), enc["has_ay"] if augmented else enc["has_y"])
-        return z_x, z_y, z_tx, z_ty, z_ax, z_ay
-
-    def call(self, features, training=False):
-        """User representations (h_u^X, h_u^Y), each [B, d]; score items with `score_all`."""
-        enc = self.encode(features, training=training)
-        if self.causal:
-            return (self._causal_decode(0, enc["_at_x"], training), self._causal_decode(1, enc["_at_y"], training),
-                    enc)
-        z_x, z_y, z_tx, z_ty, z_ax, z_ay = self.latents(enc, training=training)
-        h_x = self._with_state(self.dec_x(tf.concat([z_x, z_ty, z_ax], axis=-1)), enc["state_x"], training)
-        h_y = self._with_state(self.dec_y(tf.concat([z_y, z_tx, z_ay], axis=-1)), enc["state_y"], training)
-        return h_x, h_y, enc
-
-    def _with_state(self, h, state, training):
-        """`model.residual_state`: the decoder's output plus the history's own state; at
-        inference the decoder's part weighs `decoder_weight` (a cold-start row has no state,
-        so its ranking does not depend on it)."""
-        if not self.model_cfg.residual_state:
-            return h
-        return (h if training else self.decoder_weight * h) + state
-
-    def score_all(self, features):
-        """Scores of every item of each domain (column 0 is padding), at inference (means)."""
-        h_x, h_y, _ = self(features, training=False)
-        return (tf.matmul(h_x, self.item_emb_x.embeddings, transpose_b=True),
-                tf.matmul(h_y, self.item_emb_y.embeddings, transpose_b=True))
-
-    # ----- the causal encoder: latents at chosen positions -----
-    def _causal_positions(self, d, features, rows, positions, states, training):
-        """Domain d's posteriors at `positions` ([P, 2]: index into `rows`, column) of the
-        batch rows `rows` ([R]); `states` holds both histories' encoder outputs for the batch.
-
-        Returns a dict of [P]-batched posteriors (q_z, q_za, q_zt, r) and masks: `keep`
-        (a real history position: its own latents are used), `has_other` and `both`
-        (the transferred latent comes from q_zt, else from r), `length` (items up to it).
-        """
-        layers = self._domain(d)
-        history_name, pseudo_name, enc_a, q_z, q_za, q_zt, r = (
-            layers.history, layers.pseudo, layers.augmented_encoder, layers.q_z, layers.q_za, layers.q_zt, layers.r)
-        (own, own_mask), (other, other_mask) = states[d], states[1 - d]
-        own_state, own_mask = tf.gather(own, rows), tf.gather(own_mask, rows)
-        other, other_mask = tf.gather(other, rows), tf.gather(other_mask, rows)
-        own, other = self._for_latents(own_state, other)
-        history = tf.gather(features[history_name], rows)
-        t = tf.shape(history)[1]
-        # the augmented sequence's last position, the one place its latent is read (below)
-        augmented, _ = enc_a(augmented_sequence(tf.gather(features[pseudo_name], rows), history), training=training,
-                             last_only=True)
-        other_summary = pool_history(other, other_mask, "last")  # the causal last position has read it all
-        row = positions[:, 0]
-        if isinstance(q_zt, CrossDomainAttention):
-            cross = q_zt.head(tf.gather_nd(q_zt.attend(own, own_mask, other, other_mask, training), positions))
-        else:
-            cross = q_zt(tf.gather_nd(own, positions), tf.gather(other_summary, row))
-        keep = tf.gather_nd(own_mask, positions)
-        has_other = tf.gather(tf.reduce_any(other_mask, axis=1), row)
-        # the recalled items were chosen with the whole history's fold-in, so they carry
-        # information about the items after an earlier position: the augmented latent is
-        # read at the last position only, where the next item (the row's target) is not
-        # among what recall saw, as at serving time
-        keep_augmented = keep & tf.equal(positions[:, 1], t - 1)
-        return dict(q_z=q_z(tf.gather_nd(own, positions)), keep_augmented=keep_augmented,
-                    q_za=q_za(tf.gather(augmented, row)),  # the row's last position; masked elsewhere
-                    q_zt=cross, r=r(tf.gather(other_summary, row)), keep=keep, has_other=has_other,
-                    state=tf.gather_nd(own_state, positions),  # zero at padding (a cold-start row's last position)
-                    both=keep & has_other,
-                    length=tf.gather_nd(tf.cumsum(tf.cast(own_mask, tf.int32), axis=1), positions))
-
     def _causal_states(self, features, training):
         return (self.enc_x(features[feature_spec.HISTORY_X], training=training),
                 self.enc_y(features[feature_spec.HISTORY_Y], training=training))
-
-    def _causal_decode(self, d, at, training):
-        """h at the positions of `at` (from `_causal_positions`), cold-start routing and masks
-        as in `latents`."""
-        z = _masked(self._draw(at["q_z"], training), at["keep"])
-        z_t = _masked(tf.where(at["both"][:, None], self._draw(at["q_zt"], training), self._draw(at["r"], training)),
-                   at["has_other"])
-        z_a = _masked(self._draw(at["q_za"], training), at["keep_augmented"])
-        return self._with_state(self._domain(d).decoder(tf.concat([z, z_t, z_a], axis=-1)), at["state"], training)
 
     def _last_positions(self, features, d):
         b = tf.shape(features[feature_spec.HISTORY_X])[0]
         t = tf.shape(features[self._domain(d).history])[1]
         return tf.range(b), tf.stack([tf.range(b), tf.fill([b], t - 1)], axis=1)
 
-    def _causal_encode_last(self, features, training):
-        states = self._causal_states(features, training)
-        out = {}
-        for d, name in enumerate(("x", "y")):
-            rows, positions = self._last_positions(features, d)
-            at = self._causal_positions(d, features, rows, positions, states, training)
-            other = "y" if name == "x" else "x"
-            out.update({f"q_z_{name}": at["q_z"], f"q_za_{name}": at["q_za"], f"q_zt_{other}": at["q_zt"],
-                        f"r_zt_{other}": at["r"], f"has_{name}": tf.reduce_any(states[d][1], axis=1),
-                        f"_at_{name}": at})
-        return out
-
-    # ----- objective -----
-    def _reconstruction(self, h, emb, targets, valid, num_items):
-        """-log p(target | z), averaged over the `valid` rows (or positions) of this domain.
-
-        "softmax": cross-entropy over every item of the domain (padding excluded).
-        "sampled_softmax": against `softmax_negatives` uniform items shared by the batch
-          (accidental hits masked), as SASRec trains.
-        "bce": BCE of the target against `num_train_negatives` uniform negatives (DESIGN.md).
-        """
-        if self.train_cfg.reconstruction == "softmax" and self.causal:
-            # only the valid positions are scored. Not in the bidirectional encoder, which XLA
-            # can compile and where the selected rows gave another value under XLA (the slow test)
-            return selected_full_softmax_nll(h, emb, targets, valid)
-        targets = tf.where(valid, targets, tf.ones_like(targets))
-        if self.train_cfg.reconstruction == "softmax":
-            nll = full_softmax_nll(h, emb, targets)
-        elif self.train_cfg.reconstruction == "sampled_softmax":
-            negatives = tf.random.uniform([self.train_cfg.softmax_negatives], 1, num_items + 1, dtype=tf.int64)
-            pos = tf.reduce_sum(h * emb(targets), axis=-1, keepdims=True)
-            neg = tf.matmul(h, emb(negatives), transpose_b=True)
-            neg = tf.where(tf.equal(tf.cast(targets, tf.int64)[:, None], negatives[None]), -1e9, neg)
-            nll = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.zeros_like(targets),
-                                                                 tf.concat([pos, neg], axis=-1))
-        else:
-            n = self.train_cfg.num_train_negatives
-            negatives = tf.random.uniform([tf.shape(h)[0], n], 1, num_items + 1, dtype=tf.int64)
-            pos = tf.reduce_sum(h * emb(targets), axis=-1)
-            neg = tf.einsum("bd,bnd->bn", h, emb(negatives))
-            nll = tf.nn.softplus(-pos) + tf.reduce_sum(tf.nn.softplus(neg), axis=-1)
-        return batch_mean(nll, valid)
-
-    def _state_reconstruction(self, d, state, targets, valid):
-        """`train.state_loss`: the targets scored from the sequence encoder's state alone
-        (SASRec's objective), so the state learns next items at SASRec's pace while the
-        latents' terms share the encoder. Zero (not computed) at weight 0."""
-        if self.train_cfg.state_loss <= 0:
-            return tf.constant(0.0)
-        return self._reconstruction(state, self._domain(d).item_embedding, targets, valid, self.num_items[d])
-
-    def _cold_start_reconstruction(self, d, r, targets, valid, training):
-        """The targets scored as a cold-start row would be: from r's transferred latent alone
-        (rows with both domains), so r and the cold-start decoder input train on every
-        overlapping row without extra rows or encoder passes."""
-        z_t = self._draw(r, training)
-        zeros = tf.zeros_like(z_t)
+    def _causal_posteriors(self, d, features, rows, positions, states, training) -> Posteriors:
+        """Domain d's posteriors at `positions` ([P, 2]: index into `rows`, column) of the
+        batch rows `rows` ([R]); `states` holds both histories' encoder outputs for the batch.
+        `own` is a real history position; the augmented latent is read at the last position only."""
         layers = self._domain(d)
-        emb = layers.item_embedding
-        h = layers.decoder(tf.concat([zeros, z_t, zeros], axis=-1))
-        return self._reconstruction(h, emb, targets, valid, self.num_items[d])
+        (own, own_mask), (other, other_mask) = states[d], states[1 - d]
+        own_state, own_mask = tf.gather(own, rows), tf.gather(own_mask, rows)
+        other, other_mask = tf.gather(other, rows), tf.gather(other_mask, rows)
+        own, other = self._for_latents(own_state, other)
+        history = tf.gather(features[layers.history], rows)
+        t = tf.shape(history)[1]
+        # the augmented sequence's last position, the one place its latent is read (below)
+        augmented, _ = layers.augmented_encoder(augmented_sequence(tf.gather(features[layers.pseudo], rows), history),
+                                                training=training, last_only=True)
+        other_summary = pool_history(other, other_mask, "last")  # the causal last position has read it all
+        row = positions[:, 0]
+        q_zt = layers.q_zt
+        if isinstance(q_zt, CrossDomainAttention):
+            cross = q_zt.head(tf.gather_nd(q_zt.attend(own, own_mask, other, other_mask, training), positions))
+        else:
+            cross = q_zt(tf.gather_nd(own, positions), tf.gather(other_summary, row))
+        keep = tf.gather_nd(own_mask, positions)
+        # the recalled items were chosen with the whole history's fold-in, so they carry
+        # information about the items after an earlier position: the augmented latent is
+        # read at the last position only, where the next item (the row's target) is not
+        # among what recall saw, as at serving time
+        return Posteriors(q_z=layers.q_z(tf.gather_nd(own, positions)),
+                          q_za=layers.q_za(tf.gather(augmented, row)),  # the row's last position; masked elsewhere
+                          q_zt=cross, r=layers.r(tf.gather(other_summary, row)), own=keep,
+                          other=tf.gather(tf.reduce_any(other_mask, axis=1), row),
+                          augmented=keep & tf.equal(positions[:, 1], t - 1),
+                          length=tf.gather_nd(tf.cumsum(tf.cast(own_mask, tf.int32), axis=1), positions),
+                          state=tf.gather_nd(own_state, positions))  # zero at padding (a cold-start row's last position)
 
     def _causal_targets(self, features, d, history_mask):
         """Domain d's training positions: (rows [R] of the batch whose target domain is d,
@@ -413,100 +293,65 @@ class I2VAE(LossTermsModel):
         labels_at = tf.cast(tf.gather_nd(labels, positions), features[feature_spec.TARGET_ITEM].dtype)
         return rows, positions, labels_at, tf.equal(positions[:, 1], t - 1)
 
-    def _causal_terms(self, features, training):
-        """Every term of the objective with the causal encoder: per domain, over the
-        positions of that domain's rows that have a target (the next history item, and
-        the row's target after the last one; the last position alone for a row with no
-        history there)."""
-        cfg, terms = self.train_cfg, {}
+    def _training_points(self, features, training):
+        """Per domain, the `Posteriors` and `Targets` the objective reads in training."""
+        if not self.causal:
+            items, domain = features[feature_spec.TARGET_ITEM], features[feature_spec.TARGET_DOMAIN]
+            every_row = tf.ones_like(items, tf.bool)
+            return [(p, Targets(items, tf.equal(domain, d), every_row))
+                    for d, p in enumerate(self._row_posteriors(features, training))]
         states = self._causal_states(features, training)
-        std = tfd.MultivariateNormalDiag(loc=tf.zeros([1, self.model_cfg.latent_dim]))  # N(0, I)
-        for d, name in enumerate(("x", "y")):
-            layers = self._domain(d)
-            emb, prior_z, prior_za = layers.item_embedding, layers.prior_z, layers.prior_za
-            other = "y" if name == "x" else "x"
-            rows, positions, labels_at, is_last = self._causal_targets(features, d, states[d][1])
-            at = self._causal_positions(d, features, rows, positions, states, training)
-            h = self._causal_decode(d, at, training)
-            every = tf.ones_like(labels_at, tf.bool)
-            terms[f"rec_{name}"] = self._reconstruction(h, emb, labels_at, every, self.num_items[d])
-            terms[f"state_{name}"] = self._state_reconstruction(d, at["state"], labels_at, every & at["keep"])
-            if cfg.cold_start_loss:  # at each row's last position: its target, from r alone
-                terms[f"rec_cold_{name}"] = self._cold_start_reconstruction(d, at["r"], labels_at,
-                                                                            is_last & at["both"], training)
-            else:
-                terms[f"rec_cold_{name}"] = tf.constant(0.0)
-            kl_used_t = tf.where(at["both"], _kl(at["q_zt"], std), _kl(at["r"], std))
-            w = noise_adaptive_weight(at["length"], self.max_len, cfg.noise_a, cfg.noise_b)
-            keep = at["keep"]
-            terms[f"kl_z_{name}"] = batch_mean(_kl(at["q_z"], prior_z.distribution()), keep)
-            terms[f"kl_za_{name}"] = batch_mean(_kl(at["q_za"], prior_za.distribution()),
-                                                         at["keep_augmented"])
-            terms[f"kl_zt_{other}"] = batch_mean(kl_used_t, at["has_other"])  # other's interest, used here
-            terms[f"informative_{other}"] = batch_mean(_kl(at["q_zt"], at["r"]), at["both"])
-            terms[f"denoising_{name}"] = batch_mean(w * _kl(at["q_z"], at["q_za"]), at["keep_augmented"])
-            terms[f"noise_weight_{name}"] = batch_mean(w, keep)
-        return terms
+        points = []
+        for d in (0, 1):
+            rows, positions, items, is_last = self._causal_targets(features, d, states[d][1])
+            points.append((self._causal_posteriors(d, features, rows, positions, states, training),
+                           Targets(items, tf.ones_like(items, tf.bool), is_last)))
+        return points
 
-    def _bidirectional_terms(self, features, training):
-        h_x, h_y, enc = self(features, training=training)
-        cfg = self.train_cfg
-        targets, domain = features[feature_spec.TARGET_ITEM], features[feature_spec.TARGET_DOMAIN]
-        fx, fy = tf.cast(enc["has_x"], tf.float32), tf.cast(enc["has_y"], tf.float32)
-        both = fx * fy
-        std = tfd.MultivariateNormalDiag(loc=tf.zeros_like(enc["q_z_x"].mean()))  # N(0, I)
-        both_b = tf.logical_and(enc["has_x"], enc["has_y"])
-        kl_used_ty = tf.where(both_b, _kl(enc["q_zt_y"], std), _kl(enc["r_zt_y"], std))
-        kl_used_tx = tf.where(both_b, _kl(enc["q_zt_x"], std), _kl(enc["r_zt_x"], std))
-        w_x = noise_adaptive_weight(enc["len_x"], self.max_len, cfg.noise_a, cfg.noise_b)
-        w_y = noise_adaptive_weight(enc["len_y"], self.max_len, cfg.noise_a, cfg.noise_b)
-        mean = tf.reduce_mean
-        in_x, in_y = tf.equal(domain, 0), tf.equal(domain, 1)
-        terms = {
-            "rec_x": self._reconstruction(h_x, self.item_emb_x, targets, in_x, self.num_items[0]),
-            "rec_y": self._reconstruction(h_y, self.item_emb_y, targets, in_y, self.num_items[1]),
-            "state_x": self._state_reconstruction(0, enc["state_x"], targets, in_x & enc["has_x"]),
-            "state_y": self._state_reconstruction(1, enc["state_y"], targets, in_y & enc["has_y"]),
-            "rec_cold_x": (self._cold_start_reconstruction(0, enc["r_zt_y"], targets, in_x & both_b, training)
-                           if cfg.cold_start_loss else tf.constant(0.0)),
-            "rec_cold_y": (self._cold_start_reconstruction(1, enc["r_zt_x"], targets, in_y & both_b, training)
-                           if cfg.cold_start_loss else tf.constant(0.0)),
-            "kl_z_x": mean(fx * _kl(enc["q_z_x"], self.prior_z_x.distribution())),
-            "kl_z_y": mean(fy * _kl(enc["q_z_y"], self.prior_z_y.distribution())),
-            "kl_zt_x": mean(fx * kl_used_tx),
-            "kl_zt_y": mean(fy * kl_used_ty),
-            "kl_za_x": mean(tf.cast(enc["has_ax"], tf.float32) * _kl(enc["q_za_x"], self.prior_za_x.distribution())),
-            "kl_za_y": mean(tf.cast(enc["has_ay"], tf.float32) * _kl(enc["q_za_y"], self.prior_za_y.distribution())),
-            # informative + disentangle: the full posterior of the transferred latent vs its one-domain r
-            "informative_x": mean(both * _kl(enc["q_zt_x"], enc["r_zt_x"])),
-            "informative_y": mean(both * _kl(enc["q_zt_y"], enc["r_zt_y"])),
-            # denoising: the domain-specific posterior vs the augmented one, weighted by history length
-            "denoising_x": mean(fx * w_x * _kl(enc["q_z_x"], enc["q_za_x"])),
-            "denoising_y": mean(fy * w_y * _kl(enc["q_z_y"], enc["q_za_y"])),
-            "noise_weight_x": batch_mean(w_x, fx),
-            "noise_weight_y": batch_mean(w_y, fy),
-        }
-        return terms
+    # ----- decoding -----
+    def decode(self, d, p: Posteriors, training=False):
+        """h = dec([z, z_t, z_a]) (+ the state, `model.residual_state`) at the points of `p`:
+        a latent is zero where it is absent, z_t routed as `Posteriors.transferred` says.
+        `model.cold_start_augmented` keeps z_a where the domain has no history."""
+        z = _masked(self._draw(p.q_z, training), p.own)
+        z_t = _masked(self._draw(p.transferred, training), p.other)
+        z_a = _masked(self._draw(p.q_za, training),
+                      p.augmented if self.model_cfg.cold_start_augmented else p.augmented & p.own)
+        return self._with_state(self._domain(d).decoder(tf.concat([z, z_t, z_a], axis=-1)), p.state, training)
+
+    def _cold_start_decode(self, d, p: Posteriors, training):
+        """h as a cold-start point would have it: from r's transferred latent alone."""
+        z_t = self._draw(p.r, training)
+        zeros = tf.zeros_like(z_t)
+        return self._domain(d).decoder(tf.concat([zeros, z_t, zeros], axis=-1))
+
+    def _with_state(self, h, state, training):
+        """`model.residual_state`: the decoder's output plus the history's own state; at
+        inference the decoder's part weighs `decoder_weight` (a cold-start row has no state,
+        so its ranking does not depend on it)."""
+        if not self.model_cfg.residual_state:
+            return h
+        return (h if training else self.decoder_weight * h) + state
+
+    def call(self, features, training=False):
+        """User representations (h_u^X, h_u^Y), each [B, d], and the posteriors; score items
+        with `score_all`."""
+        px, py = self.posteriors(features, training)
+        return self.decode(0, px, training), self.decode(1, py, training), (px, py)
+
+    def score_all(self, features):
+        """Scores of every item of each domain (column 0 is padding), at inference (means)."""
+        h_x, h_y, _ = self(features, training=False)
+        return (tf.matmul(h_x, self.item_emb_x.embeddings, transpose_b=True),
+                tf.matmul(h_y, self.item_emb_y.embeddings, transpose_b=True))
 
     def losses_and_terms(self, features, training=True):
         """Returns (total loss, dict of every term) for a batch with targets."""
-        terms = (self._causal_terms if self.causal else self._bidirectional_terms)(features, training)
-        lt, la, beta = self.train_cfg.lambda_t, self.train_cfg.lambda_a, self.kl_beta
-        if not self.model_cfg.variational:  # the no-VAE ablation: no KL term in the objective
-            lt, la, beta = 0.0, 0.0, tf.constant(0.0)
-        ws = self.train_cfg.state_loss
-        total = ((1.0 + lt) * (terms["rec_x"] + terms["rec_y"] + beta * (terms["kl_z_x"] + terms["kl_z_y"]))
-                 + terms["rec_cold_x"] + terms["rec_cold_y"] + ws * (terms["state_x"] + terms["state_y"])
-                 + beta * (terms["kl_zt_x"] + terms["kl_zt_y"] + terms["kl_za_x"] + terms["kl_za_y"])
-                 + lt * (terms["informative_x"] + terms["informative_y"])
-                 + la * (terms["denoising_x"] + terms["denoising_y"]))
-        # each term's contribution to the total, as the objective weights it
-        weights = {"rec_x": 1.0 + lt, "rec_y": 1.0 + lt, "rec_cold_x": 1.0, "rec_cold_y": 1.0,
-                   "state_x": ws, "state_y": ws,
-                   "kl_z_x": (1.0 + lt) * beta, "kl_z_y": (1.0 + lt) * beta,
-                   "kl_zt_x": beta, "kl_zt_y": beta, "kl_za_x": beta, "kl_za_y": beta,
-                   "informative_x": lt, "informative_y": lt, "denoising_x": la, "denoising_y": la}
-        for name in self.LOSS_TERMS:
-            terms[f"weighted_{name}"] = weights[name] * terms[name]
-        terms["kl_beta"] = tf.identity(beta)
-        return total, terms
+        domains = []
+        for d, (p, targets) in enumerate(self._training_points(features, training)):
+            layers = self._domain(d)
+            domains.append(DomainOutputs(
+                p, targets, self.decode(d, p, training),
+                self._cold_start_decode(d, p, training) if self.train_cfg.cold_start_loss else None,
+                layers.item_embedding, layers.prior_z.distribution(), layers.prior_za.distribution()))
+        return self.objective(domains, self.kl_beta)

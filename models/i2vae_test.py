@@ -7,8 +7,9 @@ import tensorflow as tf
 
 from models import feature_spec
 from models.config import ModelConfig, TrainConfig
-from models.i2vae import I2VAE, noise_adaptive_weight, tfd
+from models.i2vae import I2VAE, tfd
 from models.layers import masked_mean, pool_history
+from models.objective import noise_adaptive_weight
 
 T, TP = 5, 8
 
@@ -113,10 +114,10 @@ def test_losses_finite_on_mixed_batch_and_every_term_present():
 def test_cold_start_row_ignores_empty_domain_input_and_uses_r():
     m = small_model()
     b = batch()  # row 1 has no X history: cold-start in X
-    enc = m.encode(b)
-    z_x, _, _, z_ty, _, _ = m.latents(enc)
-    assert np.allclose(z_x.numpy()[1], 0)  # domain-specific latent masked
-    np.testing.assert_allclose(z_ty.numpy()[1], enc["r_zt_y"].mean().numpy()[1], rtol=1e-6)  # r^y used
+    px, _ = m.posteriors(b)
+    assert not px.own.numpy()[1] and px.own.numpy()[0]  # its domain-specific latent is masked
+    np.testing.assert_allclose(px.transferred.mean().numpy()[1], px.r.mean().numpy()[1], rtol=1e-6)  # r^y used
+    np.testing.assert_allclose(px.transferred.mean().numpy()[0], px.q_zt.mean().numpy()[0], rtol=1e-6)
     with tf.GradientTape(persistent=True) as tape:
         h_x, _, _ = m(b, training=False)
         out = tf.reduce_sum(h_x[1])
@@ -145,10 +146,10 @@ def test_bce_reconstruction_is_the_target_term_plus_one_term_per_negative():
     emb = m.item_emb_x.embeddings.numpy()
     pos = np.sum(h.numpy() * emb[targets.numpy()], axis=-1)
     expected = np.sum(np.logaddexp(0, -pos) * in_domain.numpy()) / in_domain.numpy().sum()
-    np.testing.assert_allclose(m._reconstruction(h, m.item_emb_x, targets, in_domain, 30).numpy(), expected,
+    np.testing.assert_allclose(m.objective.reconstruction(0, h, m.item_emb_x, targets, in_domain).numpy(), expected,
                                rtol=1e-5)
     m.train_cfg.num_train_negatives = 16  # every negative adds a positive term
-    assert m._reconstruction(h, m.item_emb_x, targets, in_domain, 30).numpy() > expected + 1e-3
+    assert m.objective.reconstruction(0, h, m.item_emb_x, targets, in_domain).numpy() > expected + 1e-3
 
 
 @pytest.mark.parametrize("encoder", ["causal", "bidirectional"])  # rows gathered / masked after scoring
@@ -163,11 +164,11 @@ def test_full_softmax_reconstruction_is_the_mean_over_the_valid_rows_in_value_an
     nll = np.logaddexp.reduce(logits, axis=-1) - logits[np.arange(4), targets.numpy() - 1]
     with tf.GradientTape() as tape:
         tape.watch(h)
-        value = m._reconstruction(h, m.item_emb_x, targets, valid, 30)
+        value = m.objective.reconstruction(0, h, m.item_emb_x, targets, valid)
     np.testing.assert_allclose(value.numpy(), nll[valid.numpy()].mean(), rtol=1e-5)
     gradient = tf.convert_to_tensor(tape.gradient(value, h)).numpy()
     assert not np.any(gradient[1]) and np.all(np.abs(gradient[[0, 2, 3]]).sum(axis=-1) > 0)
-    assert float(m._reconstruction(h, m.item_emb_x, targets, tf.zeros([4], tf.bool), 30)) == 0.0
+    assert float(m.objective.reconstruction(0, h, m.item_emb_x, targets, tf.zeros([4], tf.bool))) == 0.0
 
 
 SLOW = pytest.mark.slow  # about 10 s each (a train-step trace); the default's case stays in `make test`
@@ -269,7 +270,7 @@ def all_positions_h(m, b, d=0):
     t = int(b[feature_spec.HISTORY_X].shape[1])
     grid = tf.reshape(tf.stack(tf.meshgrid(rows, tf.range(t), indexing="ij"), axis=-1), [-1, 2])
     states = m._causal_states(b, False)
-    h = m._causal_decode(d, m._causal_positions(d, b, rows, grid, states, False), False)
+    h = m.decode(d, m._causal_posteriors(d, b, rows, grid, states, False), False)
     return tf.reshape(h, [-1, t, h.shape[-1]]).numpy()
 
 

@@ -126,8 +126,8 @@ def test_training_with_per_domain_selection_scores_each_domain_at_its_best_epoch
         "model.embedding_dim=8", "model.latent_dim=4", "model.num_heads=2", "model.num_blocks=1",
         f"data.max_len={T}", f"data.pseudo_len={TP}", "train.epochs=6", "train.batch_size=32",
         "train.learning_rate=0.02", "eval.num_negatives=20", 'train.epoch_selection="per_domain"',
-        "train.early_stopping_patience=6", "train.seed=2",
-        "model.dropout=0.2"])  # at this seed X and Y peak at different epochs (seed 1 did until 7ba3960)
+        "train.early_stopping_patience=6", "train.seed=1",
+        "model.dropout=0.2"])  # at this seed X and Y peak at different epochs (a change of the random draws can merge them)
     # (the default decoder-weight grid is left on: per-domain selection skips it)
     model, history, _ = train_model([feature_spec.split_pattern(root, "train")],
                                     [feature_spec.split_pattern(root, "eval")], root, cfg,
