@@ -18,8 +18,8 @@ import numpy as np
 import tensorflow as tf
 
 from models import feature_spec, psg
-from models.layers import SASRecEncoder
 from models.loss_terms_model import LossTermsModel, batch_mean, selected_full_softmax_nll
+from models.sasrec_encoder import SASRecEncoder
 
 
 def _constant_weight(layer, name, value):
@@ -76,7 +76,7 @@ class SASRec(LossTermsModel):
 
     LOSS_TERMS = ("rec_x", "rec_y")
 
-    def __init__(self, num_items_x, num_items_y, model_cfg, popularity, max_len=20, **kwargs):
+    def __init__(self, num_items_x, num_items_y, model_cfg, popularity, max_len, **kwargs):
         super().__init__(**kwargs)
         d = model_cfg.embedding_dim
         self.num_items, self.max_len, self.num_negatives = (num_items_x, num_items_y), max_len, model_cfg.sasrec_negatives

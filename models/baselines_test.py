@@ -13,7 +13,7 @@ def sasrec(sasrec_negatives=8):
     tf.keras.utils.set_random_seed(0)
     cfg = ModelConfig(kind="sasrec", embedding_dim=16, num_heads=2, num_blocks=1, dropout=0.0,
                       sasrec_negatives=sasrec_negatives)
-    return baselines.SASRec(30, 20, cfg, POP, max_len=T)
+    return baselines.SASRec(30, 20, cfg, POP, T)
 
 
 def batch():

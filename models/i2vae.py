@@ -20,17 +20,10 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from models import feature_spec
-from models.layers import (
-    CrossDomainAttention,
-    CrossDomainMLP,
-    GaussianHead,
-    LearnablePrior,
-    SASRecEncoder,
-    masked_mean,
-    pool_history,
-)
+from models.latent_heads import CrossDomainAttention, CrossDomainMLP, GaussianHead, LearnablePrior
 from models.loss_terms_model import LossTermsModel
 from models.objective import DomainOutputs, I2VAEObjective, Posteriors, Targets
+from models.sasrec_encoder import SASRecEncoder, masked_mean, pool_history
 
 tfd = tfp.distributions
 
@@ -155,8 +148,8 @@ class I2VAE(LossTermsModel):
             self.q_zt_x = CrossDomainMLP(d, k, s, name="q_zt_x")
         else:
             raise ValueError(f"model.cross_encoder must be 'attention' or 'mlp', found {model_cfg.cross_encoder!r}")
-        self.r_y = GaussianHead(k, hidden=[d], min_scale=s, name="r_zt_y")  # r^y(z_t^y | y)
-        self.r_x = GaussianHead(k, hidden=[d], min_scale=s, name="r_zt_x")  # r^x(z_t^x | x)
+        self.r_y = GaussianHead(k, s, hidden=[d], name="r_zt_y")  # r^y(z_t^y | y)
+        self.r_x = GaussianHead(k, s, hidden=[d], name="r_zt_x")  # r^x(z_t^x | x)
         self.prior_z_x = LearnablePrior(k, s, name="prior_z_x")
         self.prior_z_y = LearnablePrior(k, s, name="prior_z_y")
         self.prior_za_x = LearnablePrior(k, s, name="prior_za_x")

@@ -8,8 +8,8 @@ import tensorflow as tf
 from models import feature_spec
 from models.config import ModelConfig, TrainConfig
 from models.i2vae import I2VAE, tfd
-from models.layers import masked_mean, pool_history
 from models.objective import noise_adaptive_weight
+from models.sasrec_encoder import masked_mean, pool_history
 
 T, TP = 5, 8
 

@@ -47,7 +47,7 @@ class LightGCN(tf.keras.Model):
       seed: initializer seed.
     """
 
-    def __init__(self, num_users, num_items, adjacency, embedding_dim=64, num_layers=3, l2_reg=1e-4, seed=42):
+    def __init__(self, num_users, num_items, adjacency, embedding_dim, num_layers, l2_reg, seed):
         super().__init__()
         self.num_users, self.num_items = num_users, num_items
         self.adjacency = adjacency

@@ -18,7 +18,7 @@ def test_normalized_adjacency_by_hand():
 def test_propagation_is_mean_of_layer_powers():
     users, items = np.array([0, 0, 1]), np.array([0, 1, 1])
     adj = normalized_adjacency(2, 3, users, items)
-    model = LightGCN(2, 3, adj, embedding_dim=4, num_layers=3, seed=1)
+    model = LightGCN(2, 3, adj, embedding_dim=4, num_layers=3, l2_reg=1e-4, seed=1)
     e0 = model.embeddings.numpy()
     a = tf.sparse.to_dense(adj).numpy()
     expected = (e0 + a @ e0 + a @ a @ e0 + a @ a @ a @ e0) / 4

@@ -22,7 +22,7 @@ tfd = tfp.distributions
 DOMAINS = ("x", "y")
 
 
-def noise_adaptive_weight(length: tf.Tensor, max_len: int, a: float = 0.8, b: float = 0.8) -> tf.Tensor:
+def noise_adaptive_weight(length: tf.Tensor, max_len: int, a: float, b: float) -> tf.Tensor:
     """w = exp(a * L / T) - b with L the real history length capped at T (paper eq. for DN-R)."""
     capped = tf.minimum(tf.cast(length, tf.float32), float(max_len))
     return tf.exp(a * capped / float(max_len)) - b
@@ -122,7 +122,7 @@ class I2VAEObjective(tf.keras.layers.Layer):
              "kl_zt_y", "kl_za_x", "kl_za_y", "informative_x", "informative_y", "denoising_x", "denoising_y")
     LOGGED = TERMS + tuple(f"weighted_{n}" for n in TERMS) + ("noise_weight_x", "noise_weight_y", "kl_beta")
 
-    def __init__(self, train_cfg, num_items: Sequence[int], max_len: int, encoder: str, variational: bool = True,
+    def __init__(self, train_cfg, num_items: Sequence[int], max_len: int, encoder: str, variational: bool,
                  **kwargs):
         super().__init__(**kwargs)
         self.train_cfg, self.num_items, self.max_len = train_cfg, tuple(num_items), max_len

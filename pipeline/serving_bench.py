@@ -19,6 +19,7 @@ from typing import List, Tuple
 import numpy as np
 import tensorflow as tf
 
+from models.config import DataConfig
 from serving.client import RecommendClient, pad_histories
 from serving.server import start_process
 
@@ -30,7 +31,7 @@ def test_histories(data_dir: str, limit: int) -> List[Tuple[List[str], List[str]
     out = []
     path = os.path.join(data_dir, "test.csv")
     for path, lineno, line in logic.read_paper_file(path):
-        row = logic.parse_paper_line(line, path, lineno)
+        row = logic.parse_paper_line(line, path, lineno, DataConfig().max_history_length)
         _, hx, hy = logic.target_and_histories(row)
         out.append((hx[-20:], hy[-20:]))
         if len(out) == limit:

@@ -90,7 +90,7 @@ def _parse_id_list(text: str, where: str, field: str, max_length: int) -> List[s
     return out
 
 
-def parse_paper_line(line, path: str, lineno: int, max_history_length: int = 1000) -> Dict:
+def parse_paper_line(line, path: str, lineno: int, max_history_length: int) -> Dict:
     """Parses one data line (bytes or text) of the paper's CSV (`user_id,seq_d1,seq_d2,domain_id`)."""
     where = f"{path}:{lineno}"
     line = _decode(line, where)
@@ -299,7 +299,7 @@ def _check_long_columns(columns: Sequence[str], path: str) -> None:
                           f"missing {missing}, unexpected {extra}, found {list(columns)}", "columns")
 
 
-def rows_from_user_events(user_id: str, events: Iterable[Tuple], max_history_length: int = 1000
+def rows_from_user_events(user_id: str, events: Iterable[Tuple], max_history_length: int
                           ) -> Tuple[List[Dict], List[Tuple[str, Dict, IngestError]]]:
     """Turns one user's events into one row per domain the user has items in.
 
@@ -425,7 +425,7 @@ def is_cold_start(history_target: Sequence, history_other: Sequence) -> bool:
     return len(history_target) == 0 and len(history_other) > 0
 
 
-def long_tail_threshold(lengths: Sequence[int], share: float = 0.8) -> float:
+def long_tail_threshold(lengths: Sequence[int], share: float) -> float:
     """Mean length of the shortest `share` of rows (DESIGN.md's long-tailed definition)."""
     if len(lengths) == 0:
         return 0.0

@@ -14,11 +14,11 @@ from models.config import DataConfig
 
 
 def test_parse_paper_line_target_and_histories():
-    row = logic.parse_paper_line('7,"[1, 2, 3]","[10, 11]",0\n', "train.csv", 2)
+    row = logic.parse_paper_line('7,"[1, 2, 3]","[10, 11]",0\n', "train.csv", 2, 1000)
     assert row["user_id"] == "7" and row["target_domain"] == 0
     target, hx, hy = logic.target_and_histories(row)
     assert (target, hx, hy) == ("3", ["1", "2"], ["10", "11"])
-    row = logic.parse_paper_line('7,"[1, 2, 3]","[10, 11]",1', "train.csv", 3)
+    row = logic.parse_paper_line('7,"[1, 2, 3]","[10, 11]",1', "train.csv", 3, 1000)
     assert logic.target_and_histories(row) == ("11", ["1", "2", "3"], ["10"])
 
 
@@ -32,13 +32,13 @@ def test_parse_paper_line_target_and_histories():
 ])
 def test_parse_paper_line_errors_name_file_line_and_field(line, field):
     with pytest.raises(logic.IngestError) as err:
-        logic.parse_paper_line(line, "data/train.csv", 12)
+        logic.parse_paper_line(line, "data/train.csv", 12, 1000)
     assert "data/train.csv:12" in str(err.value) and field in str(err.value)
 
 
 def test_parse_paper_line_wrong_column_count():
     with pytest.raises(logic.IngestError, match="train.csv:5: expected 4 columns"):
-        logic.parse_paper_line("7,[1],0", "train.csv", 5)
+        logic.parse_paper_line("7,[1],0", "train.csv", 5, 1000)
 
 
 def test_paper_header_checked(tmp_path):
@@ -55,7 +55,7 @@ def test_paper_header_checked(tmp_path):
 def test_long_table_rows_ordered_by_timestamp_then_file_order():
     events = [(5.0, "f.csv:4", "b", 0, {}), (1.0, "f.csv:9", "a", 0, {}), (5.0, "f.csv:2", "c", 0, {}),
               (3.0, "f.csv:3", "y1", 1, {})]
-    rows, rejected = logic.rows_from_user_events("u", events)
+    rows, rejected = logic.rows_from_user_events("u", events, 1000)
     assert rejected == []
     assert [r["target_domain"] for r in rows] == [0, 1]
     assert rows[0]["seq_x"] == ["a", "c", "b"] and rows[0]["seq_y"] == ["y1"]
@@ -208,7 +208,7 @@ def test_valid_paper_rows_round_trip(user, seq_x, seq_y, domain):
     if not (seq_x, seq_y)[domain]:
         seq_x, seq_y = (seq_x or [1], seq_y) if domain == 0 else (seq_x, seq_y or [1])
     line = csv_line([user, json.dumps(seq_x), json.dumps(seq_y), str(domain)])
-    row = logic.parse_paper_line(line.encode("utf-8"), "f.csv", 7)
+    row = logic.parse_paper_line(line.encode("utf-8"), "f.csv", 7, 1000)
     assert row["user_id"] == user.strip() and row["target_domain"] == domain
     assert row["seq_x"] == [str(i) for i in seq_x] and row["seq_y"] == [str(i) for i in seq_y]
 
@@ -244,7 +244,7 @@ json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats
        domain=st.text(st.characters(blacklist_characters="\x00"), max_size=3))
 def test_odd_json_fields_parse_or_raise_ingest_error(seq, user, domain):
     line = csv_line([user, json.dumps(seq), "[1]", domain])
-    _parses_or_names_line(logic.parse_paper_line, line, "f.csv", 7)
+    _parses_or_names_line(logic.parse_paper_line, line, "f.csv", 7, 1000)
 
 
 long_values = st.none() | st.text(max_size=6) | st.integers() | st.floats() | st.binary(max_size=6)

@@ -139,8 +139,8 @@ def save_untrained_generator(out_dir: str, num_items_x: int, num_items_y: int, d
 class AddPseudoSequences(beam.DoFn):
     """Adds pseudo_x / pseudo_y to a batch of serialized examples (`add_pseudo`)."""
 
-    def __init__(self, generator_dir: str, max_len: int, pseudo_len: int, source: str = "lightgcn", seed: int = 42,
-                 approximate_above_items: int = 0, approximate_nprobe: int = 128, approximate_nlist: int = 0):
+    def __init__(self, generator_dir: str, max_len: int, pseudo_len: int, source: str, seed: int,
+                 approximate_above_items: int, approximate_nprobe: int, approximate_nlist: int):
         self.generator_dir, self.max_len, self.pseudo_len = generator_dir, max_len, pseudo_len
         self.source, self.seed = source, seed
         self.approximate = (approximate_above_items, approximate_nprobe, approximate_nlist)

@@ -83,8 +83,8 @@ def test_the_transform_uses_an_approximate_index_above_the_threshold(tmp_path):
     small = np.concatenate([np.zeros((1, 8)), rng.normal(size=(50, 8))])
     psg.save_generator(str(tmp_path), big.astype(np.float32), small.astype(np.float32), [], [],
                        np.zeros((0, 8), np.float32))
-    fn = executor.AddPseudoSequences(str(tmp_path), max_len=10, pseudo_len=30, approximate_above_items=1000,
-                                     approximate_nprobe=8)
+    fn = executor.AddPseudoSequences(str(tmp_path), max_len=10, pseudo_len=30, source="lightgcn", seed=42,
+                                     approximate_above_items=1000, approximate_nprobe=8, approximate_nlist=0)
     fn.setup()
     assert isinstance(fn.index_x, psg.ApproximateIndex) and fn.index_y is None
     rows = [{"user_id": f"u{i}", "history_x": rng.integers(1, 3001, 10).tolist(),
