@@ -297,6 +297,9 @@ class TrainConfig:
     grid_lambda_a: List[float] = dataclasses.field(default_factory=lambda: [1e-4, 5e-3, 1e-2, 1e-1])  # lambda_a range
 
     def __post_init__(self):
+        for name in ("epochs", "lambda_t", "lambda_a", "kl_weight", "early_stopping_patience", "early_stopping_start"):
+            check_at_least(f"train.{name}", getattr(self, name), 0)
+        check_at_least("train.batch_size", self.batch_size, 1)
         check_choice("train.epoch_selection", self.epoch_selection, EPOCH_SELECTIONS)
         check_choice("train.reconstruction", self.reconstruction, RECONSTRUCTIONS)
         check_choice("train.distribute", self.distribute, DISTRIBUTE_STRATEGIES)

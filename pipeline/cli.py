@@ -17,6 +17,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 # no gRPC chatter, no Python deprecation warnings around the output a user wants
 QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "GRPC_VERBOSITY": "ERROR", "PYTHONWARNINGS": "ignore"}
 
+from components.ingest import logic  # noqa: E402  (plain Python: no TensorFlow)
 from models import config  # noqa: E402
 
 logger = logging.getLogger("i2vae")
@@ -74,8 +75,6 @@ def cmd_run(args, data_path=None, base=None):
     if not args.verbose:  # local runs only: a cluster's workers keep their logs
         cfg.beam_args = cfg.beam_args + [a for a in QUIET_BEAM_ARGS if a not in cfg.beam_args]
     cfg.data_path = data_path or args.data
-    if not cfg.data_path:
-        sys.exit("error: --data is required (a folder with train.csv/test.csv, or a .csv/.parquet long table)")
     start = time.time()
     paths = run_local(cfg, args.out, enable_cache=not args.no_cache)
     _summary(paths, cfg, time.time() - start)
@@ -306,6 +305,15 @@ def library_output_to(path: Optional[str]):
             sys.stderr = saved_stream
 
 
+def check_arguments(args) -> None:
+    """The config (file, overrides, values) and a local data path, checked before TFX and
+    TensorFlow load, so a mistake costs seconds; remote paths are checked by the ingest step."""
+    if args.command in ("run", "demo", "kubeflow"):
+        _config(args)
+    if args.command == "run" and "://" not in args.data:
+        logic.detect_format(args.data)
+
+
 def user_error(error: BaseException):
     """The one-line message of a known error (`USER_ERRORS`), also when a Beam worker or TFX
     raised it and it arrives wrapped in another exception's text; None for anything else."""
@@ -339,6 +347,7 @@ def main(argv=None):
     handlers = {"demo": cmd_demo, "run": cmd_run, "synthetic": cmd_synthetic, "reproduce": cmd_reproduce,
                 "kubeflow": cmd_kubeflow, "bench": cmd_bench, "compare": cmd_compare}
     try:
+        check_arguments(args)
         with library_output_to(log_path):
             return handlers[args.command](args)
     except Exception as e:  # a known error is one line (the traceback only with --debug)

@@ -22,6 +22,24 @@ def i2vae(*args):
                           cwd=ROOT, timeout=600)
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--data", "/does-not-exist"], "error: /does-not-exist: not found, or not a folder / .csv / .parquet file"),
+    (["--data", "tests", "--set", "train.epochs=-3"], "error: train.epochs must be >= 0, found -3"),
+    (["--data", "tests"], "error: tests: a folder must hold the paper's train.csv and test.csv"),
+    (["--data", "x.csv", "--config", "missing.json"], "error: missing.json: no such config file")])
+def test_a_bad_argument_is_one_error_line_before_tensorflow_loads(tmp_path, args, message):
+    """Arguments, config values and a local data path are checked before TFX and TensorFlow
+    load: one `error:` line, exit status 2, nothing written."""
+    probe = ("import sys; from pipeline import cli; code = cli.main(sys.argv[1:]); "
+             "sys.exit(code + 10 * any(m in sys.modules for m in ('tensorflow', 'tfx', 'apache_beam')))")
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", PYTHONPATH=ROOT)
+    done = subprocess.run([sys.executable, "-c", probe, "run", *args, "--out", str(tmp_path / "run")],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+    assert done.returncode == 2, (done.returncode, done.stderr[-2000:])  # 12: TensorFlow, TFX or Beam loaded
+    assert done.stderr.strip().splitlines() == [message] and not done.stdout
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.slow  # one pipeline run in a fresh process per case; `make test-slow`
 @pytest.mark.parametrize("name, line, phrase, reason", PAPER_CASES)
 def test_a_bad_row_is_one_error_line_and_exit_status_2(tmp_path, name, line, phrase, reason):

@@ -20,14 +20,9 @@ QUARANTINE_FILE = os.path.join(QUARANTINE_DIR, "bad_rows.jsonl")
 
 
 def detect_format(data_path: str) -> str:
-    """'paper' for a folder with train.csv and test.csv, 'long' for one CSV/Parquet file."""
-    if tf.io.gfile.isdir(data_path):
-        if all(tf.io.gfile.exists(os.path.join(data_path, f)) for f in ("train.csv", "test.csv")):
-            return "paper"
-        raise logic.IngestError(f"{data_path}: a folder must hold the paper's train.csv and test.csv")
-    if tf.io.gfile.exists(data_path) and data_path.endswith((".csv", ".parquet")):
-        return "long"
-    raise logic.IngestError(f"{data_path}: not found, or not a folder / .csv / .parquet file")
+    """'paper' for a folder with train.csv and test.csv, 'long' for one CSV/Parquet file (any
+    tf.io.gfile path, e.g. gs://)."""
+    return logic.detect_format(data_path, tf.io.gfile.isdir, tf.io.gfile.exists)
 
 
 BAD = "bad"  # tagged output of every step that can reject a row

@@ -12,7 +12,8 @@ from __future__ import annotations
 import base64
 import csv
 import json
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+import os
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -88,6 +89,19 @@ def _parse_id_list(text: str, where: str, field: str, max_length: int) -> List[s
         raise IngestError(f"{where}: field '{field}' holds {len(out)} items, more than data.max_history_length="
                           f"{max_length} (raise the cap if such histories are real)", "too_long")
     return out
+
+
+def detect_format(data_path: str, isdir: Callable[[str], bool] = os.path.isdir,
+                  exists: Callable[[str], bool] = os.path.exists) -> str:
+    """'paper' for a folder with train.csv and test.csv, 'long' for one CSV/Parquet file. The
+    file system is passed in, so the command line checks a local path before TensorFlow loads."""
+    if isdir(data_path):
+        if all(exists(os.path.join(data_path, f)) for f in ("train.csv", "test.csv")):
+            return "paper"
+        raise IngestError(f"{data_path}: a folder must hold the paper's train.csv and test.csv")
+    if exists(data_path) and data_path.endswith((".csv", ".parquet")):
+        return "long"
+    raise IngestError(f"{data_path}: not found, or not a folder / .csv / .parquet file")
 
 
 def parse_paper_line(line, path: str, lineno: int, max_history_length: int) -> Dict:
