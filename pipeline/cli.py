@@ -1,4 +1,7 @@
-"""Command line: `python -m pipeline.cli {demo,run,synthetic,reproduce,compare,kubeflow,bench}` (installed as `i2vae`).
+"""Command line: `python -m pipeline.cli {demo,run,synthetic,kubeflow,...}` (installed as `i2vae`).
+
+The serving tools and the study's commands (bench, reproduce, compare: experiments/commands.py)
+are their own modules' command lines, which this one hands the arguments to.
 
 Config comes from defaults, then `--config FILE.json`, then `--set section.field=value`;
 the resolved config is written to `<out>/config.json` and printed with the results.
@@ -98,37 +101,6 @@ def cmd_synthetic(args):
     return 0
 
 
-def cmd_bench(args):
-    from pipeline import bench
-
-    if args.what == "speed":
-        ours = bench.speed(args.examples or bench.latest_examples(args.run), epochs=args.epochs)
-        authors = None
-        if args.authors_code:
-            from pipeline import authors_bench
-
-            data_dir = args.authors_data or bench.run_data_path(args.run)
-            pair = os.path.basename(os.path.normpath(data_dir))
-            authors = authors_bench.run(args.authors_code, data_dir, pair, os.path.join(args.work, "authors_code"),
-                                        epochs=args.epochs, python=args.authors_python)
-        bench.print_speed(ours, authors)
-    elif args.what == "scale":
-        items = tuple(int(n) for n in args.scale_items.split(","))
-        if len(items) != 2:
-            raise config.ConfigError(f"--scale-items takes two counts (X,Y), found {args.scale_items!r}")
-        bench.print_scale(bench.scale([int(u) for u in args.users.split(",")], args.work, items, args.train_steps))
-    elif args.what == "trace":
-        bench.print_trace(bench.trace())
-    elif args.what == "recall":
-        bench.print_recall(bench.recall([int(n) for n in args.items.split(",")], users=args.recall_users,
-                                        nprobes=[int(n) for n in args.nprobe.split(",")]))
-    else:
-        from pipeline import serving_bench
-
-        return serving_bench.main(["--model-base-path", args.model_base_path, "--data", args.data])
-    return 0
-
-
 def cmd_kubeflow(args):
     from pipeline.kubeflow_runner import compile_pipeline
 
@@ -138,27 +110,6 @@ def cmd_kubeflow(args):
     config.write_config(cfg, os.path.dirname(os.path.abspath(args.output)))
     print(f"[kubeflow] pipeline spec written to {path} (image {args.image}, root {args.pipeline_root}); "
           f"parameters: data_path, epochs, lambda_t, lambda_a")
-    return 0
-
-
-def cmd_reproduce(args):
-    from pipeline import reproduce, reproduce_settings
-
-    only = [n.strip() for n in args.only.split(",")] if args.only else None
-    unknown = [n for n in only or [] if n not in reproduce_settings.BY_NAME]
-    if unknown:
-        raise config.ConfigError(f"unknown config setting(s) {unknown} in --only; "
-                                 f"known: {sorted(reproduce_settings.BY_NAME)}")
-    return reproduce.reproduce(args.pair, args.seeds, args.sweep_seeds, only, args.config, args.data_root,
-                               args.work, args.results, args.commit, args.report_only)
-
-
-def cmd_compare(args):
-    from pipeline import compare
-
-    result = compare.compare(args.run_a, args.run_b, args.split, args.k, args.protocol, args.model_a, args.model_b,
-                             args.draws, args.seed)
-    print(compare.format_comparison(result, compare.domain_names(result["a"][0])))
     return 0
 
 
@@ -190,64 +141,26 @@ def build_parser():
     kfp.add_argument("--data", required=True, help="data path as the cluster sees it (default of a pipeline parameter)")
     kfp.add_argument("--output", default="i2vae_pipeline.json", help="pipeline-spec JSON to write")
     _add_config_args(kfp)
-    ben = sub.add_parser("bench", help="benchmarks that print figures: speed, scale, trace, recall, serving",
-                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ben.add_argument("what", choices=["speed", "scale", "trace", "recall", "serving"])
-    ben.add_argument("--run", default="runs/cloth_sport", help="speed: a run directory of the paper's data")
-    ben.add_argument("--examples", help="speed: an augmented Examples directory (instead of --run)")
-    ben.add_argument("--epochs", type=int, default=2, help="speed: epochs per variant (all but the first, which traces, are averaged)")
-    ben.add_argument("--authors-code", help="speed: the authors' IM-VAE repository folder (outside this repo), "
-                     "timed right after ours on the same data (docs/performance.md)")
-    ben.add_argument("--authors-python", help="speed: their Python with PyTorch (default: a venv/ in or beside "
-                     "--authors-code)")
-    ben.add_argument("--authors-data", help="speed: the paper-format pair folder for their code (default: the "
-                     "run's data_path)")
-    ben.add_argument("--users", default="50000,200000,800000", help="scale: comma-separated user counts")
-    ben.add_argument("--scale-items", default="40000,32000", help="scale: the fixed catalogue, X items,Y items")
-    ben.add_argument("--train-steps", type=int, default=20, help="scale: training steps timed per size")
-    ben.add_argument("--items", default="10000,100000,1000000", help="recall: comma-separated catalogue sizes")
-    ben.add_argument("--recall-users", type=int, default=2000, help="recall: fold-in users queried at every size")
-    ben.add_argument("--nprobe", default="16,64,128", help="recall: comma-separated IVF cells probed per query")
-    ben.add_argument("--work", default="runs/bench", help="scale: where the synthetic rows are written; speed: the authors' scratch folder")
-    ben.add_argument("--model-base-path", default="runs/cloth_sport/serving_model/i2vae", help="serving: the model")
-    ben.add_argument("--data", default=os.path.join("..", "shared", "data", "amazon-cdsr", "cloth_sport"),
-                     help="serving: paper-format folder whose test histories are replayed")
     for name, (module, text, _) in DELEGATED.items():
         sub.add_parser(name, help=f"{text} (same options as python -m {module}; see `i2vae {name} --help`)",
                        add_help=False)
-    rep = sub.add_parser("reproduce", help="the paper's tables on its real data: i2VAE, baselines, ablations, "
-                                           "sweeps over seeds; resumable", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    rep.add_argument("--pair", required=True, help="cloth_sport or phone_elec (a folder under --data-root)")
-    rep.add_argument("--seeds", type=int, default=5, help="seeds per trained model and ablation")
-    rep.add_argument("--sweep-seeds", type=int, default=1, help="seeds per density / overlap setting (0 = skip)")
-    rep.add_argument("--only", help="comma-separated settings, e.g. i2vae,sasrec (default: all)")
-    rep.add_argument("--config", help="JSON config applied under every setting, on top of the reproduction base")
-    rep.add_argument("--data-root", default=os.path.join("..", "shared", "data", "amazon-cdsr"))
-    rep.add_argument("--work", default="runs/reproduce", help="pipeline directories (not committed)")
-    rep.add_argument("--results", default="docs/results", help="result files and the report")
-    rep.add_argument("--commit", action="store_true", help="git-commit docs/results after every finished run")
-    rep.add_argument("--report-only", action="store_true", help="rewrite the report from existing results")
-    cmp = sub.add_parser("compare", help="two trained runs on the same rows: the paired difference of HR@K and "
-                                         "NDCG@K per domain and user group, with its error",
-                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    cmp.add_argument("run_a", help="a run directory (the --out of `i2vae run`) or a ranks_<split>.csv file")
-    cmp.add_argument("run_b", help="the other run, on the same data")
-    cmp.add_argument("--split", default="test", choices=["test", "eval"])
-    cmp.add_argument("--k", type=int, default=10, help="the cutoff K of HR@K and NDCG@K")
-    cmp.add_argument("--protocol", default="full", choices=["full", "sampled"])
-    cmp.add_argument("--model-a", help="the model column of run A's ranks (default: its trained model)")
-    cmp.add_argument("--model-b", help="the model column of run B's ranks, e.g. popularity")
-    cmp.add_argument("--draws", type=int, default=2000, help="bootstrap resamples of the rows")
-    cmp.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     return parser
 
 
-DELEGATED = {  # subcommands that are the serving tools' own command lines
+DELEGATED = {  # subcommands that are other modules' own command lines (named, not imported)
     "serve": ("serving.server", "serve a pushed model over TF Serving's gRPC API (local PredictionService)", []),
     "recommend": ("serving.client", "top-K items per domain from TF Serving or the local server", ["recommend"]),
     "metadata": ("serving.client", "the served model's signatures", ["metadata"]),
     "config-doc": ("pipeline.config_doc", "regenerate docs/configuration.md from the config dataclasses", []),
+    "bench": ("experiments.commands", "benchmarks that print figures: speed, scale, trace, recall, serving",
+              ["bench"]),
+    "reproduce": ("experiments.commands", "the paper's tables on its real data: i2VAE, baselines, ablations, sweeps "
+                  "over seeds; resumable", ["reproduce"]),
+    "compare": ("experiments.commands", "two trained runs on the same rows: the paired difference of HR@K and "
+                "NDCG@K per domain and user group, with its error", ["compare"]),
 }
+# the study's commands read --debug and --verbose themselves
+WITH_GLOBAL_FLAGS = ("experiments.commands",)
 
 
 def set_verbosity(verbose: bool) -> None:
@@ -328,34 +241,45 @@ def user_error(error: BaseException):
     return None
 
 
-def main(argv=None):
+def global_flags(argv=None):
+    """(argv without them, --debug, --verbose), with the output set up for them."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug, verbose = "--debug" in argv, "--verbose" in argv
-    argv = [a for a in argv if a not in ("--debug", "--verbose")]
     set_verbosity(verbose or debug)
-    if argv and argv[0] in DELEGATED:
-        import importlib
+    return [a for a in argv if a not in ("--debug", "--verbose")], debug, verbose
 
-        module, _, prefix = DELEGATED[argv[0]]
-        return importlib.import_module(module).main(prefix + argv[1:])
-    args = build_parser().parse_args(argv)
-    args.verbose = verbose or debug
-    log_dir = {"run": getattr(args, "out", None), "demo": getattr(args, "out", None),
-               "reproduce": None if getattr(args, "report_only", False) else getattr(args, "work", None)
-               }.get(args.command)
-    log_path = os.path.join(log_dir, "pipeline.log") if log_dir and not args.verbose else None
-    handlers = {"demo": cmd_demo, "run": cmd_run, "synthetic": cmd_synthetic, "reproduce": cmd_reproduce,
-                "kubeflow": cmd_kubeflow, "bench": cmd_bench, "compare": cmd_compare}
+
+def run_command(handler, args, log_path: Optional[str], debug: bool) -> int:
+    """Runs `handler(args)` with the libraries' output in `log_path`; a known error is one
+    `error:` line and exit status 2 (the traceback only with --debug)."""
     try:
         check_arguments(args)
         with library_output_to(log_path):
-            return handlers[args.command](args)
-    except Exception as e:  # a known error is one line (the traceback only with --debug)
+            return handler(args)
+    except Exception as e:
         message = user_error(e)
         if message is None or debug:
             raise
         print(f"error: {message}", file=sys.stderr)
         return 2
+
+
+def main(argv=None):
+    raw = list(sys.argv[1:] if argv is None else argv)
+    argv, debug, verbose = global_flags(raw)
+    if argv and argv[0] in DELEGATED:
+        import importlib
+
+        module, _, prefix = DELEGATED[argv[0]]
+        rest = list(raw) if module in WITH_GLOBAL_FLAGS else list(argv)
+        rest.remove(argv[0])
+        return importlib.import_module(module).main(prefix + rest)
+    args = build_parser().parse_args(argv)
+    args.verbose = verbose or debug
+    log_dir = {"run": getattr(args, "out", None), "demo": getattr(args, "out", None)}.get(args.command)
+    log_path = os.path.join(log_dir, "pipeline.log") if log_dir and not args.verbose else None
+    handlers = {"demo": cmd_demo, "run": cmd_run, "synthetic": cmd_synthetic, "kubeflow": cmd_kubeflow}
+    return run_command(handlers[args.command], args, log_path, debug)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import pytest
 
 from pipeline import cli
 
-SUBCOMMANDS = ("demo", "run", "synthetic", "reproduce", "kubeflow", "bench")
+SUBCOMMANDS = ("demo", "run", "synthetic", "reproduce", "kubeflow", "bench", "compare")
 
 
 def test_every_subcommand_has_help_with_defaults(capsys):

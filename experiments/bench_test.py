@@ -1,7 +1,7 @@
 """The recall benchmark at a tiny size: both paths run, figures are filled, no seen item comes back."""
 import pytest
 
-from pipeline import bench
+from experiments import bench
 
 
 def test_recall_bench_reports_exact_and_approximate(capsys):

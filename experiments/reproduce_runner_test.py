@@ -4,9 +4,9 @@ import os
 
 import pytest
 
-from pipeline.reproduce_runner import REPO, load_results_by_pair, plan, result_path, run_one
-from pipeline.reproduce_settings import BY_NAME
-from pipeline.reproduce_testing import fake_metrics, fake_result, write_result
+from experiments.reproduce_runner import REPO, load_results_by_pair, plan, result_path, run_one
+from experiments.reproduce_settings import BY_NAME
+from tests.reproduce_testing import fake_metrics, fake_result, write_result
 
 
 def test_plan_runs_seed_by_seed_and_deterministic_models_once():

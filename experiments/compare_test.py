@@ -4,8 +4,9 @@ import os
 import numpy as np
 import pytest
 
+from experiments import compare
 from models import config
-from pipeline import cli, compare
+from pipeline import cli
 
 HEADER = "user_id,target_domain,target_item,is_cold_start,is_long_tailed,leak_touched,{m}_sampled_rank,{m}_full_rank," \
          "popularity_sampled_rank,popularity_full_rank\n"

@@ -1,6 +1,6 @@
 """The reproduction's settings: which tuning candidate validation selects, and what that changes in the plan."""
-from pipeline.reproduce_runner import plan
-from pipeline.reproduce_settings import (
+from experiments.reproduce_runner import plan
+from experiments.reproduce_settings import (
     BY_NAME,
     REPRODUCTION_BASE,
     SETTINGS,
@@ -8,7 +8,7 @@ from pipeline.reproduce_settings import (
     selected_across_pairs,
     shared_seeds,
 )
-from pipeline.reproduce_testing import fake_metrics, fake_result
+from tests.reproduce_testing import fake_metrics, fake_result
 
 
 def test_selected_candidate_earns_further_seeds_and_replaces_the_default():
@@ -80,8 +80,8 @@ def test_the_default_config_is_the_candidate_validation_selected():
     drift apart, and configs/paper.json must restore the paper's architecture."""
     import os
 
+    from experiments.reproduce_runner import load_results
     from models.config import PAPER_MODEL, load_config
-    from pipeline.reproduce_runner import load_results
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     pages = os.path.join(root, "docs", "results", "early_stopping_start")

@@ -3,8 +3,8 @@ would write, with every metric set to one value."""
 import json
 import os
 
-from pipeline.reproduce_runner import result_path
-from pipeline.reproduce_settings import BY_NAME
+from experiments.reproduce_runner import result_path
+from experiments.reproduce_settings import BY_NAME
 
 
 def fake_metrics(value):

@@ -1,9 +1,9 @@
 """The reproduction's report, built from result files."""
 import numpy as np
 
-from pipeline.reproduce_report import paper_protocol, write_report
-from pipeline.reproduce_settings import BY_NAME
-from pipeline.reproduce_testing import fake_metrics, fake_result, write_result
+from experiments.reproduce_report import paper_protocol, write_report
+from experiments.reproduce_settings import BY_NAME
+from tests.reproduce_testing import fake_metrics, fake_result, write_result
 
 
 def test_report_leads_with_full_ranking_then_the_paper_protocol(tmp_path):

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from pipeline import authors_bench
+from experiments import authors_bench
 
 # the shape of their train_our.py: an epoch loop whose evaluation is `... = test(model,args_config,valLoader)`;
 # it also samples from a set, which Python 3.11 refuses without the bench's prelude

@@ -1,6 +1,6 @@
 """Serving latency and throughput over gRPC on loopback, against the in-process signature.
 
-    python -m pipeline.serving_bench --model-base-path runs/cloth_sport/serving_model/i2vae \
+    python -m experiments.serving_bench --model-base-path runs/cloth_sport/serving_model/i2vae \
         --data ../shared/data/amazon-cdsr/cloth_sport
 
 Starts `python -m serving.server` in its own process (as deployed), replays real test
@@ -94,7 +94,7 @@ def run(base_path: str, data_dir: str, model_name: str, requests: int, batch: in
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m pipeline.serving_bench", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m experiments.serving_bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model-base-path", required=True, help="the pushed model's directory (<version>/ inside)")
     p.add_argument("--data", default=os.path.join("..", "shared", "data", "amazon-cdsr", "cloth_sport"),

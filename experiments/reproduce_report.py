@@ -8,8 +8,8 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from pipeline.reproduce_runner import load_results_by_pair
-from pipeline.reproduce_settings import (
+from experiments.reproduce_runner import load_results_by_pair
+from experiments.reproduce_settings import (
     BY_NAME,
     REPRODUCTION_BASE,
     SETTINGS,

@@ -15,8 +15,8 @@ import subprocess
 import time
 from typing import Dict, List, Optional
 
+from experiments.reproduce_settings import REPRODUCTION_BASE, SETTINGS, Setting, selected, selected_across_pairs
 from models import config
-from pipeline.reproduce_settings import REPRODUCTION_BASE, SETTINGS, Setting, selected, selected_across_pairs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -134,7 +134,7 @@ def _steady(seconds: List[float]) -> float:
 
 
 def print_speed(r: Dict, authors: Dict = None) -> None:
-    """Our two variants; with `authors` (pipeline/authors_bench.py, run right after ours on
+    """Our two variants; with `authors` (experiments/authors_bench.py, run right after ours on
     the same machine) their figures beside ours and the ratio, theirs / ours."""
     full, trim = (_steady(r["epochs"][name]) for name in ("padded", "packed"))
     eval_s = r["eval_sampling_s"] + r["eval_scoring_ranking_s"]
@@ -262,11 +262,11 @@ def scale_train_one(examples_path: str, items_x: int, items_y: int, steps: int =
 
 
 def in_fresh_process(call: str, what: str) -> Dict:
-    """Runs `call` (a `pipeline.bench` function call returning a dict) in a new Python
+    """Runs `call` (a `experiments.bench` function call returning a dict) in a new Python
     process, so its memory and tracing are its own, and returns the dict."""
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
     code = ("import json, logging; logging.basicConfig(level=logging.INFO, format='%(message)s'); "
-            f"from pipeline import bench; print(json.dumps(bench.{call}))")
+            f"from experiments import bench; print(json.dumps(bench.{call}))")
     out = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)  # progress: stderr
     if out.returncode != 0:
         raise RuntimeError(f"{what} failed (exit status {out.returncode}; its error is above)")

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from pipeline import reproduce, reproduce_runner
-from pipeline.reproduce_testing import fake_result
+from experiments import reproduce, reproduce_runner
+from tests.reproduce_testing import fake_result
 
 
 def test_done_runs_are_skipped(tmp_path, monkeypatch):

@@ -20,8 +20,8 @@ import logging
 import os
 from typing import List, Optional
 
+from experiments import reproduce_report, reproduce_runner
 from models import config
-from pipeline import reproduce_report, reproduce_runner
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""The reproduction study and the benchmarks: they use every layer below (STYLE.md)."""
