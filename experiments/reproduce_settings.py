@@ -7,6 +7,8 @@ A setting is one column of the paper's tables; `reproduce_runner` runs it per pa
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 from typing import Dict, List
 
 import numpy as np
@@ -15,11 +17,9 @@ from models import config
 
 K = 10
 # Every setting's overrides apply on top of this base (and a --config file on top of it):
-# the paper's i2VAE architecture with the 20-epoch, patience-3 budget, the package defaults
-# the results were run with before validation's pick became the default. So "i2vae" is the
-# paper's method, the tuning candidates are changes to it, and the result files stay valid.
-# train.early_stopping_start=0: those runs could stop at any epoch (the guard came later, see config.py).
-# model.sasrec_negatives=256: SASRec's sampled softmax, which its candidates change.
+# the paper's i2VAE (`PAPER_MODEL`, also configs/ablations/paper_encoder.json) with a
+# 20-epoch budget, patience 3 counted from epoch 0, and SASRec's sampled softmax with 256
+# negatives. So "i2vae" is the paper's method and the tuning candidates are changes to it.
 REPRODUCTION_BASE = list(config.PAPER_MODEL) + ["train.epochs=20", "train.early_stopping_patience=3",
                                                 "train.early_stopping_start=0", "model.sasrec_negatives=256"]
 
@@ -42,6 +42,23 @@ class Setting:
         return {"density": self.name, "overlap": self.name, "raw": "raw"}.get(self.table, "full")
 
 
+ABLATION_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "ablations")
+
+
+def config_file_overrides(path: str) -> List[str]:
+    """A JSON config file as `--set` overrides ("section.field=value"), in file order: the
+    ablation files are the one place their changes are written."""
+    with open(path) as f:
+        return [f"{section}.{name}={json.dumps(value)}" for section, fields in json.load(f).items()
+                for name, value in fields.items()]
+
+
+def ablation(name: str, label: str, about: str, base=()) -> "Setting":
+    """An ablation whose change is `configs/ablations/<name>.json`, applied on `base`."""
+    return Setting(name, list(base) + config_file_overrides(os.path.join(ABLATION_CONFIGS, f"{name}.json")),
+                   "ablation", label=label, about=about)
+
+
 SETTINGS = [
     Setting("i2vae", [], "main", label="i2VAE (ours)"),
     Setting("sasrec", ['model.kind="sasrec"'], "main", label="SASRec"),
@@ -50,32 +67,19 @@ SETTINGS = [
     Setting("causal_encoder", ['model.encoder="causal"'], "ablation", label="causal encoder (extension)",
             about="an extension beyond the paper: causal self-attention with every history position a target "
                   "(`model.encoder=\"causal\"`)"),
-    Setting("wo_psg", ['lightgcn.pseudo_source="random"'], "ablation", label="w/o PSG",
-            about="random unseen items instead of LightGCN recall, same length"),
-    Setting("wo_ifr_dsr", ["train.lambda_t=0.0"], "ablation", label="w/o IF-R & DS-R",
-            about="lambda_t = 0: r^x, r^y learn only through the cold-start loss"),
-    Setting("wo_dnr", ["train.lambda_a=0.0"], "ablation", label="w/o DN-R", about="lambda_a = 0"),
-    Setting("wo_cold_loss", ["train.cold_start_loss=false"], "ablation", label="w/o cold-start loss",
-            about="no cold-start loss: r learns only through the informative KL"),
+    ablation("wo_psg", "w/o PSG", "random unseen items instead of LightGCN recall, same length"),
+    ablation("wo_ifr_dsr", "w/o IF-R & DS-R", "lambda_t = 0: r^x, r^y learn only through the cold-start loss"),
+    ablation("wo_dnr", "w/o DN-R", "lambda_a = 0"),
+    ablation("wo_cold_loss", "w/o cold-start loss", "no cold-start loss: r learns only through the informative KL"),
 ] + [Setting(f"{name}_raw", overrides + ["data.leak_free=false"], "raw", seeded=name != "lightgcn",
              label=f"{label}, raw split")
      for name, overrides, label in (("i2vae", [], "i2VAE"), ("sasrec", ['model.kind="sasrec"'], "SASRec"),
                                     ("lightgcn", ['model.kind="lightgcn"'], "LightGCN"))] \
   + [Setting(f"density_{p}", [f"data.train_density={p / 100}"], "density", label=f"D_s={p}%") for p in (25, 50, 75)] \
   + [Setting(f"overlap_{p}", [f"data.train_overlap={p / 100}"], "overlap", label=f"K_o={p}%") for p in (25, 50, 75)]
-# The same tuning budget for both trained models (DESIGN.md): four candidates each (a fifth each below). A longer
-# early-stopping budget; one change to what limits each model's scores; that change with
-# the longer budget; and one more point of the model's search grid. i2VAE's change: its
-# decoder [32, 64, 32] caps the rank of its item logits at 32 (SASRec scores with all
-# d = 128 dimensions), so the causal encoder with the residual state (extensions) adds the
-# position's 128-dimensional state to the decoder's output; in exploration it learned next
-# items faster than the causal encoder alone and was still improving when its validation
-# (about 930 rows per domain) is noisy enough to stop it at patience 3. i2VAE's grid point:
-# lambda_t = lambda_a = 1e-4, below the paper's defaults (1e-3, 5e-3), with that change and budget:
-# in short exploratory runs on cloth_sport the informative and denoising terms at the
-# defaults slowed the causal encoder's next-item learning. SASRec's change: its sampled
-# softmax uses 256 shared negatives, so 4x as many, nearer the full softmax; its grid
-# point: a learning rate of the paper's grid below the default. Chosen on validation per model.
+# The tuning candidates: the same budget for both trained models, each a change of the
+# reproduction base, chosen on validation (docs/results/README.md says why each was tried;
+# docs/history.md in which order). Names say what they change.
 LONGER = ["train.early_stopping_patience=10", "train.epochs=40"]
 OWN_CHANGE = {"i2vae": ("causal_residual", ['model.encoder="causal"', "model.residual_state=true"],
                         "causal encoder + residual state"),
@@ -90,53 +94,42 @@ SETTINGS += [Setting(f"{m}_{suffix}", (['model.kind="sasrec"'] if m == "sasrec" 
              for suffix, overrides, what in (OWN_CHANGE[m], GRID_POINT[m], ("p10", LONGER, "patience 10, ≤40 epochs"),
                                              (OWN_CHANGE[m][0] + "_p10", OWN_CHANGE[m][1] + LONGER,
                                               OWN_CHANGE[m][2] + ", patience 10, ≤40 epochs"))]
-# A fifth candidate each, added after the four above had run. i2VAE's: the selected recipe
-# plus the state loss (an extension), after short exploratory runs on cloth_sport validation
-# found that the causal i2VAE's encoder state learnt next items at about half SASRec's pace
-# per epoch with everything else the i2VAE trains sharing that encoder, and that supervising
-# the state directly closed most of it. SASRec's: its two changes together with the longer budget.
-FIFTH = {"i2vae": ("causal_residual_state_p10", OWN_CHANGE["i2vae"][1] + ["train.state_loss=1.0"] + LONGER,
-                   "causal encoder + residual state + state loss, patience 10, ≤40 epochs"),
-         "sasrec": ("neg1024_lr5e-4_p10", OWN_CHANGE["sasrec"][1] + GRID_POINT["sasrec"][1] + LONGER,
-                    "1024 negatives, lr 5e-4, patience 10, ≤40 epochs")}
-# A sixth each: the full softmax over every item of the domain instead of the sampled one (the
-# issue's fair budget names it), on each model's best recipe so far; i2VAE's also detaches its
-# latents from the history encoders (`model.detach_latents`, an extension). In short
-# exploratory runs on cloth_sport validation (ten epochs, one seed) the full softmax raised
-# both models' next-item learning per epoch the most of the changes tried, and detaching the
-# latents raised i2VAE's again on top of it; the full softmax costs i2VAE about 1.8x per epoch.
-SIXTH = {"i2vae": ("causal_residual_state_softmax_detach_p10",
-                   FIFTH["i2vae"][1] + ['train.reconstruction="softmax"', "model.detach_latents=true"],
-                   "causal encoder + residual state + state loss, full softmax, detached latents, patience 10, "
-                   "≤40 epochs"),
-         "sasrec": ("softmax_p10", ["model.sasrec_negatives=0"] + LONGER, "full softmax, patience 10, ≤40 epochs")}
-# A seventh each: dropout 0.5 instead of 0.2, on i2VAE's sixth and on SASRec's cloth_sport selection (SASRec's
-# paper uses 0.5 on its sparse Amazon data). Both full-softmax candidates peaked and then
-# declined on validation; in a 30-epoch exploratory run on cloth_sport validation (one seed)
-# i2VAE's sixth with dropout 0.5 learned more slowly over the first ten epochs but was at or
-# above it at the same epochs from epoch 16 on and still rising at epoch 28.
-SEVENTH = {"i2vae": ("causal_residual_state_softmax_detach_drop05_p10", SIXTH["i2vae"][1] + ["model.dropout=0.5"],
-                     SIXTH["i2vae"][2].replace(", patience", ", dropout 0.5, patience")),
-           "sasrec": ("neg1024_drop05_p10", OWN_CHANGE["sasrec"][1] + ["model.dropout=0.5"] + LONGER,
-                      "1024 negatives, dropout 0.5, patience 10, ≤40 epochs")}
-# An eighth each. i2VAE's: its seventh with the decoder's weight at inference calibrated on
-# validation after training (`train.decoder_weight_grid`, an extension): scoring trained
-# causal i2VAEs' validation splits with the decoder's part of h = dec(z) + state weighted
-# below 1 raised validation on most of the runs probed (docs/results/README.md). SASRec's:
-# the full softmax with dropout 0.5, the two changes i2VAE's seventh combines.
-EIGHTH = {"i2vae": ("causal_residual_state_softmax_detach_drop05_dw_p10",
-                    SEVENTH["i2vae"][1] + ["train.decoder_weight_grid=[1.0, 0.75, 0.5, 0.25]"],
-                    SEVENTH["i2vae"][2].replace(", patience", ", decoder weight on validation, patience")),
-          "sasrec": ("softmax_drop05_p10", SIXTH["sasrec"][1] + ["model.dropout=0.5"],
-                     "full softmax, dropout 0.5, patience 10, ≤40 epochs")}
+# i2VAE: the state loss on; SASRec: its two changes together, with the longer budget
+WITH_STATE_LOSS = {"i2vae": ("causal_residual_state_p10", OWN_CHANGE["i2vae"][1] + ["train.state_loss=1.0"] + LONGER,
+                             "causal encoder + residual state + state loss, patience 10, ≤40 epochs"),
+                   "sasrec": ("neg1024_lr5e-4_p10", OWN_CHANGE["sasrec"][1] + GRID_POINT["sasrec"][1] + LONGER,
+                              "1024 negatives, lr 5e-4, patience 10, ≤40 epochs")}
+# the full softmax (i2VAE's also detaches its latents from the history encoders)
+WITH_FULL_SOFTMAX = {"i2vae": ("causal_residual_state_softmax_detach_p10",
+                               WITH_STATE_LOSS["i2vae"][1] + ['train.reconstruction="softmax"',
+                                                              "model.detach_latents=true"],
+                               "causal encoder + residual state + state loss, full softmax, detached latents, "
+                               "patience 10, ≤40 epochs"),
+                     "sasrec": ("softmax_p10", ["model.sasrec_negatives=0"] + LONGER,
+                                "full softmax, patience 10, ≤40 epochs")}
+# dropout 0.5 instead of 0.2 (SASRec's paper uses it on its sparse Amazon data)
+WITH_DROPOUT_05 = {"i2vae": ("causal_residual_state_softmax_detach_drop05_p10",
+                             WITH_FULL_SOFTMAX["i2vae"][1] + ["model.dropout=0.5"],
+                             WITH_FULL_SOFTMAX["i2vae"][2].replace(", patience", ", dropout 0.5, patience")),
+                   "sasrec": ("neg1024_drop05_p10", OWN_CHANGE["sasrec"][1] + ["model.dropout=0.5"] + LONGER,
+                              "1024 negatives, dropout 0.5, patience 10, ≤40 epochs")}
+# i2VAE: the decoder's inference weight calibrated on validation; SASRec: the full softmax with dropout 0.5
+WITH_DECODER_WEIGHT = {"i2vae": ("causal_residual_state_softmax_detach_drop05_dw_p10",
+                                 WITH_DROPOUT_05["i2vae"][1] + ["train.decoder_weight_grid=[1.0, 0.75, 0.5, 0.25]"],
+                                 WITH_DROPOUT_05["i2vae"][2].replace(", patience",
+                                                                     ", decoder weight on validation, patience")),
+                       "sasrec": ("softmax_drop05_p10", WITH_FULL_SOFTMAX["sasrec"][1] + ["model.dropout=0.5"],
+                                  "full softmax, dropout 0.5, patience 10, ≤40 epochs")}
 SETTINGS += [Setting(f"{m}_{extra[m][0]}", (['model.kind="sasrec"'] if m == "sasrec" else []) + extra[m][1],
                      "tuning", label=f"{label} {extra[m][2]}", tunes=m)
-             for extra in (FIFTH, SIXTH, SEVENTH, EIGHTH) for m, label in (("i2vae", "i2VAE"), ("sasrec", "SASRec"))]
-# What the VAE adds: the package default with its six latents deterministic (their means) and
-# every KL term at weight 0, the encoders, state loss, cold-start loss and scoring path kept
-SETTINGS += [Setting("i2vae_default_wo_vae", EIGHTH["i2vae"][1] + ["model.variational=false"], "ablation",
-                     label="default w/o VAE", about="the package default with deterministic latents and no KL term "
-                                                    "(`model.variational=false`)")]
+             for extra in (WITH_STATE_LOSS, WITH_FULL_SOFTMAX, WITH_DROPOUT_05, WITH_DECODER_WEIGHT)
+             for m, label in (("i2vae", "i2VAE"), ("sasrec", "SASRec"))]
+# What the VAE adds: the package default (the selected candidate) without its six latents'
+# sampling and KL terms (`configs/ablations/wo_vae.json`); the encoders, state loss, cold-start
+# loss and scoring path kept
+SETTINGS += [Setting("i2vae_default_wo_vae", WITH_DECODER_WEIGHT["i2vae"][1] + config_file_overrides(
+    os.path.join(ABLATION_CONFIGS, "wo_vae.json")), "ablation", label="default w/o VAE",
+    about="the package default with deterministic latents and no KL term (`model.variational=false`)")]
 BY_NAME = {s.name: s for s in SETTINGS}
 
 

@@ -95,8 +95,28 @@ def test_the_default_config_is_the_candidate_validation_selected():
     paper = os.path.join(root, "configs", "paper.json")
     cfg = load_config(paper)
     assert (cfg.model.encoder, cfg.model.residual_state, cfg.train.state_loss) == ("bidirectional", False, 0.0)
-    # both files that restore the paper's model hold every field of PAPER_MODEL, so a field
-    # added there cannot be missed in them
+    # the files that restore the paper's model are PAPER_MODEL (configs/paper.json with the paper's budget)
     paper_encoder = os.path.join(os.path.dirname(paper), "ablations", "paper_encoder.json")
-    for path in (paper, paper_encoder):
-        assert load_config(path, list(PAPER_MODEL)) == load_config(path), path
+    assert load_config(paper_encoder) == load_config(overrides=list(PAPER_MODEL))
+    budget = ["train.epochs=100", "train.early_stopping_patience=10", "lightgcn.max_epochs=1000", "lightgcn.patience=20"]
+    assert load_config(paper) == load_config(overrides=list(PAPER_MODEL) + budget)
+
+
+def test_every_ablation_config_is_the_registrys_setting():
+    """configs/ablations/*.json are what `i2vae reproduce` runs under those names: each
+    ablation's change is read from its file, and no file is left out of the registry."""
+    import glob
+    import os
+
+    from experiments.reproduce_settings import ABLATION_CONFIGS, config_file_overrides
+    from models.config import PAPER_MODEL, load_config
+
+    for path in sorted(glob.glob(os.path.join(ABLATION_CONFIGS, "*.json"))):
+        name = os.path.basename(path)[:-len(".json")]
+        change = config_file_overrides(path)
+        if name == "paper_encoder":  # the reproduction base itself
+            assert REPRODUCTION_BASE[:len(PAPER_MODEL)] == list(PAPER_MODEL)
+            continue
+        setting = BY_NAME.get(name) or BY_NAME[f"i2vae_default_{name}"]
+        assert setting.table == "ablation" and setting.overrides[-len(change):] == change, name
+        assert load_config(path) == load_config(overrides=change), name

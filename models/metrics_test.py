@@ -58,7 +58,11 @@ def test_candidate_matrix_same_for_every_model():
     rows = [{"user_id": "u", "target_domain": 0, "target_item": 3, "history_x": [1, 2], "history_y": [5]},
             {"user_id": "v", "target_domain": 1, "target_item": 1, "history_x": [], "history_y": [2]}]
     a = metrics.candidate_matrix(rows, (50, 8), 999, seed=3)
-    assert np.array_equal(a, metrics.candidate_matrix(rows, (50, 8), 999, seed=3))
+    # a row's candidates depend on its user and domain, not on the batch it is ranked in
+    assert np.array_equal(a[::-1], metrics.candidate_matrix(rows[::-1], (50, 8), 999, seed=3))
+    assert np.array_equal(a[1:], metrics.candidate_matrix(rows[1:], (50, 8), 999, seed=3))
+    few = metrics.candidate_matrix(rows, (50, 8), 5, seed=3)  # fewer than the catalogue: the seed picks them
+    assert not np.array_equal(few, metrics.candidate_matrix(rows, (50, 8), 5, seed=4))
     assert set(a[1][a[1] > 0].tolist()) == {3, 4, 5, 6, 7, 8}
     assert not set(a[0].tolist()) & {1, 2, 3}
 

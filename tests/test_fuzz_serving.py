@@ -10,7 +10,6 @@ serving. Runs are derandomized so CI sees the same examples every time.
 """
 import math
 import os
-import shutil
 
 import grpc
 import numpy as np
@@ -127,11 +126,6 @@ def assert_same_recommendations(a, b):
     for d in ("x", "y"):
         np.testing.assert_array_equal(a[f"top_ids_{d}"], b[f"top_ids_{d}"])
         np.testing.assert_allclose(a[f"top_scores_{d}"], b[f"top_scores_{d}"], rtol=1e-5, atol=1e-6)
-
-
-@pytest.fixture(scope="module")
-def base_path(tiny_serving_model, tmp_path_factory):
-    return str(shutil.copytree(tiny_serving_model, tmp_path_factory.mktemp("fuzz_serving") / "i2vae"))
 
 
 @pytest.fixture(scope="module")

@@ -22,11 +22,6 @@ USERS_Y = [["item0"], ["item2", "item5"], [], [], ["item1"]]  # row 1: cold-star
 
 
 @pytest.fixture(scope="module")
-def base_path(tiny_serving_model, tmp_path_factory):
-    return str(shutil.copytree(tiny_serving_model, tmp_path_factory.mktemp("serving") / "i2vae"))
-
-
-@pytest.fixture(scope="module")
 def server(base_path):
     srv, service, port = serve(base_path, "i2vae", port=0, host="127.0.0.1", max_batch_size=8, poll_seconds=0)
     yield service, f"127.0.0.1:{port}"

@@ -104,6 +104,25 @@ def test_no_trace_of_a_held_out_target_reaches_training(tmp_path):
     assert {(t["user_id"], t["target_domain"]) for t in touched} == {("7", 1), ("8", 0)}
 
 
+def test_no_validation_row_shows_what_a_test_row_hides(tmp_path):
+    """Validation rows (every train user carved out here) follow the same rule: no eval row's
+    history or target is an item the same user's test row hides."""
+    report = run_ingest(str(write_leaky_pair(tmp_path / "pair")), str(tmp_path / "out"),
+                        cfg=DataConfig(val_fraction=1.0))
+    out = str(tmp_path / "out")
+    vocab_dir = os.path.join(out, feature_spec.VOCAB_DIR)
+    vocab_x = {item: i + 1 for i, item in enumerate(feature_spec.read_vocab(os.path.join(vocab_dir, "vocab_x.txt")))}
+    vocab_y = {item: i + 1 for i, item in enumerate(feature_spec.read_vocab(os.path.join(vocab_dir, "vocab_y.txt")))}
+    evals = split_rows(out, "eval")
+    assert not split_rows(out, "train") and {r["user_id"] for r in evals} >= {"7", "8"}
+    held_out = {("7", 1, vocab_y["555"])} | {("8", 0, vocab_x[i]) for i in ("4", "5", "666")}
+    for r in evals:
+        shown = {(r["user_id"], 0, i) for i in r["history_x"]} | {(r["user_id"], 1, i) for i in r["history_y"]}
+        shown.add((r["user_id"], r["target_domain"], r["target_item"]))
+        assert not shown & held_out, r
+    assert report["held_out_removed"]["eval"]["items"] == 1 + 3 + 3
+
+
 def test_the_raw_split_stays_one_switch_away(tmp_path):
     report = run_ingest(str(write_leaky_pair(tmp_path / "pair")), str(tmp_path / "out"), cfg=_cfg(leak_free=False))
     assert report["leak_free"] is False and report["held_out_removed"]["train"] == {"items": 0, "rows_dropped": 0}
