@@ -23,10 +23,12 @@ GROUP_COLUMNS = {"long_tailed": "is_long_tailed", "cold_start": "is_cold_start"}
 
 
 def ranks_file(run: str, split: str) -> str:
-    """The ranks CSV of `run`: the file itself, or the newest RankingEvaluator output of a run
-    directory (the `--out` of `i2vae run`) or of its pipeline root."""
+    """The ranks CSV of `run`: the file itself, the one in an evaluation folder, or the newest
+    RankingEvaluator output of a run directory (the `--out` of `i2vae run`) or of its pipeline root."""
     if os.path.isfile(run):
         return run
+    if os.path.isfile(os.path.join(run, f"ranks_{split}.csv")):  # one evaluation's folder
+        return os.path.join(run, f"ranks_{split}.csv")
     pattern = os.path.join("RankingEvaluator", "evaluation", "*", f"ranks_{split}.csv")
     found = glob.glob(os.path.join(run, "pipeline_root", pattern)) + glob.glob(os.path.join(run, pattern))
     if not found:

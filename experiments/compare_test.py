@@ -54,6 +54,7 @@ def test_another_column_of_the_same_file_and_a_run_directory(tmp_path):
     write_ranks(str(run / "3" / "ranks_test.csv"), "i2vae", [(u, d, i, c, t, 60) for u, d, i, c, t, _ in ROWS_A])
     newest = write_ranks(str(run / "12" / "ranks_test.csv"), "i2vae", ROWS_A)
     assert compare.ranks_file(str(tmp_path / "run"), "test") == newest  # the newest execution, not the last name
+    assert compare.ranks_file(str(run / "3"), "test") == str(run / "3" / "ranks_test.csv")  # one evaluation's folder
     result = compare.compare(str(tmp_path / "run"), newest, model_b="popularity", draws=100)
     assert result["b"] == (newest, "popularity") and cell(result, "x", "all", "HR@10")["b"] == 0
 
