@@ -1,9 +1,7 @@
 """Epoch backups: a training run killed part way resumes from its last finished epoch.
 
-Why: one i2VAE run on the real data can outlast a working session on 2 CPU cores
-(phone_elec's selected candidate took 5,238 s for 18 epochs on the faster machines, see
-`docs/results/phone_elec/runs/`; slower ones take about twice as long), and
-`i2vae reproduce` only skips runs that finished. With `train.backup_dir` set, every
+Why: one i2VAE run on the real data can take hours on 2 CPU cores, and `i2vae reproduce`
+only skips runs that finished. With `train.backup_dir` set, every
 finished epoch leaves the model and optimizer state (a TF checkpoint), the weights of the
 best epochs so far and the validation history in that folder; the next run with the same
 config and data starts at the next epoch instead of epoch 1.

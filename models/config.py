@@ -41,7 +41,7 @@ class DataConfig:
       cold_start_fraction: share of overlapping eval/test rows whose target-domain
         history is hidden (made cold-start), as the paper built its test set.
       long_tail_share: long-tailed rows have a history of at most the mean length of
-        the shortest `long_tail_share` of train rows (DESIGN.md).
+        the shortest `long_tail_share` of train rows (docs/method.md).
       train_density: D_s, the share of train history items kept (Table 4's density sweep);
         each row's target is always kept. 1.0 keeps everything.
       train_overlap: K_o, the share of overlapping train users kept overlapping (Table 5's
@@ -58,7 +58,7 @@ class DataConfig:
         the names of a paper-format pair. Reports, TensorBoard and serving use them.
       leak_free: remove from each user's train rows what that user's eval and test rows
         hide (their targets; for a cold-start row its whole target-domain history), and
-        the test targets from eval rows (DESIGN.md, evaluation protocol). False keeps the
+        the test targets from eval rows (docs/method.md, data, split and leakage). False keeps the
         paper's raw split, for comparison with the paper only.
     """
 
@@ -122,7 +122,7 @@ class LightGCNConfig:
 
 @dataclasses.dataclass
 class ModelConfig:
-    """Which model the Trainer builds, and the i2VAE architecture (paper section 3, DESIGN.md steps 2 to 5).
+    """Which model the Trainer builds, and the i2VAE architecture (paper section 3, docs/method.md).
 
     kind: "i2vae" (the method) or one of the baselines the paper compares against, run in
       the same pipeline: "sasrec" (single-domain SASRec, one per domain, next-item),
@@ -156,20 +156,16 @@ class ModelConfig:
     cold_start_augmented: bool = False
     # add the history encoder's own state to the decoder's output: h = dec([z, z_t, z_a]) + state
     # (the pooled history, or the position's state with the causal encoder; zero for a
-    # cold-start row). An extension beyond the paper: the variational path then refines a
-    # deterministic sequential representation instead of carrying all of it through sampled
-    # latents, which on cloth_sport learned next items at about a third of SASRec's rate.
-    # On by default (the selected recipe); False is the paper's decoder output
+    # cold-start row). An extension beyond the paper (docs/method.md): the variational path
+    # refines a deterministic sequential representation. On in the selected recipe; False is
+    # the paper's decoder output
     residual_state: bool = True
     # the posterior heads (q_z, q_zt with its cross-domain attention, r) read the history
     # encoders' states through a stop-gradient, so only the next-item losses (the
     # reconstruction through the residual state, and `train.state_loss`) train those
     # encoders; the latents' KL terms and the cold-start loss train the heads, the augmented
-    # encoder and the item embeddings. An extension beyond the paper (which trains everything
-    # end to end). Why: in short exploratory runs on cloth_sport validation the causal
-    # i2VAE's state still learnt next items more slowly than SASRec's with the state loss on;
-    # detaching the latents raised it (docs/results/README.md). On by default (with the full
-    # softmax, the recipe with the best validation over both pairs); False trains end to end
+    # encoder and the item embeddings. An extension beyond the paper, which trains everything
+    # end to end (False; docs/method.md says why). On in the selected recipe
     detach_latents: bool = True
     # False: the no-VAE ablation. Every latent is its posterior's mean (no sampling) and the
     # KL terms (the six priors', informative, denoising) weigh 0, so the heads are
@@ -199,9 +195,8 @@ DISTRIBUTE_STRATEGIES = ("none", "mirrored", "multi_worker")
 POOLINGS = ("mean", "last", "mean_last")
 ENCODERS = ("causal", "bidirectional")
 # The paper's i2VAE architecture (bidirectional, mean-pooled encoder; the decoder's output
-# alone, trained end to end with the sampled softmax; the authors' encoder dropout 0.2), the defaults
-# before the validated recipe replaced them: configs/paper.json, the reproduction's base and
-# the speed bench against the authors' code use it
+# alone, trained end to end with the sampled softmax; the authors' encoder dropout 0.2):
+# configs/paper.json, the reproduction's base and the speed bench against the authors' code use it
 PAPER_MODEL = ('model.encoder="bidirectional"', "model.residual_state=false", "model.detach_latents=false",
                "train.state_loss=0.0", 'train.reconstruction="sampled_softmax"', "model.dropout=0.2",
                "train.decoder_weight_grid=[1.0]")
@@ -222,10 +217,8 @@ class TrainConfig:
     early_stopping_patience: int = 10
     # patience counts only the epochs after this one (the best epoch is still chosen over all
     # of them), so the earliest stop is epoch early_stopping_start + patience. Why: validation
-    # NDCG of both trained models spikes at epoch 1-2 (popular items first), dips, then
-    # climbs past the spike; from the spike, patience stopped cloth_sport's seed 3 of the
-    # selected i2VAE at epoch 12 (best 2) and of SASRec at epoch 4 (best 1), while seeds 1
-    # and 2 peaked at epochs 19-37 (docs/results/README.md)
+    # NDCG of both trained models spikes at epoch 1-2 (popular items first), dips, then climbs
+    # past the spike, where patience alone would stop them (docs/method.md)
     early_stopping_start: int = 10
     # "mean": one epoch for both domains, by the mean validation NDCG@10 of the two (the
     # paper's single model). "per_domain": each domain scores with the weights of its own
@@ -233,10 +226,9 @@ class TrainConfig:
     # once neither domain has improved for `early_stopping_patience` epochs. Why: the two
     # domains peak at different epochs (phone_elec: Elec at 7-8, Phone still rising at 10-14).
     epoch_selection: str = "mean"
-    # "softmax" (every item of the domain, at the positions that have a target; the default,
-    # with `model.detach_latents` the recipe with the best validation over both pairs; about 1.8x
-    # the sampled softmax's time per epoch), "sampled_softmax" (against softmax_negatives
-    # items shared by the batch, as SASRec; the default before) or "bce" (DESIGN.md)
+    # "softmax" (every item of the domain, at the positions that have a target; the selected
+    # recipe's), "sampled_softmax" (against softmax_negatives items shared by the batch, as
+    # SASRec) or "bce" (docs/method.md)
     reconstruction: str = "softmax"
     softmax_negatives: int = 256  # shared negatives of reconstruction="sampled_softmax"
     num_train_negatives: int = 16  # negatives per row for reconstruction="bce"
@@ -265,19 +257,14 @@ class TrainConfig:
     cold_start_loss: bool = True
     # weight of the state loss: the sequence encoder's own state (what `model.residual_state`
     # adds) also predicts each next item, SASRec's objective, beside the VAE's reconstruction
-    # from dec([z, z_t, z_a]) + state (0 = off, as in the paper). An extension beyond the paper. Why:
-    # with the six latents, their KL terms and the cold-start loss sharing the encoder, the
-    # causal i2VAE's state learnt next items at about half SASRec's pace per epoch on
-    # cloth_sport validation; supervising the state directly brought it close to SASRec's
-    # (docs/results/README.md). 1.0 is the selected recipe, the default; 0 is the paper's objective
+    # from dec([z, z_t, z_a]) + state. An extension beyond the paper (docs/method.md says why);
+    # 1.0 is the selected recipe's, 0 the paper's objective
     state_loss: float = 1.0
     # the weights w of the decoder's part of h = w * dec([z, z_t, z_a]) + state that the trainer
     # tries on validation after training (`model.residual_state`; training always uses 1): the
     # best full-ranking NDCG@10 is kept and exported, a tie keeps the earlier listed. [1.0] =
-    # no calibration (the paper). An extension beyond the paper. Why: in trained causal i2VAEs
-    # the decoder's part, whose latents are noisy samples in training and means at inference,
-    # weighed too much at inference on most runs probed (docs/results/README.md). The default
-    # is the selected recipe's
+    # no calibration (the paper). An extension beyond the paper: the decoder's latents are noisy
+    # samples in training and means at inference (docs/method.md). The default is the selected recipe's
     decoder_weight_grid: List[float] = dataclasses.field(default_factory=lambda: [1.0, 0.75, 0.5, 0.25])
     # a train split larger than this (MB of TFRecords) streams through tf.data with a seeded
     # shuffle buffer instead of being read into memory in canonical order (0 = never stream);
@@ -311,7 +298,7 @@ class TrainConfig:
 
 @dataclasses.dataclass
 class EvalConfig:
-    """Ranking evaluation (DESIGN.md, evaluation protocol)."""
+    """Ranking evaluation (docs/evaluation.md)."""
 
     num_negatives: int = 999  # sampled negatives per row (the paper's protocol)
     k: int = 10  # the cutoff of model selection, blessing and the summary tables

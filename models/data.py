@@ -134,7 +134,7 @@ def cold_start_rows(rows: List[Dict], max_len: int) -> List[Dict]:
 
     Why: every row of the paper's train split has target-domain history (the target is the
     last item of that domain's sequence), so training never shows the model the input a
-    cold-start test row has (history in the other domain only, DESIGN.md item 7). Each
+    cold-start test row has (history in the other domain only, docs/method.md). Each
     train row whose other domain has history gives one such row: the same target, its
     target-domain history emptied, the other domain unchanged. The target stays the row's
     latest item on purpose: a first version used the history's first item, and those old

@@ -1,4 +1,4 @@
-"""SavedModel export with the serving contract of DESIGN.md.
+"""SavedModel export with the serving contract of docs/deployment.md.
 
 Signatures:
 - `serving_default` (recommend): `history_x`, `history_y` — [B, L] string tensors of raw

@@ -3,7 +3,7 @@
 A Keras subclassed model. Inputs are dicts of left-padded item-index tensors
 (`history_x` [B, T], `history_y` [B, T], `pseudo_x` [B, T'], `pseudo_y` [B, T']; 0 is
 padding). Six Gaussian latents are TFP distributions; `losses` computes every term of
-the paper's objective (section 3.4.5, DESIGN.md step 6) through `models.objective`, which
+the paper's objective (section 3.4.5, docs/method.md) through `models.objective`, which
 the model composes, so each term is computed once for both encoders and logged.
 
 Choices that differ from the authors' code, following the paper instead: sequences
@@ -104,7 +104,7 @@ class I2VAE(LossTermsModel):
 
     Both train the cold-start path on every row with both domains (`train_cfg.cold_start_loss`):
     the row's target is also predicted from the transferred interest alone (z_t from r,
-    the domain-specific latents masked), as a cold-start row is scored (DESIGN.md step 7).
+    the domain-specific latents masked), as a cold-start row is scored (docs/method.md).
 
     Args:
       num_items_x / num_items_y: vocabulary sizes (item indices 1..N; 0 is padding).

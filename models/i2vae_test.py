@@ -137,7 +137,7 @@ def test_cold_start_row_ignores_empty_domain_input_and_uses_r():
 
 
 def test_bce_reconstruction_is_the_target_term_plus_one_term_per_negative():
-    """DESIGN.md's BCE: softplus(-h.e_target) + sum over sampled negatives of softplus(h.e_neg),
+    """The BCE of docs/method.md: softplus(-h.e_target) + sum over sampled negatives of softplus(h.e_neg),
     averaged over the rows of the domain."""
     m = small_model(reconstruction="bce", num_train_negatives=0)
     m(batch())

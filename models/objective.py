@@ -55,7 +55,7 @@ class Posteriors(NamedTuple):
 
     @property
     def transferred(self) -> tfd.Distribution:
-        """The cold-start routing (the paper, DESIGN.md step 7), its one place: the posterior of
+        """The cold-start routing (the paper, docs/method.md), its one place: the posterior of
         the transferred latent a point uses, q(z_t | x, y) where both domains have history and
         r(z_t | other) where this domain has none, as a cold-start row is scored."""
         both = self.both[:, None]
@@ -189,7 +189,7 @@ class I2VAEObjective(tf.keras.layers.Layer):
         "softmax": cross-entropy over every item of the domain (padding excluded).
         "sampled_softmax": against `softmax_negatives` uniform items shared by the batch
           (accidental hits masked), as SASRec trains.
-        "bce": BCE of the target against `num_train_negatives` uniform negatives (DESIGN.md).
+        "bce": BCE of the target against `num_train_negatives` uniform negatives (docs/method.md).
         """
         cfg, num_items = self.train_cfg, self.num_items[d]
         if cfg.reconstruction == "softmax" and self.select_rows:

@@ -2,7 +2,7 @@
 
 These TF functions are used both by the Beam transform of PseudoSequenceGen and inside
 the exported serving graph, so a request gets exactly the pseudo-sequences the model
-was trained with (DESIGN.md step 1). Item matrices carry a zero padding row 0, so item
+was trained with (docs/method.md). Item matrices carry a zero padding row 0, so item
 index i (1-based) is row i. `ApproximateIndex` and `recall` (faiss, numpy) are for the
 Beam transform only, above `lightgcn.approximate_above_items` items per domain.
 """

@@ -16,7 +16,7 @@ def masked_mean(x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
 def pool_history(x: tf.Tensor, mask: tf.Tensor, how: str = "mean") -> tf.Tensor:
     """Pools a history encoder's output [B, T, d] to [B, d].
 
-    "mean" is the paper's (DESIGN.md step 2). "last" reads the most recent item's position
+    "mean" is the paper's (docs/method.md). "last" reads the most recent item's position
     (histories are left-padded, so it is always the last one), as SASRec does; "mean_last"
     averages the two, keeping the paper's mean and adding recency. An empty row pools to
     zeros in every mode, because the encoder zeroes padded positions.

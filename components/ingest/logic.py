@@ -440,7 +440,7 @@ def is_cold_start(history_target: Sequence, history_other: Sequence) -> bool:
 
 
 def long_tail_threshold(lengths: Sequence[int], share: float) -> float:
-    """Mean length of the shortest `share` of rows (DESIGN.md's long-tailed definition)."""
+    """Mean length of the shortest `share` of rows (the long-tailed group of docs/method.md)."""
     if len(lengths) == 0:
         return 0.0
     ordered = np.sort(np.asarray(lengths, dtype=np.float64))
@@ -490,7 +490,7 @@ def held_out_items(rows: Sequence[Dict]) -> Dict[str, Tuple[set, set, List[bool]
     """What each held-out split hides of one user: {split: (X items, Y items, [whole X, whole Y])}.
 
     An eval or test row hides its target; a cold-start row hides the whole history of its
-    target domain (DESIGN.md, evaluation protocol: leak-free data).
+    target domain (docs/method.md, data, split and leakage).
     """
     hidden: Dict[str, Tuple[set, set, List[bool]]] = {}
     for row in rows:

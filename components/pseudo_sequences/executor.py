@@ -29,7 +29,7 @@ class Graph:
 
     A user's edges are the items of their train rows except those rows' targets: a train
     row's pseudo-sequence then comes from embeddings never fitted on its own target, as an
-    eval or test row's does (DESIGN.md, evaluation protocol). The user's other row may list
+    eval or test row's does (docs/method.md, data, split and leakage). The user's other row may list
     a target as history (the paper's files do), so the targets are collected per user first.
     """
 
