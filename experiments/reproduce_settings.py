@@ -78,8 +78,8 @@ SETTINGS = [
   + [Setting(f"density_{p}", [f"data.train_density={p / 100}"], "density", label=f"D_s={p}%") for p in (25, 50, 75)] \
   + [Setting(f"overlap_{p}", [f"data.train_overlap={p / 100}"], "overlap", label=f"K_o={p}%") for p in (25, 50, 75)]
 # The tuning candidates: the same budget for both trained models, each a change of the
-# reproduction base, chosen on validation (docs/results/README.md says why each was tried;
-# docs/history.md in which order). Names say what they change.
+# reproduction base, chosen on validation (docs/history.md says why and when each was
+# tried). Names say what they change.
 LONGER = ["train.early_stopping_patience=10", "train.epochs=40"]
 OWN_CHANGE = {"i2vae": ("causal_residual", ['model.encoder="causal"', "model.residual_state=true"],
                         "causal encoder + residual state"),

@@ -149,7 +149,7 @@ class ModelConfig:
     # latents of every history position, each predicting the item that follows it (one pass
     # per row gives T targets, as SASRec trains; models/i2vae.py). "bidirectional": the
     # paper's encoder, mean-pooled, one target per row (PAPER_MODEL restores it). The default
-    # is the recipe with the best validation over both pairs (docs/results/README.md)
+    # is the recipe with the best validation over both pairs (docs/results/)
     encoder: str = "causal"
     # a cold-start row keeps its augmented latent z_a (from the PSG's pseudo-sequence);
     # False masks it with the other domain-specific latents, as the paper does (bidirectional only)
