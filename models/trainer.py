@@ -364,15 +364,7 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
     validation = RankingValidation(eval_rows, num_items, cfg.data, cfg.eval, cfg.train.early_stopping_patience,
                                    log_dir, cfg.train.epochs, test_rows, cfg.train.epoch_selection,
                                    feature_spec.read_domain_names(examples_root), cfg.train.early_stopping_start)
-    # first, so a NaN batch stops training before any other callback sees its logs
-    callbacks = [StopOnNonFiniteLoss(), tf.keras.callbacks.TensorBoard(log_dir=log_dir, histogram_freq=0), validation]
-    if isinstance(model, I2VAE):
-        callbacks.append(PosteriorHistograms(evaluation.features_from_rows(eval_rows[:512], cfg.data.max_len,
-                                                                           cfg.data.pseudo_len),
-                                             os.path.join(log_dir, "posterior")))
-    if cfg.model.kind == "i2vae" and cfg.train.kl_anneal_epochs > 0:  # the warm-up is set in steps
-        steps = int(cfg.train.kl_anneal_epochs * math.ceil(num_train_rows / cfg.train.batch_size))
-        callbacks.insert(1, KLAnnealing(cfg.train.kl_weight, steps))
+    callbacks = training_callbacks(model, cfg, validation, eval_rows, num_train_rows, log_dir)
     logger.info(f"[train] {cfg.model.kind} on {num_items[0]}+{num_items[1]} items, up to {cfg.train.epochs} epochs, "
           f"batch {cfg.train.batch_size}, d={cfg.model.embedding_dim}, T={cfg.data.max_len}, T'={cfg.data.pseudo_len}")
     initial_epoch = 0
@@ -396,6 +388,32 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
     if validation.resumed_at:
         history["resumed_at"] = list(validation.resumed_at)
         history["seconds_before_resume"] = round(validation.seconds_before, 1)
+    def build():
+        with strategy.scope():
+            return build_model(num_items, cfg, popularity, generator)
+
+    return after_training(model, validation, history, cfg, build, eval_rows), history, popularity
+
+
+def training_callbacks(model, cfg, validation, eval_rows, num_train_rows: int, log_dir: str) -> List:
+    """The NaN stop first (so a NaN batch stops training before any other callback sees its
+    logs), KL annealing, TensorBoard, validation, the i2VAE's posterior histograms."""
+    callbacks = [StopOnNonFiniteLoss(), tf.keras.callbacks.TensorBoard(log_dir=log_dir, histogram_freq=0), validation]
+    if isinstance(model, I2VAE):
+        callbacks.append(PosteriorHistograms(evaluation.features_from_rows(eval_rows[:512], cfg.data.max_len,
+                                                                           cfg.data.pseudo_len),
+                                             os.path.join(log_dir, "posterior")))
+    if cfg.model.kind == "i2vae" and cfg.train.kl_anneal_epochs > 0:  # the warm-up is set in steps
+        steps = int(cfg.train.kl_anneal_epochs * math.ceil(num_train_rows / cfg.train.batch_size))
+        callbacks.insert(1, KLAnnealing(cfg.train.kl_weight, steps))
+    return callbacks
+
+
+def after_training(model, validation, history: Dict, cfg, build, eval_rows):
+    """What selection does once training stopped: the decoder's inference weight on
+    validation (`train.decoder_weight_grid`) or, with `train.epoch_selection="per_domain"`,
+    a second copy (`build()`) so each domain scores with its own best epoch. Records both in
+    `history`; returns the model to export."""
     if len(cfg.train.decoder_weight_grid) > 1:
         if not (isinstance(model, I2VAE) and cfg.model.residual_state):  # the weight would scale a row's scores alike
             logger.info("[train] train.decoder_weight_grid is ignored: it weighs the decoder's part against "
@@ -405,17 +423,12 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
                         "each domain keeps its epoch's weights, at decoder weight 1")
         else:
             history["decoder_weight"] = calibrate_decoder_weight(model, validation, cfg.train.decoder_weight_grid)
-    if cfg.train.epoch_selection == "per_domain":
-        history["best_epochs"] = dict(validation.best_epoch_by_domain)
-        logger.info(f"[train] per-domain selection: epoch {validation.selected()}")
-
-        def build():
-            with strategy.scope():
-                return build_model(num_items, cfg, popularity, generator)
-
-        model = per_domain_model(model, validation, build,
-                                 evaluation.features_from_rows(eval_rows[:2], cfg.data.max_len, cfg.data.pseudo_len))
-    return model, history, popularity
+    if cfg.train.epoch_selection != "per_domain":
+        return model
+    history["best_epochs"] = dict(validation.best_epoch_by_domain)
+    logger.info(f"[train] per-domain selection: epoch {validation.selected()}")
+    return per_domain_model(model, validation, build,
+                            evaluation.features_from_rows(eval_rows[:2], cfg.data.max_len, cfg.data.pseudo_len))
 
 
 def apply_overrides(cfg, overrides):
