@@ -202,6 +202,7 @@ def test_kl_annealing_ramps_beta_linearly():
         assert float(holder.kl_beta.numpy()) == pytest.approx(expected)
 
 
+@pytest.mark.slow  # about 10 s of training steps; `make test-slow`
 def test_without_informative_regularizer_r_learns_only_as_cold_start_fallback():
     """The w/o IF-R & DS-R ablation (lambda_t = 0): r gets gradients only from rows with one
     domain, where it is the cold-start path; on overlapping rows it is unused unless the

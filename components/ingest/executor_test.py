@@ -250,6 +250,7 @@ def test_long_table_bad_records_stop_by_default_and_skip_quarantines(tmp_path):
     assert examples_written(out) == 4  # u1 and u2, one row per domain each
 
 
+@pytest.mark.slow  # about 13 s of Beam runs; `make test-slow`
 def test_long_table_header_problems_stop(tmp_path):
     for header, phrase in ((b"user_id,item_id\n", "missing ['domain']"),
                            (b"user_id,item_id,domain,rating\n", "unexpected ['rating']"),
