@@ -123,9 +123,8 @@ def main(argv=None):
     argv, debug, verbose = cli.global_flags(argv)
     args = build_parser().parse_args(argv)
     log_dir = None if args.command != "reproduce" or args.report_only else args.work
-    log_path = os.path.join(log_dir, "pipeline.log") if log_dir and not (verbose or debug) else None
     handlers = {"bench": cmd_bench, "reproduce": cmd_reproduce, "compare": cmd_compare}
-    return cli.run_command(handlers[args.command], args, log_path, debug)
+    return cli.run_command(handlers[args.command], args, log_dir, debug, verbose)
 
 
 if __name__ == "__main__":

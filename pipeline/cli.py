@@ -249,9 +249,11 @@ def global_flags(argv=None):
     return [a for a in argv if a not in ("--debug", "--verbose")], debug, verbose
 
 
-def run_command(handler, args, log_path: Optional[str], debug: bool) -> int:
-    """Runs `handler(args)` with the libraries' output in `log_path`; a known error is one
-    `error:` line and exit status 2 (the traceback only with --debug)."""
+def run_command(handler, args, log_dir: Optional[str], debug: bool, verbose: bool) -> int:
+    """Runs `handler(args)` with the libraries' output in `<log_dir>/pipeline.log` (here with
+    --verbose or --debug, or without a log_dir); a known error is one `error:` line and exit
+    status 2 (the traceback only with --debug)."""
+    log_path = os.path.join(log_dir, "pipeline.log") if log_dir and not (verbose or debug) else None
     try:
         check_arguments(args)
         with library_output_to(log_path):
@@ -277,9 +279,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     args.verbose = verbose or debug
     log_dir = {"run": getattr(args, "out", None), "demo": getattr(args, "out", None)}.get(args.command)
-    log_path = os.path.join(log_dir, "pipeline.log") if log_dir and not args.verbose else None
     handlers = {"demo": cmd_demo, "run": cmd_run, "synthetic": cmd_synthetic, "kubeflow": cmd_kubeflow}
-    return run_command(handlers[args.command], args, log_path, debug)
+    return run_command(handlers[args.command], args, log_dir, debug, verbose)
 
 
 if __name__ == "__main__":

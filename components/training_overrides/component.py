@@ -14,6 +14,8 @@ import tensorflow as tf
 from tfx import v1 as tfx
 from tfx.types import standard_artifacts
 
+from models import config
+
 logger = logging.getLogger(__name__)
 
 OVERRIDES_FILE = "overrides.json"
@@ -27,9 +29,8 @@ def TrainingOverrides(
     lambda_a: tfx.dsl.components.Parameter[float],
 ) -> None:
     values = {"train.epochs": int(epochs), "train.lambda_t": float(lambda_t), "train.lambda_a": float(lambda_a)}
-    for name, value in values.items():
-        if value < 0:
-            raise ValueError(f"pipeline parameter {name} must be >= 0, found {value}")
+    for name, value in values.items():  # the config's own check: a one-line error for the command line too
+        config.check_at_least(f"pipeline parameter {name}", value, 0)
     tf.io.gfile.makedirs(hyperparameters.uri)
     with tf.io.gfile.GFile(os.path.join(hyperparameters.uri, OVERRIDES_FILE), "w") as f:
         json.dump(values, f, indent=2)
