@@ -13,6 +13,7 @@ from experiments.reproduce_settings import (
     BY_NAME,
     REPRODUCTION_BASE,
     SETTINGS,
+    TUNED_MODELS,
     K,
     candidates,
     selected,
@@ -172,7 +173,7 @@ def tuning_table(pair, results, by_pair=None) -> str:
     cols = ["overrides", "seeds", "epochs run (selected)", f"val NDCG@{K} {dx}", f"val NDCG@{K} {dy}", "val mean"] + [
         f"val {m}@{K} {dn} {g.replace('_', '-')}" for dn in (dx, dy) for g in GROUPS for m in ("HR", "NDCG")]
     lines = ["| candidate | " + " | ".join(cols) + " |", "|" + "---|" * (1 + len(cols))]
-    for model in ("i2vae", "sasrec"):
+    for model in TUNED_MODELS:
         names = candidates(results, model)
         if len(names) < 2:
             continue
@@ -180,7 +181,8 @@ def tuning_table(pair, results, by_pair=None) -> str:
         best = selected_across_pairs(by_pair, model) if by_pair else own
         for n in names:
             runs = [r for r in results[n] if r["seed"] in seeds]
-            label = {"i2vae": "i2VAE (base)", "sasrec": "SASRec (base)"}.get(n, BY_NAME[n].label)
+            label = {"i2vae": "i2VAE (base)", "sasrec": "SASRec (base)", "lightgcn": "LightGCN (base)"}.get(
+                n, BY_NAME[n].label)
             cells = [("**default** " if n == best else "") + ("(this pair's pick) " if n == own != best else "") + label,
                      "<br>".join(f"`{o}`" for o in BY_NAME[n].overrides) or "–",
                      ",".join(map(str, seeds)), ", ".join(_epochs_text(r) for r in runs)]

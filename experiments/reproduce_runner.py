@@ -15,7 +15,14 @@ import subprocess
 import time
 from typing import Dict, List, Optional
 
-from experiments.reproduce_settings import REPRODUCTION_BASE, SETTINGS, Setting, selected, selected_across_pairs
+from experiments.reproduce_settings import (
+    REPRODUCTION_BASE,
+    SETTINGS,
+    TUNED_MODELS,
+    Setting,
+    selected,
+    selected_across_pairs,
+)
 from models import config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,15 +34,15 @@ def plan(seeds: int, sweep_seeds: int, only: Optional[List[str]] = None,
     """Run order: every table first with seed 1 (main, ablations, the validation tuning
     candidates), then the main comparison's further seeds, then the further seeds of the
     tuning candidates that validation selected over their model's default (known from the
-    seed-1 `results`), and of the i2VAE candidate the package default follows (selected over
-    every pair in `results_by_pair`, which may not be this pair's pick: the README reports
-    it on every pair), then the ablations' further seeds, sweeps last. So partial results
+    seed-1 `results`), and of each model's candidate its package default follows (selected
+    over every pair in `results_by_pair`, which may not be this pair's pick: the README
+    reports it on every pair), then the ablations' further seeds, sweeps last. So partial results
     answer the headline question first."""
     chosen = [s for s in SETTINGS if not only or s.name in only]
     runs = [(s, 1) for s in chosen if s.table in ("main", "raw", "ablation", "tuning")] if seeds >= 1 else []
     winners = {selected(results or {}, s.name) for s in SETTINGS if s.table == "main"}
     if results_by_pair:
-        winners.add(selected_across_pairs(results_by_pair, "i2vae"))
+        winners.update(selected_across_pairs(results_by_pair, model) for model in TUNED_MODELS)
     for group in (lambda s: s.table == "main" and s.seeded, lambda s: s.table == "tuning" and s.name in winners,
                   lambda s: s.table == "raw" and s.seeded,
                   lambda s: s.table == "ablation" and s.seeded):

@@ -9,10 +9,10 @@ from experiments.reproduce_settings import BY_NAME
 from tests.reproduce_testing import fake_metrics, fake_result, write_result
 
 
-def test_plan_runs_seed_by_seed_and_deterministic_models_once():
+def test_plan_runs_seed_by_seed_and_the_deterministic_model_once():
     runs = plan(seeds=2, sweep_seeds=1)
     names = [(s.name, k) for s, k in runs]
-    assert names[:29] == [("i2vae", 1), ("sasrec", 1), ("lightgcn", 1), ("popularity", 1), ("causal_encoder", 1),
+    assert names[:36] == [("i2vae", 1), ("sasrec", 1), ("lightgcn", 1), ("popularity", 1), ("causal_encoder", 1),
                           ("wo_psg", 1), ("wo_ifr_dsr", 1), ("wo_dnr", 1), ("wo_cold_loss", 1), ("i2vae_raw", 1),
                           ("sasrec_raw", 1), ("lightgcn_raw", 1), ("i2vae_causal_residual", 1),
                           ("i2vae_causal_residual_lmin_p10", 1), ("i2vae_p10", 1), ("i2vae_causal_residual_p10", 1),
@@ -21,12 +21,15 @@ def test_plan_runs_seed_by_seed_and_deterministic_models_once():
                           ("i2vae_causal_residual_state_softmax_detach_p10", 1), ("sasrec_softmax_p10", 1),
                           ("i2vae_causal_residual_state_softmax_detach_drop05_p10", 1), ("sasrec_neg1024_drop05_p10", 1),
                           ("i2vae_causal_residual_state_softmax_detach_drop05_dw_p10", 1),
-                          ("sasrec_softmax_drop05_p10", 1), ("i2vae_default_wo_vae", 1)]
+                          ("sasrec_softmax_drop05_p10", 1), ("lightgcn_d128", 1), ("lightgcn_layers1", 1),
+                          ("lightgcn_layers2", 1), ("lightgcn_reg1e-3", 1), ("lightgcn_reg1e-5", 1),
+                          ("lightgcn_lr5e-3", 1), ("lightgcn_every1_p10", 1), ("i2vae_default_wo_vae", 1)]
     assert ("i2vae_causal_residual_lmin_p10", 2) not in names  # tuning candidates: seed 1 only until selected
-    # then the main comparison's second seed, the raw split's, then the ablations'
-    assert names[29:33] == [("i2vae", 2), ("sasrec", 2), ("i2vae_raw", 2), ("sasrec_raw", 2)]
-    assert names[33:35] == [("causal_encoder", 2), ("wo_psg", 2)]
-    assert ("lightgcn", 2) not in names and ("lightgcn_raw", 2) not in names
+    # then the main comparison's second seed (LightGCN is trained and seeded too), the raw split's, the ablations'
+    assert names[36:42] == [("i2vae", 2), ("sasrec", 2), ("lightgcn", 2), ("i2vae_raw", 2), ("sasrec_raw", 2),
+                            ("lightgcn_raw", 2)]
+    assert names[42:44] == [("causal_encoder", 2), ("wo_psg", 2)]
+    assert ("popularity", 2) not in names
     assert [n for n, _ in names[-6:]] == ["density_25", "density_50", "density_75", "overlap_25", "overlap_50",
                                           "overlap_75"]
     assert [s.name for s, _ in plan(3, 0, only=["i2vae"])] == ["i2vae"] * 3
@@ -72,10 +75,13 @@ def test_run_one_gives_each_run_its_own_backup_and_counts_time_before_a_resume(t
                                                   for k in (1, 2)]
 
 
-def test_the_candidate_the_default_follows_gets_further_seeds_on_every_pair(tmp_path):
+@pytest.mark.parametrize("a, b", [("i2vae_causal_residual_state_p10", "i2vae_causal_residual_state_softmax_detach_p10"),
+                                  ("sasrec_softmax_p10", "sasrec_softmax_drop05_p10"),
+                                  ("lightgcn_layers2", "lightgcn_reg1e-3")])
+def test_the_candidate_the_default_follows_gets_further_seeds_on_every_pair(tmp_path, a, b):
     """A pair whose own pick differs from the package default's still runs the default's
-    further seeds: the README reports the default on every pair."""
-    a, b = "i2vae_causal_residual_state_p10", "i2vae_causal_residual_state_softmax_detach_p10"
+    further seeds: the README reports the default on every pair. One rule for every tuned
+    model, not only the i2VAE."""
     for pair, val_a, val_b in (("p", 0.030, 0.026), ("q", 0.030, 0.040)):
         for name, val in ((a, val_a), (b, val_b)):
             r = fake_result(BY_NAME[name], 1, 0.03)
@@ -90,3 +96,4 @@ def test_the_candidate_the_default_follows_gets_further_seeds_on_every_pair(tmp_
     assert further("p", None) == [(a, 2), (a, 3)]  # p's own pick
     assert further("p", by_pair) == [(a, 2), (b, 2), (a, 3), (b, 3)]  # and the default's (b: 0.033 against 0.030)
     assert further("q", by_pair) == [(b, 2), (b, 3)]
+

@@ -62,7 +62,7 @@ def ablation(name: str, label: str, about: str, base=()) -> "Setting":
 SETTINGS = [
     Setting("i2vae", [], "main", label="i2VAE (ours)"),
     Setting("sasrec", ['model.kind="sasrec"'], "main", label="SASRec"),
-    Setting("lightgcn", ['model.kind="lightgcn"'], "main", seeded=False, label="LightGCN"),
+    Setting("lightgcn", ['model.kind="lightgcn"'], "main", label="LightGCN"),
     Setting("popularity", ['model.kind="popularity"'], "main", seeded=False, label="Popularity"),
     Setting("causal_encoder", ['model.encoder="causal"'], "ablation", label="causal encoder (extension)",
             about="an extension beyond the paper: causal self-attention with every history position a target "
@@ -71,8 +71,7 @@ SETTINGS = [
     ablation("wo_ifr_dsr", "w/o IF-R & DS-R", "lambda_t = 0: r^x, r^y learn only through the cold-start loss"),
     ablation("wo_dnr", "w/o DN-R", "lambda_a = 0"),
     ablation("wo_cold_loss", "w/o cold-start loss", "no cold-start loss: r learns only through the informative KL"),
-] + [Setting(f"{name}_raw", overrides + ["data.leak_free=false"], "raw", seeded=name != "lightgcn",
-             label=f"{label}, raw split")
+] + [Setting(f"{name}_raw", overrides + ["data.leak_free=false"], "raw", label=f"{label}, raw split")
      for name, overrides, label in (("i2vae", [], "i2VAE"), ("sasrec", ['model.kind="sasrec"'], "SASRec"),
                                     ("lightgcn", ['model.kind="lightgcn"'], "LightGCN"))] \
   + [Setting(f"density_{p}", [f"data.train_density={p / 100}"], "density", label=f"D_s={p}%") for p in (25, 50, 75)] \
@@ -124,6 +123,21 @@ SETTINGS += [Setting(f"{m}_{extra[m][0]}", (['model.kind="sasrec"'] if m == "sas
                      "tuning", label=f"{label} {extra[m][2]}", tunes=m)
              for extra in (WITH_STATE_LOSS, WITH_FULL_SOFTMAX, WITH_DROPOUT_05, WITH_DECODER_WEIGHT)
              for m, label in (("i2vae", "i2VAE"), ("sasrec", "SASRec"))]
+# LightGCN as a recommender (trained on every train edge, `lightgcn.*` its size and budget,
+# `train.seed` its initialisation and negatives): a budget of the same size, one change each
+# of dimension, layers, regularisation and epochs
+LIGHTGCN_CANDIDATES = [("d128", ["lightgcn.embedding_dim=128"], "d=128"),
+                       ("layers1", ["lightgcn.num_layers=1"], "1 layer"),
+                       ("layers2", ["lightgcn.num_layers=2"], "2 layers"),
+                       ("reg1e-3", ["lightgcn.l2_reg=0.001"], "L2 1e-3"),
+                       ("reg1e-5", ["lightgcn.l2_reg=0.00001"], "L2 1e-5"),
+                       ("lr5e-3", ["lightgcn.learning_rate=0.005"], "lr 5e-3"),
+                       ("every1_p10", ["lightgcn.eval_every=1", "lightgcn.patience=10"],
+                        "validated every epoch, patience 10")]
+SETTINGS += [Setting(f"lightgcn_{suffix}", ['model.kind="lightgcn"'] + overrides, "tuning", label=f"LightGCN {what}",
+                     tunes="lightgcn") for suffix, overrides, what in LIGHTGCN_CANDIDATES]
+# the main models with tuning candidates: each one's package default is its selected candidate
+TUNED_MODELS = ("i2vae", "sasrec", "lightgcn")
 # What the VAE adds: the package default (the selected candidate) without its six latents'
 # sampling and KL terms (`configs/ablations/wo_vae.json`); the encoders, state loss, cold-start
 # loss and scoring path kept

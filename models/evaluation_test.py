@@ -8,7 +8,7 @@ from tests.tiny_models import build, features
 
 @pytest.mark.parametrize("kind", ["i2vae", "sasrec"])
 def test_keras_scorer_traces_once_for_every_batch_size_and_history_width(kind, examples_root):
-    model, _ = build(kind, examples_root)
+    model, _ = build(kind)
     score = evaluation.keras_scorer(model)
     full = features()
     first = score(full)

@@ -11,10 +11,10 @@ from tests.tiny_models import build, features, model_config
 
 @pytest.mark.parametrize("kind", config.MODEL_KINDS)
 def test_checkpoint_and_savedmodel_give_identical_scores(kind, examples_root, tmp_path):
-    model, popularity = build(kind, examples_root)
+    model, popularity = build(kind)
     expected = [s.numpy() for s in model.score_all({k: tf.constant(v) for k, v in features().items()})]
     model.save_weights(str(tmp_path / "ckpt"))
-    restored, _ = build(kind, examples_root)  # different perturbation, then the checkpoint
+    restored, _ = build(kind)  # different perturbation, then the checkpoint
     restored.load_weights(str(tmp_path / "ckpt"))
     got = restored.score_all({k: tf.constant(v) for k, v in features().items()})
     for a, b in zip(expected, got):
@@ -28,7 +28,7 @@ def test_checkpoint_and_savedmodel_give_identical_scores(kind, examples_root, tm
 
 @pytest.mark.slow  # the w/o PSG ablation's training and export (about 20 s); `make test-slow`
 def test_random_pseudo_source_exports_and_recommends_unseen(examples_root, tmp_path):
-    model, popularity = build("i2vae", examples_root)
+    model, popularity = build("i2vae")
     cfg = model_config("i2vae")
     cfg.lightgcn.pseudo_source = "random"
     export_saved_model(model, examples_root, popularity, cfg, str(tmp_path / "saved"))

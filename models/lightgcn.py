@@ -1,4 +1,5 @@
-"""LightGCN (He et al., 2020) in Keras: the graph model behind the pseudo-sequence generator.
+"""LightGCN (He et al., 2020) in Keras: the graph model behind the pseudo-sequence generator,
+and the graph baseline trained as a recommender (`model.kind="lightgcn"`, models/trainer.py).
 
 One bipartite graph joins the train users with the items of both domains, so
 propagation carries a user's interest from one domain to the other. Item nodes are
@@ -8,12 +9,76 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import tensorflow as tf
 
+from models import feature_spec
+
 logger = logging.getLogger(__name__)
+
+
+class Graph:
+    """The train split's user-item graph: user index, item nodes (X first, then Y), edges.
+
+    With `hold_out_targets` (the pseudo-sequence generator's graph) a user's edges are the
+    items of their train rows except those rows' targets: a train row's pseudo-sequence then
+    comes from embeddings never fitted on its own target, as an eval or test row's does
+    (docs/method.md, data, split and leakage). The user's other row may list a target as
+    history (the paper's files do), so the targets are collected per user first. Without it
+    (LightGCN as a recommender) every train interaction, targets included, is an edge.
+    """
+
+    def __init__(self, rows: List[Dict], num_items_x: int, num_items_y: int, hold_out_targets: bool):
+        self.num_items_x, self.num_items_y = num_items_x, num_items_y
+        self.user_index: Dict[str, int] = {}
+        targets: Dict[str, set] = {}
+        for row in rows:
+            targets.setdefault(row[feature_spec.USER_ID], set()).add(
+                (row[feature_spec.TARGET_DOMAIN], row[feature_spec.TARGET_ITEM]))
+        users, items = [], []
+        for row in sorted(rows, key=lambda r: r[feature_spec.USER_ID]):  # user indices independent of Beam's file order
+            held_out = targets[row[feature_spec.USER_ID]] if hold_out_targets else set()
+            u = self.user_index.setdefault(row[feature_spec.USER_ID], len(self.user_index))
+            for i in row[feature_spec.HISTORY_X]:
+                if (0, i) not in held_out:
+                    users.append(u)
+                    items.append(i - 1)
+            for j in row[feature_spec.HISTORY_Y]:
+                if (1, j) not in held_out:
+                    users.append(u)
+                    items.append(num_items_x + j - 1)
+            if not hold_out_targets:
+                users.append(u)
+                items.append(row[feature_spec.TARGET_ITEM] - 1 + (num_items_x if row[feature_spec.TARGET_DOMAIN] else 0))
+        pairs = np.unique(np.stack([np.asarray(users, np.int64), np.asarray(items, np.int64)], 1).reshape(-1, 2), axis=0)
+        self.users, self.items = pairs[:, 0], pairs[:, 1]
+
+    @property
+    def num_users(self) -> int:
+        return len(self.user_index)
+
+    @property
+    def item_ranges(self):
+        return [(0, self.num_items_x), (self.num_items_x, self.num_items_x + self.num_items_y)]
+
+    def neighbours(self):
+        """Per user: (X item indices, Y item indices), 1-based per domain."""
+        out = [([], []) for _ in range(self.num_users)]
+        for u, i in zip(self.users, self.items):
+            if i < self.num_items_x:
+                out[u][0].append(int(i) + 1)
+            else:
+                out[u][1].append(int(i - self.num_items_x) + 1)
+        return out
+
+
+def padded_item_embeddings(item_emb: np.ndarray, num_items_x: int):
+    """Splits LightGCN item embeddings into per-domain matrices with a zero padding row 0."""
+    zero = np.zeros((1, item_emb.shape[1]), np.float32)
+    return (np.concatenate([zero, item_emb[:num_items_x]]).astype(np.float32),
+            np.concatenate([zero, item_emb[num_items_x:]]).astype(np.float32))
 
 
 def normalized_adjacency(num_users: int, num_items: int, users: np.ndarray, items: np.ndarray) -> tf.SparseTensor:
@@ -92,12 +157,15 @@ def sample_negatives(rng, pos_items, domain_of_item, item_ranges, edge_keys, use
 
 
 def train_lightgcn(model: LightGCN, users: np.ndarray, items: np.ndarray, item_ranges, cfg,
-                   validate: Optional[Callable[[LightGCN], float]] = None, log_dir: Optional[str] = None):
-    """Trains with BPR until validation recall stops improving or `cfg.max_epochs` is reached.
+                   validate: Optional[Callable[[LightGCN], float]] = None, log_dir: Optional[str] = None,
+                   metric: str = ""):
+    """Trains with BPR until the validation score stops improving or `cfg.max_epochs` is reached.
 
-    `validate(model) -> recall` runs every `cfg.eval_every` epochs; the best weights are kept.
-    Returns a history dict with per-epoch loss and the validation recalls.
+    `validate(model) -> score` (named `metric` in the log and TensorBoard: the generator's
+    recall@K of eval targets, or the recommender's NDCG@K) runs every `cfg.eval_every` epochs;
+    the best weights are kept. Returns a history dict with per-epoch loss and the scores.
     """
+    metric = metric or f"recall@{cfg.recall_k}"
     rng = np.random.default_rng(cfg.seed)
     optimizer = tf.keras.optimizers.Adam(cfg.learning_rate)
     domain_of_item = np.zeros(model.num_items, dtype=np.int64)
@@ -115,7 +183,8 @@ def train_lightgcn(model: LightGCN, users: np.ndarray, items: np.ndarray, item_r
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return bpr
 
-    history = {"loss": [], "recall": [], "best_epoch": 0, "best_recall": -1.0, "epochs": 0, "seconds": 0.0}
+    history = {"metric": metric, "loss": [], "validation": [], "best_epoch": 0, "best_validation": -1.0, "epochs": 0,
+               "seconds": 0.0}
     best_weights, bad_evals, start = None, 0, time.time()
     for epoch in range(1, cfg.max_epochs + 1):
         neg = sample_negatives(rng, items, domain_of_item, item_ranges, edge_keys, users, model.num_items)
@@ -130,15 +199,15 @@ def train_lightgcn(model: LightGCN, users: np.ndarray, items: np.ndarray, item_r
             with writer.as_default():
                 tf.summary.scalar("lightgcn/bpr_loss", history["loss"][-1], step=epoch)
         if validate is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.max_epochs):
-            recall = float(validate(model))
-            history["recall"].append((epoch, recall))
+            score = float(validate(model))
+            history["validation"].append((epoch, score))
             if writer:
                 with writer.as_default():
-                    tf.summary.scalar(f"lightgcn/val_recall@{cfg.recall_k}", recall, step=epoch)
+                    tf.summary.scalar(f"lightgcn/val_{metric}", score, step=epoch)
             logger.info(f"[lightgcn] epoch {epoch}/{cfg.max_epochs} bpr {history['loss'][-1]:.4f} "
-                  f"val recall@{cfg.recall_k} {recall:.4f} ({time.time() - start:.0f}s)")
-            if recall > history["best_recall"]:
-                history["best_recall"], history["best_epoch"] = recall, epoch
+                        f"val {metric} {score:.4f} ({time.time() - start:.0f}s)")
+            if score > history["best_validation"]:
+                history["best_validation"], history["best_epoch"] = score, epoch
                 best_weights, bad_evals = model.embeddings.numpy(), 0
             else:
                 bad_evals += 1

@@ -2,7 +2,7 @@
 import numpy as np
 import tensorflow as tf
 
-from models.lightgcn import LightGCN, normalized_adjacency, sample_negatives
+from models.lightgcn import Graph, LightGCN, normalized_adjacency, sample_negatives
 
 
 def test_normalized_adjacency_by_hand():
@@ -38,3 +38,25 @@ def test_negatives_come_from_the_positive_domain_and_avoid_known_edges():
     neg = sample_negatives(rng, items, domain_of_item, [(0, 5), (5, 9)], keys, users, 9)
     assert np.all(domain_of_item[neg] == domain_of_item[items])
     assert np.mean(neg == items) < 0.05
+
+
+def test_the_graph_leaves_out_every_train_target_of_the_user():
+    """A train row's pseudo-sequence must not come from embeddings fitted on its own target,
+    and the paper's files list a user's X target again as history of their Y row."""
+    rows = [{"user_id": "u", "history_x": [1, 2], "history_y": [5], "target_item": 6, "target_domain": 1},
+            {"user_id": "u", "history_x": [1, 2, 3], "history_y": [5, 6], "target_item": 3, "target_domain": 0}]
+    graph = Graph(rows, num_items_x=4, num_items_y=7, hold_out_targets=True)
+    edges = set(zip(graph.users.tolist(), graph.items.tolist()))
+    assert edges == {(0, 0), (0, 1), (0, 4 + 4)}  # X items 1, 2 and Y item 5; X 3 and Y 6 are targets
+
+
+def test_the_recommenders_graph_has_every_train_interaction():
+    """LightGCN as a recommender fits every train edge, the targets included, once each."""
+    rows = [{"user_id": "u", "history_x": [1, 2], "history_y": [5], "target_item": 6, "target_domain": 1},
+            {"user_id": "u", "history_x": [1, 2, 3], "history_y": [5, 6], "target_item": 3, "target_domain": 0},
+            {"user_id": "v", "history_x": [], "history_y": [2], "target_item": 4, "target_domain": 0}]
+    graph = Graph(rows, num_items_x=4, num_items_y=7, hold_out_targets=False)
+    edges = set(zip(graph.users.tolist(), graph.items.tolist()))
+    assert edges == {(0, 0), (0, 1), (0, 2), (0, 4 + 4), (0, 4 + 5), (1, 4 + 1), (1, 3)}
+    assert len(graph.users) == len(edges)
+

@@ -6,6 +6,7 @@ the pipeline config, then calls `train_model` and the exporter.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -16,7 +17,7 @@ from typing import Dict, List
 import numpy as np
 import tensorflow as tf
 
-from models import baselines, config, data, evaluation, export, feature_spec, metrics, psg
+from models import baselines, config, data, evaluation, export, feature_spec, lightgcn, metrics
 from models.backup import EpochBackup, code_fingerprint, remove_backup
 from models.callbacks import KLAnnealing, NonFiniteLossError, PosteriorHistograms, StopOnNonFiniteLoss
 from models.i2vae import I2VAE
@@ -224,11 +225,11 @@ def make_strategy(name: str, devices=None) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
-def build_model(num_items, cfg, popularity=None, generator=None):
+def build_model(num_items, cfg, popularity=None):
     """The model `cfg.model.kind` names: i2VAE or a baseline (`models.baselines`).
 
     popularity (train counts per domain) is the SASRec no-history fallback and the
-    popularity baseline; generator (the PSG's arrays) holds LightGCN's item embeddings.
+    popularity baseline.
     """
     tf.keras.utils.set_random_seed(cfg.train.seed)
     kind = cfg.model.kind
@@ -236,8 +237,9 @@ def build_model(num_items, cfg, popularity=None, generator=None):
         model = I2VAE(num_items[0], num_items[1], cfg.model, cfg.train, cfg.data.max_len, cfg.data.pseudo_len)
     elif kind == "sasrec":
         model = baselines.SASRec(num_items[0], num_items[1], cfg.model, popularity, cfg.data.max_len)
-    elif kind == "lightgcn":
-        model = baselines.LightGCNRanker(generator["item_emb_x"], generator["item_emb_y"])
+    elif kind == "lightgcn":  # its embeddings are trained by `train_lightgcn_recommender`
+        model = baselines.LightGCNRanker(*(np.zeros((n + 1, cfg.lightgcn.embedding_dim), np.float32)
+                                           for n in num_items))
     elif kind == "popularity":
         model = baselines.PopularityRanker(popularity)
     else:
@@ -334,11 +336,19 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
         train_records, train_rows = read_canonical(train_files)
         num_train_rows = len(train_rows)
         popularity = evaluation.item_popularity(train_rows, num_items)
-    generator = psg.load_generator(os.path.join(examples_root, psg.GENERATOR_DIR))
     with strategy.scope():
-        model = build_model(num_items, cfg, popularity, generator)
+        model = build_model(num_items, cfg, popularity)
     if strategy.num_replicas_in_sync > 1:
         logger.info(f"[train] {type(strategy).__name__} over {strategy.num_replicas_in_sync} replicas")
+    validation = RankingValidation(read_canonical(eval_files)[1], num_items, cfg.data, cfg.eval,
+                                   cfg.train.early_stopping_patience, log_dir, cfg.train.epochs,
+                                   read_canonical([feature_spec.split_pattern(examples_root, "test")])[1]
+                                   if cfg.eval.track_test_per_epoch else None, cfg.train.epoch_selection,
+                                   feature_spec.read_domain_names(examples_root), cfg.train.early_stopping_start)
+    eval_rows = validation.sets["val"]
+    if isinstance(model, baselines.LightGCNRanker):
+        rows = list(data.read_rows_lazily(data.expand(train_files))) if streaming else train_rows
+        return model, train_lightgcn_recommender(model, rows, validation, num_items, cfg, log_dir), popularity
     if not isinstance(model, LossTermsModel):
         logger.info(f"[train] {cfg.model.kind}: nothing to train (fixed scores)")
         return model, {"best_epoch": 0, "best_val_ndcg": None, "epochs_run": 0, "history": []}, popularity
@@ -358,12 +368,6 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
         train_ds = training_dataset(train_records, cfg)
         probe = training_dataset(train_records[:2], cfg).take(1).get_single_element() if cfg.train.backup_dir else None
         del train_records
-    eval_rows = read_canonical(eval_files)[1]
-    test_rows = (read_canonical([feature_spec.split_pattern(examples_root, "test")])[1]
-                 if cfg.eval.track_test_per_epoch else None)
-    validation = RankingValidation(eval_rows, num_items, cfg.data, cfg.eval, cfg.train.early_stopping_patience,
-                                   log_dir, cfg.train.epochs, test_rows, cfg.train.epoch_selection,
-                                   feature_spec.read_domain_names(examples_root), cfg.train.early_stopping_start)
     callbacks = training_callbacks(model, cfg, validation, eval_rows, num_train_rows, log_dir)
     logger.info(f"[train] {cfg.model.kind} on {num_items[0]}+{num_items[1]} items, up to {cfg.train.epochs} epochs, "
           f"batch {cfg.train.batch_size}, d={cfg.model.embedding_dim}, T={cfg.data.max_len}, T'={cfg.data.pseudo_len}")
@@ -390,9 +394,45 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
         history["seconds_before_resume"] = round(validation.seconds_before, 1)
     def build():
         with strategy.scope():
-            return build_model(num_items, cfg, popularity, generator)
+            return build_model(num_items, cfg, popularity)
 
     return after_training(model, validation, history, cfg, build, eval_rows), history, popularity
+
+
+def train_lightgcn_recommender(ranker, train_rows, validation: RankingValidation, num_items, cfg, log_dir: str):
+    """LightGCN as a recommender: BPR on every train interaction of both domains (the
+    generator's graph holds each train row's target out; a recommender has no reason to),
+    at `cfg.lightgcn`'s size and budget with `train.seed`, stopped and selected on the
+    criterion every model shares (mean validation NDCG@K). `ranker` ends with the best
+    epoch's item embeddings and scores fold-in users, as serving sees them (histories only).
+    Returns the training history in the trainer's form."""
+    graph = lightgcn.Graph(train_rows, num_items[0], num_items[1], hold_out_targets=False)
+    lightgcn_cfg = dataclasses.replace(cfg.lightgcn, seed=cfg.train.seed)
+    logger.info(f"[train] lightgcn recommender: {graph.num_users} users, {num_items[0]}+{num_items[1]} items, "
+                f"{len(graph.users)} edges, d={lightgcn_cfg.embedding_dim}, {lightgcn_cfg.num_layers} layers, "
+                f"l2 {lightgcn_cfg.l2_reg}, up to {lightgcn_cfg.max_epochs} epochs")
+    tf.random.set_seed(lightgcn_cfg.seed)
+    model = lightgcn.LightGCN(graph.num_users, sum(num_items),
+                              lightgcn.normalized_adjacency(graph.num_users, sum(num_items), graph.users, graph.items),
+                              lightgcn_cfg.embedding_dim, lightgcn_cfg.num_layers, lightgcn_cfg.l2_reg, lightgcn_cfg.seed)
+    validation.set_model(ranker)
+    scores = []
+
+    def validate(m):
+        item_emb = lightgcn.padded_item_embeddings(m.propagate()[1].numpy(), num_items[0])
+        ranker.item_emb_x.assign(item_emb[0])
+        ranker.item_emb_y.assign(item_emb[1])
+        result, ndcg = validation.score()
+        scores.append({"metrics": result, "val_ndcg": ndcg})
+        return ndcg
+
+    trained = lightgcn.train_lightgcn(model, graph.users, graph.items, graph.item_ranges, lightgcn_cfg, validate,
+                                      os.path.join(log_dir, "lightgcn"), metric=f"NDCG@{cfg.eval.k}")
+    validate(model)  # the ranker takes the best epoch's embeddings, which `train_lightgcn` restored
+    history = [{"epoch": epoch, "loss": trained["loss"][epoch - 1], **score}
+               for (epoch, _), score in zip(trained["validation"], scores)]
+    return {"best_epoch": trained["best_epoch"], "best_val_ndcg": trained["best_validation"],
+            "epochs_run": trained["epochs"], "history": history, "seconds": round(trained["seconds"], 1)}
 
 
 def training_callbacks(model, cfg, validation, eval_rows, num_train_rows: int, log_dir: str) -> List:

@@ -89,8 +89,8 @@ def test_patience_counts_from_early_stopping_start_through_an_early_validation_d
 
 @pytest.mark.slow  # two i2VAE trainings and an export (about 20 s); `make test-slow`
 def test_combined_model_scores_and_exports_each_domain_with_its_own_weights(examples_root, tmp_path):
-    model_x, popularity = build("i2vae", examples_root)
-    model_y, _ = build("i2vae", examples_root)
+    model_x, popularity = build("i2vae")
+    model_y, _ = build("i2vae")
     for v in model_y.trainable_variables:  # other weights than model_x's
         v.assign(v + tf.random.normal(v.shape, stddev=0.1, seed=4))
     inputs = {k: tf.constant(v) for k, v in features().items()}
@@ -100,7 +100,7 @@ def test_combined_model_scores_and_exports_each_domain_with_its_own_weights(exam
     validation = RankingValidation([], (3, 3), config.DataConfig(), config.EvalConfig(), 3, selection="per_domain")
     validation.best_weights = model_x.get_weights()
     validation.best_weights_by_domain = {"x": validation.best_weights, "y": model_y.get_weights()}
-    fresh = lambda: build("i2vae", examples_root)[0]  # noqa: E731 - weights are overwritten
+    fresh = lambda: build("i2vae")[0]  # noqa: E731 - weights are overwritten
     combined = per_domain_model(model_x, validation, fresh, features())
     # the class is read through the module: an in-process pipeline run (the e2e suite) has TFX
     # reload models.trainer to import run_fn, which makes a new class object
@@ -230,7 +230,7 @@ def test_a_train_split_above_the_threshold_streams_and_trains_on_every_row(tmp_p
 
 def test_decoder_weight_calibration_keeps_the_best_validation_weight_and_serving_scores_with_it(examples_root,
                                                                                                 tmp_path):
-    model, popularity = build("i2vae", examples_root)  # the causal i2VAE with the residual state
+    model, popularity = build("i2vae")  # the causal i2VAE with the residual state
     inputs = {k: tf.constant(v) for k, v in features().items()}
     unweighted = model.score_all(inputs)
     by_weight = {1.0: 0.020, 0.5: 0.025, 0.25: 0.025}  # scripted validation scores; 0.5 and 0.25 tie
@@ -257,3 +257,26 @@ def test_an_empty_or_negative_decoder_weight_grid_is_refused():
         config.load_config(overrides=["train.decoder_weight_grid=[]"])
     with pytest.raises(config.ConfigError, match="train.decoder_weight_grid"):
         config.load_config(overrides=["train.decoder_weight_grid=[1.0, -0.5]"])
+
+
+def test_the_lightgcn_recommender_trains_on_every_train_edge_and_keeps_its_best_validation_epoch(tmp_path):
+    """`model.kind="lightgcn"` trains its own LightGCN (not the generator's) at `lightgcn.*`
+    with `train.seed`, validated on the criterion every model shares; the returned ranker
+    scores the best epoch's embeddings, and another seed trains another model."""
+    root = write_examples(str(tmp_path / "examples"))
+    files = [feature_spec.split_pattern(root, "train")], [feature_spec.split_pattern(root, "eval")]
+    base = [f"data.max_len={T}", f"data.pseudo_len={TP}", 'model.kind="lightgcn"', "eval.num_negatives=20",
+            "lightgcn.embedding_dim=8", "lightgcn.max_epochs=6", "lightgcn.eval_every=2", "lightgcn.patience=5",
+            "lightgcn.learning_rate=0.01", "lightgcn.batch_size=256"]
+    ranker, history, _ = train_model(*files, root, config.load_config(overrides=base), str(tmp_path / "logs"))
+    scores = [entry["val_ndcg"] for entry in history["history"]]
+    assert [entry["epoch"] for entry in history["history"]] == [2, 4, 6] and history["epochs_run"] == 6
+    assert history["best_val_ndcg"] == max(scores) > 0
+    assert history["best_epoch"] == 2 * (1 + scores.index(max(scores)))
+    validation = RankingValidation(read_canonical(files[1])[1], (40, 30), config.DataConfig(max_len=T, pseudo_len=TP),
+                                   config.EvalConfig(num_negatives=20), patience=1)
+    validation.set_model(ranker)
+    assert validation.score()[1] == pytest.approx(history["best_val_ndcg"])
+    other, _, _ = train_model(*files, root, config.load_config(overrides=base + ["train.seed=7"]),
+                              str(tmp_path / "logs7"))
+    assert not np.allclose(other.item_emb_x.numpy(), ranker.item_emb_x.numpy())

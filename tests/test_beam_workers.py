@@ -11,9 +11,10 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from components.ingest import logic, synthetic
 from components.ingest.executor import build_ingest
-from components.pseudo_sequences.executor import Graph, build_transform
+from components.pseudo_sequences.executor import build_transform
 from models import data, feature_spec, psg
 from models.config import DataConfig, LightGCNConfig
+from models.lightgcn import Graph
 
 ONE = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 TWO = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
@@ -38,7 +39,7 @@ def test_ingest_and_pseudo_sequences_same_on_one_and_two_workers(tmp_path):
             rng = np.random.default_rng(0)
             generator_dir = str(tmp_path / "generator")
             train = data.read_split(ingest_dir, "train")
-            graph = Graph(train, len(vocab_x), len(vocab_y))
+            graph = Graph(train, len(vocab_x), len(vocab_y), hold_out_targets=True)
             psg.save_generator(generator_dir, rng.normal(size=(len(vocab_x) + 1, 8)).astype(np.float32),
                                rng.normal(size=(len(vocab_y) + 1, 8)).astype(np.float32), list(graph.user_index),
                                graph.neighbours(), rng.normal(size=(graph.num_users, 8)).astype(np.float32))

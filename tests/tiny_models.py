@@ -28,12 +28,12 @@ def features():
             feature_spec.PSEUDO_Y: np.array([[1, 2, 3, 4, 5, 6], [2, 3, 4, 1, 5, 6], [7, 8, 9, 1, 2, 3]], np.int64)}
 
 
-def build(kind, examples_root):
+def build(kind):
     popularity = [np.arange(NX + 1, dtype=np.float64), np.arange(NY + 1, dtype=np.float64)]
-    model = build_model((NX, NY), model_config(kind), popularity,
-                        psg.load_generator(os.path.join(examples_root, psg.GENERATOR_DIR)))
+    model = build_model((NX, NY), model_config(kind), popularity)
     model.score_all({k: tf.constant(v) for k, v in features().items()})  # builds the weights
-    for v in model.trainable_variables:  # "trained": move away from the initial values
+    # "trained": move away from the initial values (the LightGCN ranker's embeddings are constants)
+    for v in model.variables if kind == "lightgcn" else model.trainable_variables:
         v.assign(v + tf.random.normal(v.shape, stddev=0.1, seed=3))
     return model, popularity
 
@@ -44,7 +44,7 @@ def export_tiny_model(examples_root, base) -> str:
     """Exports the tiny i2VAE as version 1 under `base`, a TF Serving model base path."""
     from models.export import export_saved_model
 
-    model, popularity = build("i2vae", examples_root)
+    model, popularity = build("i2vae")
     export_saved_model(model, examples_root, popularity, model_config("i2vae"), os.path.join(str(base), "1"))
     return str(base)
 

@@ -16,69 +16,12 @@ import tensorflow as tf
 
 from models import feature_spec, psg
 from models.data import read_split
-from models.lightgcn import LightGCN, normalized_adjacency, train_lightgcn
+from models.lightgcn import Graph, LightGCN, normalized_adjacency, padded_item_embeddings, train_lightgcn
 from models.seeding import stable_fraction
 
 logger = logging.getLogger(__name__)
 
 GENERATOR_DIR = psg.GENERATOR_DIR
-
-
-class Graph:
-    """The train split's user-item graph: user index, item nodes (X first, then Y), edges.
-
-    A user's edges are the items of their train rows except those rows' targets: a train
-    row's pseudo-sequence then comes from embeddings never fitted on its own target, as an
-    eval or test row's does (docs/method.md, data, split and leakage). The user's other row may list
-    a target as history (the paper's files do), so the targets are collected per user first.
-    """
-
-    def __init__(self, rows: List[Dict], num_items_x: int, num_items_y: int):
-        self.num_items_x, self.num_items_y = num_items_x, num_items_y
-        self.user_index: Dict[str, int] = {}
-        targets: Dict[str, set] = {}
-        for row in rows:
-            targets.setdefault(row[feature_spec.USER_ID], set()).add(
-                (row[feature_spec.TARGET_DOMAIN], row[feature_spec.TARGET_ITEM]))
-        users, items = [], []
-        for row in sorted(rows, key=lambda r: r[feature_spec.USER_ID]):  # user indices independent of Beam's file order
-            held_out = targets[row[feature_spec.USER_ID]]
-            u = self.user_index.setdefault(row[feature_spec.USER_ID], len(self.user_index))
-            for i in row[feature_spec.HISTORY_X]:
-                if (0, i) not in held_out:
-                    users.append(u)
-                    items.append(i - 1)
-            for j in row[feature_spec.HISTORY_Y]:
-                if (1, j) not in held_out:
-                    users.append(u)
-                    items.append(num_items_x + j - 1)
-        pairs = np.unique(np.stack([np.asarray(users, np.int64), np.asarray(items, np.int64)], 1).reshape(-1, 2), axis=0)
-        self.users, self.items = pairs[:, 0], pairs[:, 1]
-
-    @property
-    def num_users(self) -> int:
-        return len(self.user_index)
-
-    @property
-    def item_ranges(self):
-        return [(0, self.num_items_x), (self.num_items_x, self.num_items_x + self.num_items_y)]
-
-    def neighbours(self):
-        """Per user: (X item indices, Y item indices), 1-based per domain."""
-        out = [([], []) for _ in range(self.num_users)]
-        for u, i in zip(self.users, self.items):
-            if i < self.num_items_x:
-                out[u][0].append(int(i) + 1)
-            else:
-                out[u][1].append(int(i - self.num_items_x) + 1)
-        return out
-
-
-def padded_item_embeddings(item_emb: np.ndarray, num_items_x: int):
-    """Splits LightGCN item embeddings into per-domain matrices with a zero padding row 0."""
-    zero = np.zeros((1, item_emb.shape[1]), np.float32)
-    return (np.concatenate([zero, item_emb[:num_items_x]]).astype(np.float32),
-            np.concatenate([zero, item_emb[num_items_x:]]).astype(np.float32))
 
 
 def validation_recall(rows: List[Dict], emb_x: np.ndarray, emb_y: np.ndarray, max_len: int, k: int,
@@ -107,7 +50,7 @@ def validation_recall(rows: List[Dict], emb_x: np.ndarray, emb_y: np.ndarray, ma
 
 def train_generator(train_rows, eval_rows, num_items_x, num_items_y, data_cfg, cfg, out_dir: str) -> Dict:
     """Trains LightGCN on the train graph and saves the generator's arrays under out_dir."""
-    graph = Graph(train_rows, num_items_x, num_items_y)
+    graph = Graph(train_rows, num_items_x, num_items_y, hold_out_targets=True)
     logger.info(f"[psg] graph: {graph.num_users} users, {num_items_x}+{num_items_y} items, {len(graph.users)} edges")
     tf.random.set_seed(cfg.seed)
     adjacency = normalized_adjacency(graph.num_users, num_items_x + num_items_y, graph.users, graph.items)

@@ -62,16 +62,6 @@ def test_validation_recall_counts_hits(split_items):
     assert executor.validation_recall(rows, EMB_X, EMB_Y, max_len=3, k=1) == 0.5
 
 
-def test_the_graph_leaves_out_every_train_target_of_the_user():
-    """A train row's pseudo-sequence must not come from embeddings fitted on its own target,
-    and the paper's files list a user's X target again as history of their Y row."""
-    rows = [{"user_id": "u", "history_x": [1, 2], "history_y": [5], "target_item": 6, "target_domain": 1},
-            {"user_id": "u", "history_x": [1, 2, 3], "history_y": [5, 6], "target_item": 3, "target_domain": 0}]
-    graph = executor.Graph(rows, num_items_x=4, num_items_y=7)
-    edges = set(zip(graph.users.tolist(), graph.items.tolist()))
-    assert edges == {(0, 0), (0, 1), (0, 4 + 4)}  # X items 1, 2 and Y item 5; X 3 and Y 6 are targets
-
-
 def test_the_transform_uses_an_approximate_index_above_the_threshold(tmp_path):
     """Above lightgcn.approximate_above_items a domain's recall goes through a faiss index
     (built once per worker in setup); the other domain stays exact; no row recalls a seen item."""
