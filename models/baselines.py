@@ -8,8 +8,9 @@ the evaluator treat them exactly like i2VAE.
   history (causal self-attention, every position predicts its next item). It cannot see
   the other domain, so a row with no history in the target domain gets popularity scores:
   the usual production fallback, and what makes it a fair cold-start reference.
-- `LightGCNRanker`: ranks by the PSG's LightGCN (fold-in user from both histories),
-  i.e. the recall stage alone, as a graph baseline.
+- `LightGCNRanker`: ranks by a LightGCN's item embeddings (fold-in user from both
+  histories); the trainer trains that LightGCN as a recommender on every train edge
+  (`trainer.train_lightgcn_recommender`), the graph baseline.
 - `PopularityRanker`: train interaction counts.
 """
 from __future__ import annotations
@@ -64,7 +65,8 @@ class SASRec(LossTermsModel):
     history shifted by one with the target at the end, so every real position predicts
     its next item. The loss is a sampled softmax against `num_negatives` uniform items
     shared by the batch (accidental hits masked), because a full softmax at every position
-    is B x T x N; `sasrec_negatives=0` is that full softmax, over the real positions only.
+    is B x T x N; `sasrec_negatives=0` is that full softmax, over the real positions only
+    (above `train.full_softmax_max_items` items, the sampled retrieval loss instead).
     Scoring uses the output at the last (most recent) position.
 
     Args:
@@ -72,12 +74,16 @@ class SASRec(LossTermsModel):
       model_cfg: `ModelConfig` (d, heads, blocks, dropout, sasrec_negatives).
       popularity: train counts per domain ([N+1] each), the no-history fallback.
       max_len: T.
+      sampled_retrieval: per domain, the `models.retrieval.SampledRetrieval` that replaces the
+        full softmax on a large catalogue, or None.
     """
 
     LOSS_TERMS = ("rec_x", "rec_y")
 
-    def __init__(self, num_items_x, num_items_y, model_cfg, popularity, max_len, **kwargs):
+    def __init__(self, num_items_x, num_items_y, model_cfg, popularity, max_len, sampled_retrieval=(None, None),
+                 **kwargs):
         super().__init__(**kwargs)
+        self.sampled_retrieval = tuple(sampled_retrieval)
         d = model_cfg.embedding_dim
         self.num_items, self.max_len, self.num_negatives = (num_items_x, num_items_y), max_len, model_cfg.sasrec_negatives
         enc = dict(dim=d, num_heads=model_cfg.num_heads, num_blocks=model_cfg.num_blocks, dropout=model_cfg.dropout,
@@ -116,6 +122,8 @@ class SASRec(LossTermsModel):
         states, mask = self.encoders[d](history, training=training)
         valid = tf.logical_and(mask, rows[:, None])
         emb = self.item_emb[d]
+        if self.num_negatives == 0 and self.sampled_retrieval[d] is not None:  # a large catalogue
+            return self.sampled_retrieval[d](states, emb, labels, valid)
         if self.num_negatives == 0:  # full softmax over the domain's items, at the real positions only
             return selected_full_softmax_nll(states, emb, labels, valid)
         negatives = tf.random.uniform([self.num_negatives], 1, self.num_items[d] + 1, dtype=tf.int64)

@@ -88,10 +88,12 @@ class DataConfig:
 
 @dataclasses.dataclass
 class LightGCNConfig:
-    """Pseudo-sequence generator (LightGCN, BPR) settings.
+    """LightGCN (BPR) settings: the pseudo-sequence generator's, and the LightGCN baseline's
+    (`model.kind="lightgcn"`, which trains its own on every train edge, seeded by `train.seed`).
 
     The reference setting is 1000 epochs; here training stops on its own when the
-    validation recall@`recall_k` (fold-in users of the eval split) stops improving.
+    validation recall@`recall_k` (fold-in users of the eval split; the baseline: the
+    validation NDCG@K every model selects on) stops improving.
 
     Pseudo-sequence recall in the Beam step scores every item of a domain (exact top-K)
     unless the domain has more than `approximate_above_items` items: then a faiss IVF
@@ -126,7 +128,8 @@ class ModelConfig:
 
     kind: "i2vae" (the method) or one of the baselines the paper compares against, run in
       the same pipeline: "sasrec" (single-domain SASRec, one per domain, next-item),
-      "lightgcn" (ranking by the PSG's LightGCN with fold-in users), "popularity".
+      "lightgcn" (a LightGCN trained as a recommender on every train edge, at the `lightgcn`
+      section's size and budget, ranking fold-in users), "popularity".
     sasrec_negatives: uniform negatives shared by the batch in SASRec's sampled softmax
       (0, the default = the full softmax over every item of the domain).
     """
@@ -231,6 +234,13 @@ class TrainConfig:
     # SASRec) or "bce" (docs/method.md)
     reconstruction: str = "softmax"
     softmax_negatives: int = 256  # shared negatives of reconstruction="sampled_softmax"
+    # above this many items in a domain, a next-item loss that would take the full softmax
+    # (the i2VAE's reconstruction="softmax" terms, SASRec's sasrec_negatives=0) trains with the
+    # sampled retrieval loss instead (TFRS' retrieval task: in-batch and popularity-sampled
+    # negatives, logQ-corrected; models/retrieval.py, an extension), and embedding rows are
+    # updated only when a step gathers them. 0 = always sampled
+    full_softmax_max_items: int = 100000
+    retrieval_negatives: int = 1024  # items drawn by popularity per step in the sampled retrieval loss
     num_train_negatives: int = 16  # negatives per row for reconstruction="bce"
     lambda_t: float = 0.001  # weight of the informative + disentangle terms (paper: 0.001)
     lambda_a: float = 0.005  # weight of the denoising terms (paper: 0.005)
@@ -287,6 +297,8 @@ class TrainConfig:
         for name in ("epochs", "lambda_t", "lambda_a", "kl_weight", "early_stopping_patience", "early_stopping_start"):
             check_at_least(f"train.{name}", getattr(self, name), 0)
         check_at_least("train.batch_size", self.batch_size, 1)
+        check_at_least("train.full_softmax_max_items", self.full_softmax_max_items, 0)
+        check_at_least("train.retrieval_negatives", self.retrieval_negatives, 1)
         check_choice("train.epoch_selection", self.epoch_selection, EPOCH_SELECTIONS)
         check_choice("train.reconstruction", self.reconstruction, RECONSTRUCTIONS)
         check_choice("train.distribute", self.distribute, DISTRIBUTE_STRATEGIES)

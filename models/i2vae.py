@@ -116,7 +116,8 @@ class I2VAE(LossTermsModel):
 
     LOSS_TERMS = I2VAEObjective.TERMS
 
-    def __init__(self, num_items_x, num_items_y, model_cfg, train_cfg, max_len, pseudo_len, **kwargs):
+    def __init__(self, num_items_x, num_items_y, model_cfg, train_cfg, max_len, pseudo_len,
+                 sampled_retrieval=(None, None), **kwargs):
         super().__init__(**kwargs)
         d, k, s = model_cfg.embedding_dim, model_cfg.latent_dim, model_cfg.min_scale
         self.num_items = (num_items_x, num_items_y)
@@ -157,7 +158,7 @@ class I2VAE(LossTermsModel):
         self.dec_x = self._decoder(model_cfg.decoder_hidden, d, "decoder_x")
         self.dec_y = self._decoder(model_cfg.decoder_hidden, d, "decoder_y")
         self.objective = I2VAEObjective(train_cfg, self.num_items, max_len, model_cfg.encoder, model_cfg.variational,
-                                        name="objective")
+                                        sampled_retrieval, name="objective")
         # beta multiplies the six prior KL terms; KLAnnealing can raise it from 0 to train_cfg.kl_weight
         self.kl_beta = tf.Variable(float(train_cfg.kl_weight), trainable=False, dtype=tf.float32, name="kl_beta")
         # w in h = w * dec([z, z_t, z_a]) + state at inference (`model.residual_state`); training

@@ -116,6 +116,8 @@ class I2VAEObjective(tf.keras.layers.Layer):
       encoder: "bidirectional" or "causal" (`model.encoder`): how the regularizers average,
         and whether the full softmax scores only the selected points.
       variational: False (`model.variational`, the no-VAE ablation) weighs every KL term 0.
+      sampled_retrieval: per domain, the `models.retrieval.SampledRetrieval` that replaces the
+        full softmax on a large catalogue, or None (`retrieval.domain_losses`).
     """
 
     TERMS = ("rec_x", "rec_y", "rec_cold_x", "rec_cold_y", "state_x", "state_y", "kl_z_x", "kl_z_y", "kl_zt_x",
@@ -123,7 +125,7 @@ class I2VAEObjective(tf.keras.layers.Layer):
     LOGGED = TERMS + tuple(f"weighted_{n}" for n in TERMS) + ("noise_weight_x", "noise_weight_y", "kl_beta")
 
     def __init__(self, train_cfg, num_items: Sequence[int], max_len: int, encoder: str, variational: bool,
-                 **kwargs):
+                 sampled_retrieval=(None, None), **kwargs):
         super().__init__(**kwargs)
         self.train_cfg, self.num_items, self.max_len = train_cfg, tuple(num_items), max_len
         self.per_row = encoder == "bidirectional"
@@ -132,6 +134,7 @@ class I2VAEObjective(tf.keras.layers.Layer):
         # compiles to the same value (the gathered rows gave another value under XLA)
         self.select_rows = encoder == "causal"
         self.variational = variational
+        self.sampled_retrieval = tuple(sampled_retrieval)
 
     def term_weights(self, kl_beta) -> Dict[str, tf.Tensor]:
         """Each term's weight in the total, written once."""
@@ -186,12 +189,15 @@ class I2VAEObjective(tf.keras.layers.Layer):
     def reconstruction(self, d, h, item_embedding, targets, valid):
         """-log p(target | h), averaged over the `valid` points of domain d.
 
-        "softmax": cross-entropy over every item of the domain (padding excluded).
+        "softmax": cross-entropy over every item of the domain (padding excluded); above
+          `train.full_softmax_max_items` items, the sampled retrieval loss instead.
         "sampled_softmax": against `softmax_negatives` uniform items shared by the batch
           (accidental hits masked), as SASRec trains.
         "bce": BCE of the target against `num_train_negatives` uniform negatives (docs/method.md).
         """
         cfg, num_items = self.train_cfg, self.num_items[d]
+        if cfg.reconstruction == "softmax" and self.sampled_retrieval[d] is not None:
+            return self.sampled_retrieval[d](h, item_embedding, targets, valid)
         if cfg.reconstruction == "softmax" and self.select_rows:
             return selected_full_softmax_nll(h, item_embedding, targets, valid)
         targets = tf.where(valid, targets, tf.ones_like(targets))

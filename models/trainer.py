@@ -17,7 +17,7 @@ from typing import Dict, List
 import numpy as np
 import tensorflow as tf
 
-from models import baselines, config, data, evaluation, export, feature_spec, lightgcn, metrics
+from models import baselines, config, data, evaluation, export, feature_spec, lightgcn, metrics, retrieval
 from models.backup import EpochBackup, code_fingerprint, remove_backup
 from models.callbacks import KLAnnealing, NonFiniteLossError, PosteriorHistograms, StopOnNonFiniteLoss
 from models.i2vae import I2VAE
@@ -233,10 +233,12 @@ def build_model(num_items, cfg, popularity=None):
     """
     tf.keras.utils.set_random_seed(cfg.train.seed)
     kind = cfg.model.kind
+    sampled = retrieval.domain_losses(num_items, popularity, cfg.train)  # None per domain: the full softmax
     if kind == "i2vae":
-        model = I2VAE(num_items[0], num_items[1], cfg.model, cfg.train, cfg.data.max_len, cfg.data.pseudo_len)
+        model = I2VAE(num_items[0], num_items[1], cfg.model, cfg.train, cfg.data.max_len, cfg.data.pseudo_len,
+                      sampled)
     elif kind == "sasrec":
-        model = baselines.SASRec(num_items[0], num_items[1], cfg.model, popularity, cfg.data.max_len)
+        model = baselines.SASRec(num_items[0], num_items[1], cfg.model, popularity, cfg.data.max_len, sampled)
     elif kind == "lightgcn":  # its embeddings are trained by `train_lightgcn_recommender`
         model = baselines.LightGCNRanker(*(np.zeros((n + 1, cfg.lightgcn.embedding_dim), np.float32)
                                            for n in num_items))
@@ -244,7 +246,9 @@ def build_model(num_items, cfg, popularity=None):
         model = baselines.PopularityRanker(popularity)
     else:
         raise ValueError(f"model.kind must be one of {config.MODEL_KINDS}, found {kind!r}")
-    model.compile(optimizer=tf.keras.optimizers.Adam(cfg.train.learning_rate), jit_compile=cfg.train.jit_compile)
+    # a large catalogue's embedding rows are updated only in the steps that gather them
+    adam = retrieval.LazyAdam if any(s is not None for s in sampled) else tf.keras.optimizers.Adam
+    model.compile(optimizer=adam(cfg.train.learning_rate), jit_compile=cfg.train.jit_compile)
     return model
 
 
