@@ -2,6 +2,7 @@
 
     i2vae bench speed --run runs/cloth_sport          # s per training epoch and per full test evaluation
     i2vae bench scale --users 50000,200000,800000     # recall and training as users grow, fixed catalogue
+    i2vae bench scale --catalogue-items 40000,200000,1000000  # training, serving and recall as the catalogue grows
     i2vae bench trace                                 # graph trace time, with and without autograph
     i2vae bench recall --items 10000,100000,1000000   # exact vs approximate (faiss IVF) top-K recall
 
@@ -315,6 +316,144 @@ def print_scale(results: List[Dict]) -> None:
               f"{r['rows'] / base['rows']:.1f}x | {r['peak_rss_recall_mb']:.0f} | {r['examples_mb']:.0f} | "
               f"{r['train_examples_per_s']:.0f} | {r['peak_rss_training_mb']:.0f} | "
               f"{r['peak_rss_training_mb'] / base['peak_rss_training_mb']:.2f}x |")
+
+
+# ------------------------------------------------------------------ catalogue
+CATALOGUE_USERS = 50000  # the fixed users of the catalogue axis
+FULL_SOFTMAX_BUDGET_MB = 4096  # the forced full softmax runs where its logits (and their gradient) fit in this
+
+
+def full_softmax_fits(items: int, batch: int, max_len: int) -> bool:
+    """Whether one step's full-softmax logits, at a quarter of a batch's positions (the
+    synthetic histories average 5 items), for three cross-entropies (rec, rec_cold, state)
+    and their gradients, fit the budget."""
+    return 3 * 2 * batch * max_len / 4 * items * 4 / 2 ** 20 <= FULL_SOFTMAX_BUDGET_MB
+
+
+def catalogue_train_one(examples_path: str, items: int, steps: int, full_softmax: bool) -> Dict:
+    """The default recipe (the package's config) `steps` steps on the split, streamed as the
+    Trainer streams it: with the automatic switch at `train.full_softmax_max_items`, or
+    with the full softmax forced. Peak RSS is this process's own."""
+    from models import config
+    from models.trainer import build_model, streamed_train_split
+
+    cfg = config.load_config(overrides=[f"train.full_softmax_max_items={items}"] if full_softmax else [])
+    num_items = (items, items)
+    train_ds, popularity, _ = streamed_train_split([examples_path], cfg, num_items)
+    model = build_model(num_items, cfg, popularity)
+    sampled = [s is not None for s in model.objective.sampled_retrieval]
+    model.fit(train_ds, epochs=1, steps_per_epoch=2, verbose=0)  # traces
+    start = time.perf_counter()
+    model.fit(train_ds, epochs=1, steps_per_epoch=steps, verbose=0)
+    return {"step_ms": 1000 * (time.perf_counter() - start) / steps, "peak_rss_training_mb": peak_rss_mb(),
+            "loss": "sampled retrieval" if all(sampled) else "full softmax"}
+
+
+def catalogue_serve_one(work_dir: str, items: int, requests: int = 200, batch: int = 64) -> Dict:
+    """Exports the default i2VAE and a generator at `items` items per domain (random
+    weights: the latency does not depend on their values), loads the SavedModel as TF
+    Serving would and times its serving signature: p50 / p99 at batch 1, users/s at batch
+    64, on synthetic raw-id histories."""
+    import shutil
+
+    import tensorflow as tf
+
+    from models import config, export, feature_spec, psg
+    from models.trainer import build_model
+
+    cfg = config.load_config()
+    rng = np.random.default_rng(0)
+    root = os.path.join(work_dir, f"catalogue_{items}")
+    os.makedirs(os.path.join(root, feature_spec.VOCAB_DIR), exist_ok=True)
+    for name in feature_spec.VOCAB_FILES:
+        feature_spec.write_lines(os.path.join(root, feature_spec.VOCAB_DIR, name), [f"i{i}" for i in range(items)])
+    dim = cfg.lightgcn.embedding_dim
+    psg.save_generator(os.path.join(root, psg.GENERATOR_DIR), *(rng.normal(size=(items + 1, dim)).astype(np.float32)
+                                                                for _ in range(2)), [], [], np.zeros((0, dim), np.float32))
+    popularity = [rng.integers(0, 50, items + 1).astype(np.float64) for _ in range(2)]
+    model = build_model((items, items), cfg, popularity)
+    model.score_all({name: tf.zeros([1, 1], tf.int64) for name in (feature_spec.HISTORY_X, feature_spec.HISTORY_Y,
+                                                                   feature_spec.PSEUDO_X, feature_spec.PSEUDO_Y)})
+    start = time.perf_counter()
+    export.export_saved_model(model, root, popularity, cfg, os.path.join(root, "model"))
+    export_s = time.perf_counter() - start
+    signature = tf.saved_model.load(os.path.join(root, "model")).signatures["serving_default"]
+
+    def histories(n):
+        return tf.constant([[f"i{j}" for j in rng.integers(0, items, 5)] for _ in range(n)])
+
+    singles = [(histories(1), histories(1)) for _ in range(requests + 20)]
+    for hx, hy in singles[:20]:
+        signature(history_x=hx, history_y=hy)
+    seconds = []
+    for hx, hy in singles[20:]:
+        t = time.perf_counter()
+        signature(history_x=hx, history_y=hy)
+        seconds.append(time.perf_counter() - t)
+    batches = [(histories(batch), histories(batch)) for _ in range(10)]
+    signature(history_x=batches[0][0], history_y=batches[0][1])
+    t = time.perf_counter()
+    for hx, hy in batches:
+        signature(history_x=hx, history_y=hy)
+    users_per_s = len(batches) * batch / (time.perf_counter() - t)
+    ms = 1000 * np.asarray(seconds)
+    shutil.rmtree(root)
+    return {"serve_p50_ms": float(np.percentile(ms, 50)), "serve_p99_ms": float(np.percentile(ms, 99)),
+            "serve_users_per_s": users_per_s, "export_s": export_s, "peak_rss_serving_mb": peak_rss_mb()}
+
+
+def catalogue(sizes: List[int], work_dir: str, users: int = CATALOGUE_USERS, train_steps: int = TRAIN_STEPS) -> List[Dict]:
+    """Items per domain grown at a fixed number of users: per size, the pipeline's recall of
+    every row, the default recipe's training steps (automatic switch, and the full softmax
+    where it fits), and the serving signature, each in a fresh process."""
+    from models import config
+
+    defaults = config.load_config()
+    results = []
+    os.makedirs(work_dir, exist_ok=True)
+    for items in sizes:
+        path = os.path.join(work_dir, f"rows_{users}_{items}.jsonl")
+        examples = path.replace(".jsonl", ".tfrecord.gz")
+        write_rows(users, path, items, items)
+        r = dict(in_fresh_process(f"scale_recall_one({path!r}, {examples!r}, {items}, {items})",
+                                  f"recall at {items} items"), items_per_domain=items, users=users)
+        logger.info(f"[bench] {items} items: recall {r['recall_s']:.1f}s")
+        for forced in (False, True):
+            if forced and not full_softmax_fits(items, defaults.train.batch_size, defaults.data.max_len):
+                r["full_softmax"] = None
+                continue
+            t = in_fresh_process(f"catalogue_train_one({examples!r}, {items}, {train_steps}, {forced})",
+                                 f"training at {items} items")
+            r["full_softmax" if forced else "default"] = t
+            logger.info(f"[bench] {items} items: {t['loss']}: {t['step_ms']:.0f} ms per step, peak RSS "
+                        f"{t['peak_rss_training_mb']:.0f} MB")
+        r.update(in_fresh_process(f"catalogue_serve_one({work_dir!r}, {items})", f"serving at {items} items"))
+        logger.info(f"[bench] {items} items: serving p50 {r['serve_p50_ms']:.1f} ms, p99 {r['serve_p99_ms']:.1f} ms")
+        for name in (path, examples):
+            os.remove(name)
+        results.append(r)
+    return results
+
+
+def print_catalogue(results: List[Dict]) -> None:
+    base = results[0]
+    print(f"\ncatalogue bench: synthetic data, {base['users']:,} users, items per domain grown; one process per "
+          "size and phase. training = the default recipe (batch 512) streamed from the size's split: 'default' "
+          "switches to the sampled retrieval loss above train.full_softmax_max_items, 'full softmax' forces it "
+          f"where its logits fit {FULL_SOFTMAX_BUDGET_MB} MB; serving = the SavedModel's serving signature in "
+          "process (pseudo-sequence recall, scoring, top-10), batch 1 and 64\n")
+    print("| items per domain | recall s | default loss | step ms | step vs smallest | peak RSS MB | RSS vs smallest "
+          "| full softmax step ms | full softmax peak RSS MB | serving p50 ms | serving p99 ms | users/s (batch 64) "
+          "| serving peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        d, f = r["default"], r["full_softmax"]
+        full = f"{f['step_ms']:.0f} | {f['peak_rss_training_mb']:.0f}" if f else "does not fit | –"
+        print(f"| {r['items_per_domain']:,} | {r['recall_s']:.1f} | {d['loss']} | {d['step_ms']:.0f} | "
+              f"{d['step_ms'] / base['default']['step_ms']:.2f}x | {d['peak_rss_training_mb']:.0f} | "
+              f"{d['peak_rss_training_mb'] / base['default']['peak_rss_training_mb']:.2f}x | {full} | "
+              f"{r['serve_p50_ms']:.1f} | {r['serve_p99_ms']:.1f} | {r['serve_users_per_s']:.0f} | "
+              f"{r['peak_rss_serving_mb']:.0f} |")
 
 
 # ------------------------------------------------------------------ recall

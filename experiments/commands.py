@@ -26,6 +26,9 @@ def cmd_bench(args):
             authors = authors_bench.run(args.authors_code, data_dir, pair, os.path.join(args.work, "authors_code"),
                                         epochs=args.epochs, python=args.authors_python)
         bench.print_speed(ours, authors)
+    elif args.what == "scale" and args.catalogue_items:
+        bench.print_catalogue(bench.catalogue([int(n) for n in args.catalogue_items.split(",")], args.work,
+                                              args.catalogue_users, args.train_steps))
     elif args.what == "scale":
         items = tuple(int(n) for n in args.scale_items.split(","))
         if len(items) != 2:
@@ -82,6 +85,9 @@ def build_parser():
                      "run's data_path)")
     ben.add_argument("--users", default="50000,200000,800000", help="scale: comma-separated user counts")
     ben.add_argument("--scale-items", default="40000,32000", help="scale: the fixed catalogue, X items,Y items")
+    ben.add_argument("--catalogue-items", help="scale: grow the items per domain instead of the users, e.g. "
+                     "40000,200000,1000000 (training step, peak RSS, serving latency and recall per size)")
+    ben.add_argument("--catalogue-users", type=int, default=50000, help="scale: the fixed users of --catalogue-items")
     ben.add_argument("--train-steps", type=int, default=20, help="scale: training steps timed per size")
     ben.add_argument("--items", default="10000,100000,1000000", help="recall: comma-separated catalogue sizes")
     ben.add_argument("--recall-users", type=int, default=2000, help="recall: fold-in users queried at every size")

@@ -17,6 +17,11 @@ import tensorflow_recommenders as tfrs
 
 from models.loss_terms_model import batch_mean
 
+# TFRS 0.7.7's `Retrieval.call` takes `len()` of a tensor's shape, which works eagerly and
+# under autograph only; the train step runs without autograph (`LossTermsModel.train_step`),
+# so the task's call is converted here, once
+_retrieval_loss = tf.autograph.to_graph(tfrs.tasks.Retrieval.call)
+
 
 class SampledRetrieval(tf.keras.layers.Layer):
     """-log p(target | h) against the batch's other targets (in-batch negatives) and
@@ -49,13 +54,14 @@ class SampledRetrieval(tf.keras.layers.Layer):
 
     def call(self, h: tf.Tensor, item_embedding, targets: tf.Tensor, selected: tf.Tensor) -> tf.Tensor:
         """The mean over the `selected` points of h ([..., d]) and their targets (ids 1..N)."""
-        queries = tf.boolean_mask(h, selected)
-        positives = tf.cast(tf.boolean_mask(targets, selected), tf.int64)
+        # flat points of known rank (the task reads the queries' rank in Python)
+        queries = tf.reshape(tf.boolean_mask(h, selected), [-1, h.shape[-1]])
+        positives = tf.reshape(tf.cast(tf.boolean_mask(targets, selected), tf.int64), [-1])
         negatives = tf.random.categorical(self.log_q[None], self.num_negatives, dtype=tf.int64)[0]
         candidates = tf.concat([positives, negatives], axis=0)
-        nll = self.task(queries, item_embedding(candidates),
-                        candidate_sampling_probability=tf.exp(tf.gather(self.log_q, candidates)),
-                        candidate_ids=candidates, compute_metrics=False, compute_batch_metrics=False)
+        nll = _retrieval_loss(self.task, queries, item_embedding(candidates),
+                              candidate_sampling_probability=tf.exp(tf.gather(self.log_q, candidates)),
+                              candidate_ids=candidates, compute_metrics=False, compute_batch_metrics=False)
         return batch_mean(nll, tf.ones_like(nll))
 
 

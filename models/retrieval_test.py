@@ -83,7 +83,7 @@ def test_a_model_forced_onto_the_sampled_loss_trains_with_sparse_item_table_grad
     grads = dict(zip([v.name for v in model.trainable_variables], tape.gradient(total, model.trainable_variables)))
     tables = [name for name in grads if "item_emb" in name]
     assert len(tables) == 2 and all(isinstance(grads[name], tf.IndexedSlices) for name in tables)
-    assert np.isfinite(float(model.train_step(batch)["loss"]))
+    assert np.isfinite(float(tf.function(model.train_step, autograph=False)(batch)["loss"]))  # as fit runs it
     # below the threshold: the validated recipe as it was
     assert type(tiny_model(kind).optimizer) is tf.keras.optimizers.Adam
 
