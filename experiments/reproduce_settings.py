@@ -144,6 +144,13 @@ TUNED_MODELS = ("i2vae", "sasrec", "lightgcn")
 SETTINGS += [Setting("i2vae_default_wo_vae", WITH_DECODER_WEIGHT["i2vae"][1] + config_file_overrides(
     os.path.join(ABLATION_CONFIGS, "wo_vae.json")), "ablation", label="default w/o VAE",
     about="the package default with deterministic latents and no KL term (`model.variational=false`)")]
+# What the large-catalogue loss gives away: the package default with the sampled retrieval
+# loss forced on at any catalogue size (models/retrieval.py; it switches on by itself above
+# train.full_softmax_max_items items, which the Amazon pairs are not)
+SETTINGS += [Setting("i2vae_default_sampled", WITH_DECODER_WEIGHT["i2vae"][1] + ["train.full_softmax_max_items=0"],
+                     "ablation", label="default, sampled retrieval loss",
+                     about="the package default trained with the sampled retrieval loss (in-batch and popularity-"
+                           "sampled negatives, logQ-corrected) instead of the full softmax")]
 BY_NAME = {s.name: s for s in SETTINGS}
 
 
