@@ -42,6 +42,14 @@ class PopularityRanker(tf.keras.Model):
         b = tf.shape(features[feature_spec.HISTORY_X])[0]
         return (tf.tile(self.popularity_x[None], [b, 1]), tf.tile(self.popularity_y[None], [b, 1]))
 
+    def query_embeddings(self, features):
+        """No row has a query: serving ranks every row by popularity."""
+        none = tf.zeros_like(features[feature_spec.HISTORY_X][:, :1], tf.float32)
+        return (none, none[:, 0] > 0), (none, none[:, 0] > 0)
+
+    def item_tables(self):
+        return tf.zeros_like(self.popularity_x[:, None]), tf.zeros_like(self.popularity_y[:, None])
+
 
 class LightGCNRanker(tf.keras.Model):
     """Scores items by the dot product of the fold-in user embedding (mean of the LightGCN
@@ -53,9 +61,18 @@ class LightGCNRanker(tf.keras.Model):
         self.item_emb_y = _constant_weight(self, "item_emb_y", item_emb_y)
 
     def score_all(self, features):
+        (user, _), _ = self.query_embeddings(features)
+        return (tf.matmul(user, self.item_emb_x, transpose_b=True), tf.matmul(user, self.item_emb_y, transpose_b=True))
+
+    def query_embeddings(self, features):
+        """The fold-in user, the query of both domains."""
         user = psg.fold_in(self.item_emb_x, self.item_emb_y, features[feature_spec.HISTORY_X],
                            features[feature_spec.HISTORY_Y])
-        return (tf.matmul(user, self.item_emb_x, transpose_b=True), tf.matmul(user, self.item_emb_y, transpose_b=True))
+        every = tf.ones_like(user[:, 0], tf.bool)
+        return (user, every), (user, every)
+
+    def item_tables(self):
+        return self.item_emb_x, self.item_emb_y
 
 
 class SASRec(LossTermsModel):
@@ -103,12 +120,20 @@ class SASRec(LossTermsModel):
 
     def score_all(self, features):
         out = []
-        for d, name in enumerate((feature_spec.HISTORY_X, feature_spec.HISTORY_Y)):
-            h, has = self._last_state(d, features[name], training=False)
+        for d, (h, has) in enumerate(self.query_embeddings(features)):
             scores = tf.matmul(h, self.item_emb[d].embeddings, transpose_b=True)
             b = tf.shape(scores)[0]
             out.append(tf.where(has[:, None], scores, tf.tile(self.popularity[d][None], [b, 1])))
         return tuple(out)
+
+    def query_embeddings(self, features):
+        """Per domain (the last position's state, whether the domain has history): a row
+        without one is ranked by popularity."""
+        return tuple(self._last_state(d, features[name], training=False)
+                     for d, name in enumerate((feature_spec.HISTORY_X, feature_spec.HISTORY_Y)))
+
+    def item_tables(self):
+        return self.item_emb[0].embeddings, self.item_emb[1].embeddings
 
     def call(self, features, training=False):
         return self.score_all(features)

@@ -9,7 +9,10 @@ Signatures:
   ignored. A row with no history in one domain takes the cold-start path; a row with no
   known history at all gets the most popular train items (documented fallback).
   Items already in the request's history are not recommended again; when fewer than K
-  items are left, the remaining slots hold id "" and score -inf.
+  items are left, the remaining slots hold id "" and score -inf. The top K come from
+  TensorFlow Recommenders' exact `BruteForce` layer over each domain's item table (the
+  model's `query_embeddings` against its `item_tables`), asked for K + T so that K remain
+  once the history's T items are removed.
 - `score_items`: left-padded item-index tensors (history and pseudo) -> scores of every
   item of each domain; used by the evaluator.
 The graph uses only stock TF ops and loads with plain `tf.saved_model.load`.
@@ -20,6 +23,7 @@ import os
 
 import numpy as np
 import tensorflow as tf
+import tensorflow_recommenders as tfrs
 
 from models import feature_spec, psg
 
@@ -36,15 +40,20 @@ class ServingModule(tf.Module):
         self.__dict__["_model"] = model
         self.model_variables = list(model.variables)
         self.max_len, self.pseudo_len, self.top_k = max_len, pseudo_len, top_k
-        self.tables, self.ids, self.gen, self.popularity = [], [], [], []
-        for vocab, emb, pop in ((vocab_x, generator["item_emb_x"], popularity[0]),
-                                (vocab_y, generator["item_emb_y"], popularity[1])):
+        self.tables, self.ids, self.gen, self.top_items, self.popular = [], [], [], [], []
+        for vocab, emb, pop, table in ((vocab_x, generator["item_emb_x"], popularity[0], model.item_tables()[0]),
+                                       (vocab_y, generator["item_emb_y"], popularity[1], model.item_tables()[1])):
             init = tf.lookup.KeyValueTensorInitializer(tf.constant(vocab, tf.string),
                                                        tf.range(1, len(vocab) + 1, dtype=tf.int64))
             self.tables.append(tf.lookup.StaticHashTable(init, default_value=0))
             self.ids.append(tf.constant([""] + list(vocab), tf.string))
             self.gen.append(tf.constant(emb, tf.float32))
-            self.popularity.append(tf.constant(np.asarray(pop, np.float32)))
+            # the K + T most popular items: enough for K unseen after any history of T items
+            order = np.argsort(-np.asarray(pop, np.float64)[1:], kind="stable")[: top_k + max_len] + 1
+            self.popular.append((tf.constant(np.asarray(pop, np.float32)[order][None]), tf.constant(order[None])))
+            # exact top-K over the item table (TFRS' layer): no custom op, so stock TF Serving loads it
+            top = tfrs.layers.factorized_top_k.BruteForce(k=min(top_k, len(vocab)))
+            self.top_items.append(top.index(tf.convert_to_tensor(table)[1:], tf.range(1, len(vocab) + 1, dtype=tf.int64)))
 
     @tf.function(input_signature=[])
     def domain_names(self):
@@ -92,18 +101,34 @@ class ServingModule(tf.Module):
                 recalled = psg.recall_unseen(user, self.gen[d], hist, k)
             recalled = tf.pad(recalled, [[0, 0], [0, self.pseudo_len - k]])
             pseudo.append(psg.compose_pseudo(hist, recalled, self.pseudo_len))
-        scores = self._scores(hx, hy, pseudo[0], pseudo[1])
-        no_history = tf.logical_not(tf.reduce_any(tf.concat([hx, hy], axis=1) > 0, axis=1))[:, None]
+        features = {feature_spec.HISTORY_X: hx, feature_spec.HISTORY_Y: hy, feature_spec.PSEUDO_X: pseudo[0],
+                    feature_spec.PSEUDO_Y: pseudo[1]}
+        queries = self._model.query_embeddings(features)
+        any_history = tf.reduce_any(tf.concat([hx, hy], axis=1) > 0, axis=1)
         out = {"unknown_ids_x": unknown_x, "unknown_ids_y": unknown_y}
         for d, name, hist in ((0, "x", hx), (1, "y", hy)):
-            s = tf.where(no_history, tf.broadcast_to(self.popularity[d], tf.shape(scores[d])), scores[d])
-            s = psg.mask_seen(s, hist)  # no padding, nothing already in the history
-            k = min(self.top_k, int(self.ids[d].shape[0]) - 1)
-            values, indices = tf.math.top_k(s, k=k)
+            num_items = int(self.ids[d].shape[0]) - 1
+            k = min(self.top_k, num_items)
+            query, has_query = queries[d]
+            # K + T candidates from the top-K layer, so K remain after removing the history's T
+            values, indices = _unseen_top_k(*self.top_items[d](query, k=min(num_items, k + self.max_len)), hist, k)
+            popular_values, popular = _unseen_top_k(*(tf.tile(t, [tf.shape(hist)[0], 1]) for t in self.popular[d]),
+                                                    hist, k)
+            # a row without a query (no known history at all; SASRec: none in the domain) gets popularity
+            use_query = tf.logical_and(any_history, has_query)[:, None]
+            values, indices = tf.where(use_query, values, popular_values), tf.where(use_query, indices, popular)
             valid = values > psg.NEG_INF / 2  # fewer unseen items than K: the rest are "" with score -inf
             out[f"top_ids_{name}"] = tf.where(valid, tf.gather(self.ids[d], indices), "")
             out[f"top_scores_{name}"] = tf.where(valid, values, float("-inf"))
         return out
+
+
+def _unseen_top_k(values: tf.Tensor, ids: tf.Tensor, history: tf.Tensor, k: int):
+    """The k best of each row's candidates (values, item ids [B, M]) that are not in its
+    history ([B, T] ids, 0 = padding); fewer than k left: the rest score NEG_INF."""
+    seen = tf.reduce_any(tf.equal(ids[:, :, None], history[:, None, :]), axis=-1)
+    values, order = tf.math.top_k(tf.where(seen, psg.NEG_INF, values), k=k)
+    return values, tf.gather(ids, order, batch_dims=1)
 
 
 def export_saved_model(model, examples_root: str, popularity, cfg, export_dir: str, top_k: int = 10) -> str:

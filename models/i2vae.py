@@ -335,9 +335,20 @@ class I2VAE(LossTermsModel):
 
     def score_all(self, features):
         """Scores of every item of each domain (column 0 is padding), at inference (means)."""
-        h_x, h_y, _ = self(features, training=False)
+        (h_x, _), (h_y, _) = self.query_embeddings(features)
         return (tf.matmul(h_x, self.item_emb_x.embeddings, transpose_b=True),
                 tf.matmul(h_y, self.item_emb_y.embeddings, transpose_b=True))
+
+    def query_embeddings(self, features):
+        """Per domain (h_u [B, d], whether the row has one): the query that `item_tables`
+        are scored against (serving's top-K layers). Every row has one."""
+        h_x, h_y, _ = self(features, training=False)
+        every = tf.ones_like(h_x[:, 0], tf.bool)
+        return (h_x, every), (h_y, every)
+
+    def item_tables(self):
+        """The item embedding table of each domain ([N + 1, d], row 0 padding)."""
+        return self.item_emb_x.embeddings, self.item_emb_y.embeddings
 
     def losses_and_terms(self, features, training=True):
         """Returns (total loss, dict of every term) for a batch with targets."""

@@ -169,8 +169,9 @@ class PerDomainSelection:
     """Two trained copies of one model, each domain scored by the copy of its own best
     validation epoch (`train.epoch_selection="per_domain"`).
 
-    It has what the exporter needs (`score_all`, `variables`), so the SavedModel holds both
-    weight sets behind the usual signatures and serving needs nothing new.
+    It has what the exporter needs (`score_all`, `query_embeddings`, `item_tables`,
+    `variables`), so the SavedModel holds both weight sets behind the usual signatures and
+    serving needs nothing new.
     """
 
     def __init__(self, model_x, model_y):
@@ -182,6 +183,12 @@ class PerDomainSelection:
 
     def score_all(self, features):
         return self.model_x.score_all(features)[0], self.model_y.score_all(features)[1]
+
+    def query_embeddings(self, features):
+        return self.model_x.query_embeddings(features)[0], self.model_y.query_embeddings(features)[1]
+
+    def item_tables(self):
+        return self.model_x.item_tables()[0], self.model_y.item_tables()[1]
 
 
 def calibrate_decoder_weight(model: I2VAE, validation: RankingValidation, grid: List[float]) -> Dict:
