@@ -331,6 +331,27 @@ class EvalConfig:
 
 
 @dataclasses.dataclass
+class ServingConfig:
+    """The SavedModel's search over a catalogue (docs/deployment.md).
+
+    Up to `approximate_above_items` items a domain, the serving signature's top-K and its
+    in-graph pseudo-sequence recall are exact (TFRS' `BruteForce`; recall over every item).
+    Above, both score only the items of the `approximate_nprobe` best of `approximate_nlist`
+    k-means cells (`models.top_k.InvertedFile`, stock ops), as the Beam recall does above
+    `lightgcn.approximate_above_items`.
+    """
+
+    approximate_above_items: int = 200000  # a domain with more items is searched approximately (0 = always exact)
+    approximate_nprobe: int = 64  # cells scored per request; more = closer to exact, slower
+    approximate_nlist: int = 0  # k-means cells; 0 = 4 x sqrt(items)
+
+    def __post_init__(self):
+        check_at_least("serving.approximate_above_items", self.approximate_above_items, 0)
+        check_at_least("serving.approximate_nprobe", self.approximate_nprobe, 1)
+        check_at_least("serving.approximate_nlist", self.approximate_nlist, 0)
+
+
+@dataclasses.dataclass
 class PipelineConfig:
     """Everything one pipeline run needs; written as `config.json` into the run root."""
 
@@ -350,6 +371,7 @@ class PipelineConfig:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+    serving: ServingConfig = dataclasses.field(default_factory=ServingConfig)
 
     def __post_init__(self):
         if self.train.jit_compile and self.model.kind == "i2vae" and self.model.encoder == "causal":

@@ -26,11 +26,12 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from models import feature_spec, psg
+from models.top_k import InvertedFile
 
 
 class ServingModule(tf.Module):
     def __init__(self, model, vocab_x, vocab_y, generator, popularity, max_len, pseudo_len, top_k,
-                 pseudo_source="lightgcn", domain_names=("x", "y")):
+                 pseudo_source="lightgcn", domain_names=("x", "y"), serving_cfg=None):
         super().__init__()
         self.pseudo_source = pseudo_source
         self.domain_name_values = [tf.constant(name, tf.string) for name in domain_names]
@@ -40,7 +41,7 @@ class ServingModule(tf.Module):
         self.__dict__["_model"] = model
         self.model_variables = list(model.variables)
         self.max_len, self.pseudo_len, self.top_k = max_len, pseudo_len, top_k
-        self.tables, self.ids, self.gen, self.top_items, self.popular = [], [], [], [], []
+        self.tables, self.ids, self.gen, self.top_items, self.popular, self.recall = [], [], [], [], [], []
         for vocab, emb, pop, table in ((vocab_x, generator["item_emb_x"], popularity[0], model.item_tables()[0]),
                                        (vocab_y, generator["item_emb_y"], popularity[1], model.item_tables()[1])):
             init = tf.lookup.KeyValueTensorInitializer(tf.constant(vocab, tf.string),
@@ -51,9 +52,16 @@ class ServingModule(tf.Module):
             # the K + T most popular items: enough for K unseen after any history of T items
             order = np.argsort(-np.asarray(pop, np.float64)[1:], kind="stable")[: top_k + max_len] + 1
             self.popular.append((tf.constant(np.asarray(pop, np.float32)[order][None]), tf.constant(order[None])))
-            # exact top-K over the item table (TFRS' layer): no custom op, so stock TF Serving loads it
-            top = tfrs.layers.factorized_top_k.BruteForce(k=min(top_k, len(vocab)))
-            self.top_items.append(top.index(tf.convert_to_tensor(table)[1:], tf.range(1, len(vocab) + 1, dtype=tf.int64)))
+            # top-K over the item table through a TFRS layer (exact, or approximate above
+            # `serving.approximate_above_items`); stock ops only, so stock TF Serving loads it
+            ids = tf.range(1, len(vocab) + 1, dtype=tf.int64)
+            approximate = is_approximate(len(vocab), serving_cfg)
+            top = (InvertedFile(min(top_k, len(vocab)), serving_cfg.approximate_nprobe, serving_cfg.approximate_nlist)
+                   if approximate else tfrs.layers.factorized_top_k.BruteForce(k=min(top_k, len(vocab))))
+            self.top_items.append(top.index(tf.convert_to_tensor(table)[1:], ids))
+            # the in-graph pseudo-sequence recall: over every item, or the same approximate search
+            self.recall.append(InvertedFile(pseudo_len, serving_cfg.approximate_nprobe, serving_cfg.approximate_nlist
+                                            ).index(emb[1:], ids) if approximate else None)
 
     @tf.function(input_signature=[])
     def domain_names(self):
@@ -97,6 +105,9 @@ class ServingModule(tf.Module):
             k = min(self.pseudo_len, int(self.gen[d].shape[0]))
             if self.pseudo_source == "random":  # the w/o PSG ablation: random unseen items
                 recalled = psg.top_unseen(psg.random_scores(tf.shape(hist)[0], tf.shape(self.gen[d])[0]), hist, k)
+            elif self.recall[d] is not None:
+                values, recalled = _unseen_top_k(*self.recall[d](user, k=k + self.max_len), hist, k)
+                recalled = tf.where(values > psg.NEG_INF / 2, recalled, 0)
             else:
                 recalled = psg.recall_unseen(user, self.gen[d], hist, k)
             recalled = tf.pad(recalled, [[0, 0], [0, self.pseudo_len - k]])
@@ -123,6 +134,12 @@ class ServingModule(tf.Module):
         return out
 
 
+def is_approximate(num_items: int, serving_cfg) -> bool:
+    """Whether a domain of `num_items` is searched approximately (`models.top_k.InvertedFile`)
+    rather than exactly: above `serving.approximate_above_items` (0 = never)."""
+    return serving_cfg is not None and 0 < serving_cfg.approximate_above_items < num_items
+
+
 def _unseen_top_k(values: tf.Tensor, ids: tf.Tensor, history: tf.Tensor, k: int):
     """The k best of each row's candidates (values, item ids [B, M]) that are not in its
     history ([B, T] ids, 0 = padding); fewer than k left: the rest score NEG_INF."""
@@ -137,7 +154,8 @@ def export_saved_model(model, examples_root: str, popularity, cfg, export_dir: s
     vocab_x, vocab_y = feature_spec.read_vocabs(examples_root)
     generator = psg.load_generator(os.path.join(examples_root, psg.GENERATOR_DIR))
     module = ServingModule(model, vocab_x, vocab_y, generator, popularity, cfg.data.max_len, cfg.data.pseudo_len,
-                           top_k, cfg.lightgcn.pseudo_source, feature_spec.read_domain_names(examples_root))
+                           top_k, cfg.lightgcn.pseudo_source, feature_spec.read_domain_names(examples_root),
+                           cfg.serving)
     signatures = {"serving_default": module.recommend, "score_items": module.score_items,
                   "domain_names": module.domain_names}
     tf.saved_model.save(module, export_dir, signatures=signatures)

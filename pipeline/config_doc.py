@@ -21,7 +21,8 @@ from models import config
 
 DOC_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "configuration.md")
 SECTIONS = [("", config.PipelineConfig), ("data", config.DataConfig), ("lightgcn", config.LightGCNConfig),
-            ("model", config.ModelConfig), ("train", config.TrainConfig), ("eval", config.EvalConfig)]
+            ("model", config.ModelConfig), ("train", config.TrainConfig), ("eval", config.EvalConfig),
+            ("serving", config.ServingConfig)]
 
 
 def _docstring_args(cls) -> Dict[str, str]:
