@@ -97,12 +97,13 @@ def _runs_line(results, names) -> str:
         runs = results.get(n, [])
         if not runs:
             continue
-        if runs[0]["max_epochs"]:
+        if any(r["epochs_run"] for r in runs):  # trained (a LightGCN file may predate its cap's record)
+            cap = runs[0]["max_epochs"] or runs[0]["config"]["lightgcn"]["max_epochs"]
             epochs = [r["epochs_run"] for r in runs]
             best = [e for r in runs for e in selected_epochs(r)]
             resumed = sum(1 for r in runs if r.get("resumed_at"))
             parts.append(f"{BY_NAME[n].label}: {len(runs)} seed(s), {min(epochs)}–{max(epochs)} epochs run "
-                         f"(cap {runs[0]['max_epochs']}), selected epoch {min(best)}–{max(best)}"
+                         f"(cap {cap}), selected epoch {min(best)}–{max(best)}"
                          + (f", {resumed} resumed from an epoch backup" if resumed else ""))
         else:
             parts.append(f"{BY_NAME[n].label}: {len(runs)} run, no training")

@@ -65,6 +65,12 @@ def result_path(results_dir: str, setting: Setting, seed: int) -> str:
     return os.path.join(results_dir, "runs", f"{setting.name}-seed{seed}.json")
 
 
+def max_epochs(cfg) -> int:
+    """The epoch cap of the model a config trains (0: nothing is trained)."""
+    return {"i2vae": cfg.train.epochs, "sasrec": cfg.train.epochs, "lightgcn": cfg.lightgcn.max_epochs}.get(
+        cfg.model.kind, 0)
+
+
 def run_one(pair: str, data_path: str, setting: Setting, seed: int, base_config: Optional[str], work_dir: str,
             results_dir: str) -> Dict:
     """Runs the pipeline for one (setting, seed) and writes its result file."""
@@ -91,7 +97,7 @@ def run_one(pair: str, data_path: str, setting: Setting, seed: int, base_config:
         **({"best_epochs": history["best_epochs"]} if "best_epochs" in history else {}),
         **({"resumed_at": history["resumed_at"]} if "resumed_at" in history else {}),
         **({"decoder_weight": history["decoder_weight"]} if "decoder_weight" in history else {}),
-        "max_epochs": cfg.train.epochs if kind in ("i2vae", "sasrec") else 0,
+        "max_epochs": max_epochs(cfg),
         "test": report["splits"]["test"][kind], "eval": report["splits"]["eval"][kind],
         "history": [{k: e.get(k) for k in ("epoch", "loss", "val_ndcg", "metrics", "test_metrics")}
                     for e in history["history"]],
