@@ -125,3 +125,24 @@ def test_saved_model_cli_reads_the_signatures(base_path):
                          env=dict(os.environ, PYTHONPATH=""), timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "history_x" in out.stdout and "top_ids_x" in out.stdout and "DT_STRING" in out.stdout
+
+
+def test_the_export_writes_warmup_requests_that_the_server_replays_on_load(server, base_path):
+    """TF Serving's warmup file (`assets.extra/tf_serving_warmup_requests`, PredictionLog
+    records): five requests of the default signature, each one the server answers, replayed
+    when a version loads."""
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    from serving.server import WARMUP_FILE
+
+    service, _ = server
+    path = os.path.join(service.model.path, WARMUP_FILE)
+    logs = [prediction_log_pb2.PredictionLog.FromString(r) for r in tf.data.TFRecordDataset(path).as_numpy_iterator()]
+    requests = [log.predict_log.request for log in logs]
+    assert [r.model_spec.signature_name for r in requests] == ["serving_default"] * 5
+    assert [r.inputs["history_x"].tensor_shape.dim[0].size for r in requests] == [1, 1, 1, 1, 64]
+    assert service.model.warmup_replayed == 5
+    for request in requests:
+        out = service.model.functions["serving_default"](
+            **{name: tf.constant(tf.make_ndarray(proto)) for name, proto in request.inputs.items()})
+        assert np.isfinite(out["top_scores_x"].numpy()[:, 0]).all()
