@@ -351,6 +351,9 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
         model = build_model(num_items, cfg, popularity)
     if strategy.num_replicas_in_sync > 1:
         logger.info(f"[train] {type(strategy).__name__} over {strategy.num_replicas_in_sync} replicas")
+    if not isinstance(model, (LossTermsModel, baselines.LightGCNRanker)):
+        logger.info(f"[train] {cfg.model.kind}: nothing to train (fixed scores)")
+        return model, {"best_epoch": 0, "best_val_ndcg": None, "epochs_run": 0, "history": []}, popularity
     validation = RankingValidation(read_canonical(eval_files)[1], num_items, cfg.data, cfg.eval,
                                    cfg.train.early_stopping_patience, log_dir, cfg.train.epochs,
                                    read_canonical([feature_spec.split_pattern(examples_root, "test")])[1]
@@ -360,9 +363,6 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
     if isinstance(model, baselines.LightGCNRanker):
         rows = list(data.read_rows_lazily(data.expand(train_files))) if streaming else train_rows
         return model, train_lightgcn_recommender(model, rows, validation, num_items, cfg, log_dir), popularity
-    if not isinstance(model, LossTermsModel):
-        logger.info(f"[train] {cfg.model.kind}: nothing to train (fixed scores)")
-        return model, {"best_epoch": 0, "best_val_ndcg": None, "epochs_run": 0, "history": []}, popularity
     if streaming:
         probe = train_ds.take(1).get_single_element() if cfg.train.backup_dir else None
     elif cfg.train.prefix_targets > 0:
