@@ -36,6 +36,10 @@ def cmd_bench(args):
         bench.print_scale(bench.scale([int(u) for u in args.users.split(",")], args.work, items, args.train_steps))
     elif args.what == "trace":
         bench.print_trace(bench.trace())
+    elif args.what == "retrain":
+        from experiments import retrain_bench
+
+        retrain_bench.print_retrain(retrain_bench.retrain(args.data, args.work, args.day_one_share, args.set or []))
     elif args.what == "recall":
         bench.print_recall(bench.recall([int(n) for n in args.items.split(",")], users=args.recall_users,
                                         nprobes=[int(n) for n in args.nprobe.split(",")]))
@@ -71,9 +75,9 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="i2vae", description=__doc__,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    ben = sub.add_parser("bench", help="benchmarks that print figures: speed, scale, trace, recall, serving",
+    ben = sub.add_parser("bench", help="benchmarks that print figures: speed, scale, trace, recall, serving, retrain",
                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ben.add_argument("what", choices=["speed", "scale", "trace", "recall", "serving"])
+    ben.add_argument("what", choices=["speed", "scale", "trace", "recall", "serving", "retrain"])
     ben.add_argument("--run", default="runs/cloth_sport", help="speed: a run directory of the paper's data")
     ben.add_argument("--examples", help="speed: an augmented Examples directory (instead of --run)")
     ben.add_argument("--epochs", type=int, default=2, help="speed: epochs per variant (all but the first, which traces, are averaged)")
@@ -89,13 +93,16 @@ def build_parser():
                      "40000,200000,1000000 (training step, peak RSS, serving latency and recall per size)")
     ben.add_argument("--catalogue-users", type=int, default=50000, help="scale: the fixed users of --catalogue-items")
     ben.add_argument("--train-steps", type=int, default=20, help="scale: training steps timed per size")
+    ben.add_argument("--day-one-share", type=float, default=0.9, help="retrain: the share of users on day 1")
+    ben.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="retrain: a config override for every run (repeatable)")
     ben.add_argument("--items", default="10000,100000,1000000", help="recall: comma-separated catalogue sizes")
     ben.add_argument("--recall-users", type=int, default=2000, help="recall: fold-in users queried at every size")
     ben.add_argument("--nprobe", default="16,64,128", help="recall: comma-separated IVF cells probed per query")
     ben.add_argument("--work", default="runs/bench", help="scale: where the synthetic rows are written; speed: the authors' scratch folder")
     ben.add_argument("--model-base-path", default="runs/cloth_sport/serving_model/i2vae", help="serving: the model")
     ben.add_argument("--data", default=os.path.join("..", "shared", "data", "amazon-cdsr", "cloth_sport"),
-                     help="serving: paper-format folder whose test histories are replayed")
+                     help="serving: paper-format folder whose test histories are replayed; retrain: the pair")
 
     rep = sub.add_parser("reproduce", help="the paper's tables on its real data: i2VAE, baselines, ablations, "
                                            "sweeps over seeds; resumable", formatter_class=argparse.ArgumentDefaultsHelpFormatter)

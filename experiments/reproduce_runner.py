@@ -77,7 +77,10 @@ def run_one(pair: str, data_path: str, setting: Setting, seed: int, base_config:
     from pipeline.local_runner import run_local
 
     backup = os.path.join(work_dir, "backups", f"{setting.name}-seed{seed}")  # a killed run resumes at its next epoch
+    # the study's runs share a run directory (its ingest and generator are cached across them):
+    # no run may warm-start from, or be judged against, another run's model
     cfg = config.load_config(base_config, setting.overrides + [f"train.seed={seed}", "eval.track_test_per_epoch=true",
+                                                               "train.warm_start=false", "eval.compare_with_served=false",
                                                                f"train.backup_dir={json.dumps(backup)}"],
                              base=config.load_config(overrides=REPRODUCTION_BASE))
     cfg.data_path = data_path

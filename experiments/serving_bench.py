@@ -8,11 +8,18 @@ histories of the paper's data with the gRPC client at batch 1 (p50 / p99 latency
 batch 64 (users per second), then calls the same signature in this process on the same
 requests, and prints both with their ratio. Both run in the same session on the same
 machine, so the ratio is the figure to trust on a noisy box.
+
+Last, the first request to a freshly loaded version: the server is started `--loads` times
+on a copy of the version with its TF Serving warmup records
+(`assets.extra/tf_serving_warmup_requests`, replayed on load) and as many times on a copy
+without them; the median time of the first request and of the load are printed for both.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import tempfile
 import time
 from typing import List, Tuple
 
@@ -93,6 +100,43 @@ def run(base_path: str, data_dir: str, model_name: str, requests: int, batch: in
             "grpc_users_per_s": grpc_users_per_s, "local_users_per_s": local_users_per_s}
 
 
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+
+
+def first_requests(base_path: str, data_dir: str, model_name: str, loads: int) -> dict:
+    """Median seconds of loading a fresh server and of its first request, with and without
+    the version's warmup records (each load a new process on a new copy of the version)."""
+    version = max(int(d) for d in os.listdir(base_path) if d.isdigit())
+    histories = test_histories(data_dir, loads)
+    out = {}
+    for warmed in (True, False):
+        load_s, first_s = [], []
+        for n in range(loads):
+            base = tempfile.mkdtemp(prefix="first_request_")
+            try:
+                copy = shutil.copytree(os.path.join(base_path, str(version)), os.path.join(base, "1"))
+                if not warmed and os.path.exists(os.path.join(copy, WARMUP_FILE)):
+                    os.remove(os.path.join(copy, WARMUP_FILE))
+                start = time.perf_counter()
+                proc, target = start_process(base, model_name)
+                load_s.append(time.perf_counter() - start)
+                try:
+                    client = RecommendClient(target, model_name, timeout=120)
+                    hx, hy = histories[n % len(histories)]
+                    start = time.perf_counter()
+                    client.recommend([hx], [hy])
+                    first_s.append(time.perf_counter() - start)
+                    client.close()
+                finally:
+                    proc.terminate()
+                    proc.wait(timeout=30)
+            finally:
+                shutil.rmtree(base, ignore_errors=True)
+        out["with" if warmed else "without"] = {"load_s": float(np.median(load_s)),
+                                                "first_ms": 1000 * float(np.median(first_s))}
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m experiments.serving_bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -102,6 +146,7 @@ def main(argv=None):
     p.add_argument("--model-name", default="i2vae")
     p.add_argument("--requests", type=int, default=500, help="batch-1 requests")
     p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--loads", type=int, default=5, help="fresh loads per case of the first-request figure")
     args = p.parse_args(argv)
     r = run(args.model_base_path, args.data, args.model_name, args.requests, args.batch)
     print(f"serving bench: {args.model_base_path}, {r['requests']} batch-1 requests, {r['batches']} batches of "
@@ -114,6 +159,14 @@ def main(argv=None):
           f"{r['local_users_per_s']:.0f} |")
     print(f"| ratio gRPC / in-process | {r['grpc_p50_ms'] / r['local_p50_ms']:.2f}x | "
           f"{r['grpc_p99_ms'] / r['local_p99_ms']:.2f}x | {r['local_users_per_s'] / r['grpc_users_per_s']:.2f}x slower |")
+    if args.loads > 0:
+        first = first_requests(args.model_base_path, args.data, args.model_name, args.loads)
+        print(f"\nfirst request to a freshly loaded version (median of {args.loads} loads, a new server process each)")
+        print("| version | load s (start to serving) | first request ms |")
+        print("|---|---|---|")
+        for case in ("with", "without"):
+            print(f"| {case} warmup records | {first[case]['load_s']:.1f} | {first[case]['first_ms']:.1f} |")
+        print(f"| ratio without / with | | {first['without']['first_ms'] / first['with']['first_ms']:.1f}x |")
     return 0
 
 

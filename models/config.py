@@ -288,13 +288,22 @@ class TrainConfig:
     # folder for epoch backups (models/backup.py): a killed run resumes at its next epoch
     # ("" = none; `i2vae reproduce` sets one per run under its work folder)
     backup_dir: str = ""
+    # start from the served model's weights (the pipeline's Resolver finds the latest blessed
+    # model in ML Metadata): the item tables, and the generator LightGCN's users and items, are
+    # carried over by raw id; new ids start fresh, ids that are gone are dropped
+    # (models/warm_start.py). A first run, or a served model of another kind, trains from scratch
+    warm_start: bool = True
+    # a warm-started run starts trained: early stopping counts from its first epoch (no
+    # early_stopping_start) with this patience, so a day's retraining costs a few epochs
+    warm_start_patience: int = 3
     # the paper's search ranges (section 4.2.3), recorded for tuning runs on the validation split
     grid_learning_rate: List[float] = dataclasses.field(default_factory=lambda: [3e-4, 5e-4, 8e-4])
     grid_lambda_t: List[float] = dataclasses.field(default_factory=lambda: [1e-4, 1e-3, 1e-2, 1e-1])  # lambda_t range
     grid_lambda_a: List[float] = dataclasses.field(default_factory=lambda: [1e-4, 5e-3, 1e-2, 1e-1])  # lambda_a range
 
     def __post_init__(self):
-        for name in ("epochs", "lambda_t", "lambda_a", "kl_weight", "early_stopping_patience", "early_stopping_start"):
+        for name in ("epochs", "lambda_t", "lambda_a", "kl_weight", "early_stopping_patience", "early_stopping_start",
+                     "warm_start_patience"):
             check_at_least(f"train.{name}", getattr(self, name), 0)
         check_at_least("train.batch_size", self.batch_size, 1)
         check_at_least("train.full_softmax_max_items", self.full_softmax_max_items, 0)
@@ -320,6 +329,15 @@ class EvalConfig:
     track_test_per_epoch: bool = False
     seed: int = 2024  # seed of the negatives, the same for every model
     bless_against: str = "popularity"  # "popularity" or "none"
+    # score the served model (the pipeline's Resolver: the latest blessed one) on the candidate's
+    # rows beside it and bless only a candidate that is not worse (max_regression); off, the
+    # served model is neither scored nor compared (`i2vae reproduce`: runs of a study share one
+    # run directory, and each is judged alone)
+    compare_with_served: bool = True
+    # with a served model (the pipeline's Resolver), the candidate is blessed only when its
+    # validation NDCG@k (mean of both domains, eval.select_on) is at least the served model's,
+    # scored on the same rows, minus this; 0.001 is a tenth of a point of NDCG@10
+    max_regression: float = 0.001
     # the protocol of epoch selection, early stopping, blessing and candidate selection:
     # "full" (ranking over the whole catalogue, what serving returns) or "sampled" (the paper's)
     select_on: str = "full"
@@ -328,6 +346,7 @@ class EvalConfig:
         check_choice("eval.select_on", self.select_on, ("full", "sampled"))
         check_choice("eval.bless_against", self.bless_against, ("popularity", "none"))
         check_at_least("eval.num_negatives", self.num_negatives, 1)
+        check_at_least("eval.max_regression", self.max_regression, 0.0)
 
 
 @dataclasses.dataclass
@@ -344,11 +363,15 @@ class ServingConfig:
     approximate_above_items: int = 200000  # a domain with more items is searched approximately (0 = always exact)
     approximate_nprobe: int = 64  # cells scored per request; more = closer to exact, slower
     approximate_nlist: int = 0  # k-means cells; 0 = 4 x sqrt(items)
+    # before the Pusher, the candidate is loaded by `i2vae serve` in a fresh process and answers
+    # canned requests over gRPC (components/serving_check); this long for it to load and answer
+    check_timeout_seconds: int = 600
 
     def __post_init__(self):
         check_at_least("serving.approximate_above_items", self.approximate_above_items, 0)
         check_at_least("serving.approximate_nprobe", self.approximate_nprobe, 1)
         check_at_least("serving.approximate_nlist", self.approximate_nlist, 0)
+        check_at_least("serving.check_timeout_seconds", self.check_timeout_seconds, 1)
 
 
 @dataclasses.dataclass

@@ -111,3 +111,40 @@ def popularity_scorer(counts) -> Scorer:
         return tuple(np.broadcast_to(c, (b, len(c))) for c in counts)
 
     return score
+
+
+def _left_packed(indices: np.ndarray) -> np.ndarray:
+    """Each row's non-zero indices moved right, in order, zeros (padding) on the left."""
+    out = np.zeros_like(indices)
+    for r, row in enumerate(indices):
+        kept = row[row > 0]
+        if len(kept):
+            out[r, -len(kept):] = kept
+    return out
+
+
+def vocabulary_mapped_scorer(scorer: Scorer, model_vocabs: Sequence[Sequence[str]],
+                             row_vocabs: Sequence[Sequence[str]]) -> Scorer:
+    """A scorer of a model trained on another vocabulary (the served model, against this
+    run's rows), by raw item id: the rows' indices become the model's (ids it does not know
+    are dropped from the histories and pseudo-sequences), and its scores come back in the
+    rows' item order, -inf for items it does not know (it cannot recommend them)."""
+    to_model = []  # per domain: row item index -> the model's index (0: unknown to it)
+    for model_vocab, row_vocab in zip(model_vocabs, row_vocabs):
+        where = {raw: i + 1 for i, raw in enumerate(model_vocab)}
+        to_model.append(np.asarray([0] + [where.get(raw, 0) for raw in row_vocab], np.int64))
+
+    def score(features):
+        mapped = {}
+        for name, value in features.items():
+            domain = 0 if name in (feature_spec.HISTORY_X, feature_spec.PSEUDO_X) else 1
+            mapped[name] = _left_packed(to_model[domain][np.asarray(value, np.int64)])
+        out = []
+        for domain, model_scores in enumerate(scorer(mapped)):
+            model_scores = np.asarray(model_scores)
+            rows_scores = model_scores[:, to_model[domain]]
+            rows_scores[:, to_model[domain] == 0] = -np.inf
+            out.append(rows_scores)
+        return out
+
+    return score

@@ -117,12 +117,16 @@ def left_pad(sequences, length: int):
     return out
 
 
-def save_generator(out_dir: str, emb_x, emb_y, user_ids: Sequence[str], neighbours: List, user_emb) -> None:
+def save_generator(out_dir: str, emb_x, emb_y, user_ids: Sequence[str], neighbours: List, user_emb,
+                   layer0=None) -> None:
     """Saves the generator: per-domain item embeddings (row 0 = padding), the graph users'
-    embeddings and ids, and each graph user's (X items, Y items) as values + offsets."""
+    embeddings and ids, each graph user's (X items, Y items) as values + offsets, and the
+    LightGCN's layer-0 embeddings a later run warm-starts from (models/warm_start.py)."""
     tf.io.gfile.makedirs(out_dir)
     arrays = {"item_emb_x": emb_x, "item_emb_y": emb_y, "user_emb": user_emb,
               "user_ids": np.asarray(list(user_ids), dtype=str)}
+    if layer0 is not None:
+        arrays["layer0"] = np.asarray(layer0, np.float32)
     for d, name in enumerate(("seen_x", "seen_y")):
         lists = [n[d] for n in neighbours]
         arrays[name + "_values"] = np.asarray([i for items in lists for i in items], np.int64)

@@ -17,7 +17,7 @@ from typing import Dict, List
 import numpy as np
 import tensorflow as tf
 
-from models import baselines, config, data, evaluation, export, feature_spec, lightgcn, metrics, retrieval
+from models import baselines, config, data, evaluation, export, feature_spec, lightgcn, metrics, retrieval, warm_start
 from models.backup import EpochBackup, code_fingerprint, remove_backup
 from models.callbacks import KLAnnealing, NonFiniteLossError, PosteriorHistograms, StopOnNonFiniteLoss
 from models.i2vae import I2VAE
@@ -83,7 +83,9 @@ class RankingValidation(tf.keras.callbacks.Callback):
         k = self.eval_cfg.k
         result, ndcg = self.score()
         results = {"val": result, **{name: self._evaluate(name) for name in self.sets if name != "val"}}
-        entry = {"epoch": step, "loss": loss, "val_ndcg": ndcg, "metrics": result}
+        # seconds: training time so far (resumes included), so a run's time to reach a score is known
+        entry = {"epoch": step, "loss": loss, "val_ndcg": ndcg, "metrics": result,
+                 "seconds": round(self.seconds_before + time.time() - self.start, 1)}
         if "test" in results:
             entry["test_metrics"] = results["test"]
         self.history.append(entry)
@@ -332,9 +334,12 @@ def epoch_backup(cfg, validation: RankingValidation, train_rows: int) -> EpochBa
     return EpochBackup(cfg.train.backup_dir, validation, identity)
 
 
-def train_model(train_files: List[str], eval_files: List[str], examples_root: str, cfg, log_dir: str):
+def train_model(train_files: List[str], eval_files: List[str], examples_root: str, cfg, log_dir: str,
+                base_model_uri: str = ""):
     """Builds `cfg.model.kind` and, for the trainable ones (i2VAE, SASRec), trains it with
-    early stopping on validation NDCG. Returns (model, validation history, popularity)."""
+    early stopping on validation NDCG, from the weights of `base_model_uri` (a Model
+    artifact's uri: the served model) when `train.warm_start` and its bundle fit. Returns
+    (model, validation history, popularity)."""
     # first: MultiWorkerMirroredStrategy configures collective ops, which must happen before any TF op runs
     strategy = make_strategy(cfg.train.distribute)
     num_items = feature_spec.vocab_sizes(examples_root)
@@ -354,11 +359,23 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
     if not isinstance(model, (LossTermsModel, baselines.LightGCNRanker)):
         logger.info(f"[train] {cfg.model.kind}: nothing to train (fixed scores)")
         return model, {"best_epoch": 0, "best_val_ndcg": None, "epochs_run": 0, "history": []}, popularity
+    warm = None
+    if cfg.train.warm_start and warm_start.has_bundle(base_model_uri):
+        if isinstance(model, LossTermsModel):
+            probe = (train_ds if streaming else training_dataset(train_records[:2], cfg)).take(1).get_single_element()
+            with strategy.scope():
+                model.losses_and_terms(probe)  # creates every variable the bundle fills
+            warm = warm_start.warm_start_model(model, cfg, examples_root, base_model_uri)
+        else:
+            logger.info(f"[train] not warm-started: {cfg.model.kind} trains from scratch")
+    # a warm-started model starts trained: stopping counts from its first epoch
+    patience, stop_start = ((cfg.train.warm_start_patience, 0) if warm else
+                            (cfg.train.early_stopping_patience, cfg.train.early_stopping_start))
     validation = RankingValidation(read_canonical(eval_files)[1], num_items, cfg.data, cfg.eval,
-                                   cfg.train.early_stopping_patience, log_dir, cfg.train.epochs,
+                                   patience, log_dir, cfg.train.epochs,
                                    read_canonical([feature_spec.split_pattern(examples_root, "test")])[1]
                                    if cfg.eval.track_test_per_epoch else None, cfg.train.epoch_selection,
-                                   feature_spec.read_domain_names(examples_root), cfg.train.early_stopping_start)
+                                   feature_spec.read_domain_names(examples_root), stop_start)
     eval_rows = validation.sets["val"]
     if isinstance(model, baselines.LightGCNRanker):
         rows = list(data.read_rows_lazily(data.expand(train_files))) if streaming else train_rows
@@ -400,6 +417,8 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
     history = {"best_epoch": validation.best_epoch, "best_val_ndcg": validation.best,
                "untrained_val_ndcg": validation.untrained, "epochs_run": len(validation.history) - 1,
                "history": validation.history}
+    if warm:
+        history["warm_start"] = {"from": base_model_uri, **warm}
     if validation.resumed_at:
         history["resumed_at"] = list(validation.resumed_at)
         history["seconds_before_resume"] = round(validation.seconds_before, 1)
@@ -504,9 +523,12 @@ def run_fn(fn_args) -> None:
     cfg = apply_overrides(config.from_dict(json.loads(fn_args.custom_config["config"])), fn_args.hyperparameters)
     examples_root = os.path.dirname(os.path.dirname(data.expand(fn_args.train_files)[0]))
     config.write_config(cfg, fn_args.model_run_dir)
+    # the Resolver's served model: TFX gives its SavedModel path, the bundle sits beside it
+    base_model_uri = os.path.dirname(fn_args.base_model.rstrip("/")) if fn_args.base_model else ""
     model, history, popularity = train_model(fn_args.train_files, fn_args.eval_files, examples_root, cfg,
-                                             fn_args.model_run_dir)
+                                             fn_args.model_run_dir, base_model_uri)
     export.export_saved_model(model, examples_root, popularity, cfg, fn_args.serving_model_dir)
+    warm_start.save_bundle(model, cfg, examples_root, os.path.dirname(fn_args.serving_model_dir.rstrip("/")))
     logger.info(f"[train] SavedModel written to {fn_args.serving_model_dir}")
     data.write_json_atomically(os.path.join(fn_args.model_run_dir, "training_history.json"), history, indent=2)
     if cfg.train.backup_dir:  # the run's outputs are complete: its epoch backup is spent

@@ -66,7 +66,13 @@ def _summary(paths, cfg, wall):
         print(f"every split and protocol: {paths['metrics']}")
     else:
         print("no metrics were written (see the log above)")
-    print(f"pushed SavedModel: {paths.get('pushed_model') or 'none (the model was not blessed)'}")
+    verdict = paths.get("verdict")
+    if verdict and not verdict["blessed"]:
+        print(f"NOT blessed: {verdict['reason']}; nothing pushed, serving keeps "
+              f"{paths.get('pushed_model') or 'no model'}")
+    else:
+        print(f"BLESSED: {verdict['reason']}" if verdict else "no verdict (see the log above)")
+        print(f"pushed SavedModel: {paths.get('pushed_model') or 'none'}")
     print(f"TensorBoard: {os.path.join('.venv', 'bin', 'tensorboard')} --logdir {paths['pipeline_root']}")
     print(f"wall time: {wall:.0f}s")
 
@@ -81,7 +87,10 @@ def cmd_run(args, data_path=None, base=None):
     start = time.time()
     paths = run_local(cfg, args.out, enable_cache=not args.no_cache)
     _summary(paths, cfg, time.time() - start)
-    return 0 if paths.get("metrics") else 1
+    # a candidate that is not blessed is the pipeline working (the served model stays): 0;
+    # one that failed the serving check, or wrote no metrics, is a failure to look at
+    verdict = paths.get("verdict") or {}
+    return 0 if paths.get("metrics") and verdict.get("serving_check_passed", True) else 1
 
 
 def cmd_demo(args):

@@ -6,7 +6,9 @@ from models.backup import code_fingerprint
 from pipeline.kubeflow_runner import compile_pipeline
 
 COMPONENTS = {"InteractionExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomaliesGate", "PseudoSequenceGen",
-              "TrainingOverrides", "Trainer", "RankingEvaluator", "Pusher"}
+              "TrainingOverrides", "Trainer", "ServingCheck", "RankingEvaluator", "Pusher"}
+# TFX compiles the Resolver (LatestBlessedModelStrategy) into two metadata queries: blessings, then their model
+RESOLVER = {"served_model_resolver-model-blessing-resolver", "served_model_resolver-model-resolver"}
 
 
 def test_compiled_spec_has_every_component_image_beam_args_and_parameters(tmp_path):
@@ -17,10 +19,13 @@ def test_compiled_spec_has_every_component_image_beam_args_and_parameters(tmp_pa
     path = compile_pipeline(cfg, "gcr.io/p/i2vae:1", "gs://bucket/root", str(tmp_path / "i2vae.json"))
     spec = json.load(open(path))
     pipeline = spec["pipelineSpec"]
-    assert set(pipeline["root"]["dag"]["tasks"]) == COMPONENTS
+    assert set(pipeline["root"]["dag"]["tasks"]) == COMPONENTS | RESOLVER
     executors = pipeline["deploymentSpec"]["executors"]
-    assert len(executors) == len(COMPONENTS)
-    for executor in executors.values():
+    blessed = executors["served_model_resolver-model-blessing-resolver_executor"]["resolver"]["outputArtifactQueries"]
+    assert "metadata.blessed.number_value=1" in blessed["model_blessing"]["filter"]
+    containers = [e for name, e in executors.items() if name[: -len("_executor")] not in RESOLVER]
+    assert len(containers) == len(COMPONENTS)
+    for executor in containers:
         container = executor["container"]
         assert container["image"] == "gcr.io/p/i2vae:1"
         assert "--runner=DataflowRunner" in container["args"] and "--region=europe-west4" in container["args"]
@@ -34,6 +39,10 @@ def test_compiled_spec_has_every_component_image_beam_args_and_parameters(tmp_pa
     assert tasks["InteractionExampleGen"]["inputs"]["parameters"]["data_path"] == {"componentInputParameter":
                                                                                    "data_path"}
     trainer = tasks["Trainer"]["inputs"]
+    for task, name in (("Trainer", "base_model"), ("PseudoSequenceGen", "base_model"),
+                       ("RankingEvaluator", "baseline_model")):  # the served model, warm start and baseline
+        source = tasks[task]["inputs"]["artifacts"][name]["taskOutputArtifact"]
+        assert source["producerTask"] == "served_model_resolver-model-resolver"
     assert trainer["artifacts"]["hyperparameters"]["taskOutputArtifact"]["producerTask"] == "TrainingOverrides"
     assert trainer["parameters"]["run_fn"]["runtimeValue"]["constantValue"]["stringValue"] == "models.trainer.run_fn"
     assert "module_file" not in json.dumps(trainer)  # dotted run_fn: no module wheel at compile time

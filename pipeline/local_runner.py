@@ -7,12 +7,14 @@ Layout of a run directory `<out>/`:
   serving_model/<model name>/<version>/   the pushed SavedModel, TF Serving layout
 """
 import glob
+import json
 import os
 import time
 from typing import Dict, Optional
 
 from tfx import v1 as tfx
 
+from components.evaluator.executor import VERDICT_FILE
 from models import config
 from pipeline.pipeline import create_pipeline
 
@@ -42,10 +44,22 @@ def run_local(cfg: config.PipelineConfig, out_dir: str, enable_cache: bool = Tru
     start = time.time()
     tfx.orchestration.LocalDagRunner().run(pipeline)
     paths["seconds"] = f"{time.time() - start:.0f}"
-    paths["metrics"] = latest_output(paths["pipeline_root"], "RankingEvaluator", "evaluation", "metrics.md")
+    # this run's verdict and metrics: the newest evaluation (a model that failed the serving
+    # check has a verdict and no metrics; an older run's metrics are not shown for it)
+    evaluation = newest_output_dir(paths["pipeline_root"], "RankingEvaluator", "evaluation")
+    verdict = os.path.join(evaluation, VERDICT_FILE) if evaluation else ""
+    paths["verdict"] = json.load(open(verdict)) if verdict and os.path.exists(verdict) else None
+    metrics = os.path.join(evaluation, "metrics.md") if evaluation else ""
+    paths["metrics"] = metrics if metrics and os.path.exists(metrics) else None
     paths["training_history"] = latest_output(paths["pipeline_root"], "Trainer", "model_run", "training_history.json")
     paths["pushed_model"] = latest_version(paths["serving_model_dir"])
     return paths
+
+
+def newest_output_dir(pipeline_root: str, component: str, output: str) -> Optional[str]:
+    """The folder of the newest execution's output of a component (execution ids increase)."""
+    found = [d for d in glob.glob(os.path.join(pipeline_root, component, output, "*")) if os.path.basename(d).isdigit()]
+    return max(found, key=lambda d: int(os.path.basename(d))) if found else None
 
 
 def latest_output(pipeline_root: str, component: str, output: str, filename: str) -> Optional[str]:

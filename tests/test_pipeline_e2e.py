@@ -13,11 +13,12 @@ from ml_metadata.metadata_store import metadata_store
 from tfx import v1 as tfx
 
 from components.ingest import synthetic
-from models import config, data, feature_spec
+from models import config, data, feature_spec, psg
 from pipeline.local_runner import run_local
 
-COMPONENTS = {"InteractionExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomaliesGate", "PseudoSequenceGen", "TrainingOverrides",
-              "Trainer", "RankingEvaluator", "Pusher"}
+COMPONENTS = {"InteractionExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomaliesGate",
+              "served_model_resolver", "PseudoSequenceGen", "TrainingOverrides", "Trainer", "ServingCheck",
+              "RankingEvaluator", "Pusher"}
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +117,99 @@ def test_training_beats_untrained_model_and_popularity(run):
 
     assert mean_ndcg("i2vae") > 1.2 * mean_ndcg("popularity")
     assert paths["pushed_model"], "blessed against popularity, so pushed"
+
+
+DROPPED_ITEMS = {"x0", "x1", "y0"}  # gone from the catalogue on day 2
+
+
+def write_day_two(day_one_csv: str, path: str, new_users: int = 150) -> str:
+    """Day 2 of the synthetic log: day 1 without the rows of DROPPED_ITEMS, plus `new_users`
+    users who copy a day-1 user's sequence with some items replaced by new ones."""
+    with open(day_one_csv) as f:
+        header, *rows = [line.rstrip("\n").split(",") for line in f]
+    kept = [r for r in rows if r[1] not in DROPPED_ITEMS]
+    by_user = {}
+    for r in kept:
+        by_user.setdefault(r[0], []).append(r)
+    extra = []
+    for n, (user, events) in enumerate(list(by_user.items())[:new_users]):
+        for j, (_, item, domain, t) in enumerate(events):
+            new_item = f"{domain}new{n % 4}" if j % 2 == 0 else item  # each new item many times
+            extra.append([f"{user}_day2", new_item, domain, t])
+    with open(path, "w") as f:
+        f.write("\n".join(",".join(r) for r in [header] + kept + extra) + "\n")
+    return path
+
+
+def _newest(pipeline_root: str, component: str, output: str) -> str:
+    """The newest execution's folder of a component's output (execution ids increase)."""
+    return max(glob.glob(os.path.join(pipeline_root, component, output, "*")), key=lambda p: int(os.path.basename(p)))
+
+
+def _newest_blessing(paths) -> int:
+    """The `blessed` property of the newest ModelBlessing in ML Metadata."""
+    store = metadata_store.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(paths["metadata"]))
+    blessing = max(store.get_artifacts_by_type("ModelBlessing"), key=lambda a: a.id)
+    return blessing.custom_properties["blessed"].int_value
+
+
+def _graph_users(pipeline_root: str) -> set:
+    """The users of the newest generator's LightGCN graph (train rows' users)."""
+    generator = psg.load_generator(os.path.join(_newest(pipeline_root, "PseudoSequenceGen", "augmented_examples"),
+                                                psg.GENERATOR_DIR))
+    return {str(u) for u in generator["user_ids"]}
+
+
+@pytest.fixture(scope="module")
+def day_two(run):
+    """Day 2 into the same run directory (same ML Metadata): warm start, compare, push."""
+    cfg, paths = run
+    root = paths["pipeline_root"]
+    day1 = {"vocabs": feature_spec.read_vocabs(_newest(root, "InteractionExampleGen", "examples")),
+            "model": _newest(root, "Trainer", "model"), "pushed": paths["pushed_model"],
+            "graph_users": _graph_users(root)}
+    two = config.load_config(overrides=SMALL)
+    two.data_path = write_day_two(cfg.data_path, os.path.join(paths["out"], "day2.csv"))
+    return day1, two, run_local(two, paths["out"])
+
+
+@pytest.mark.slow  # one more pipeline run; `make test-slow`
+def test_day_two_warm_starts_from_the_pushed_model_by_raw_id_and_is_compared_and_pushed(day_two):
+    day1, cfg, paths = day_two
+    root = paths["pipeline_root"]
+    old, new = day1["vocabs"], feature_spec.read_vocabs(_newest(root, "InteractionExampleGen", "examples"))
+    counts = {"carried": sum(len(set(o) & set(n)) for o, n in zip(old, new)),
+              "added": sum(len(set(n) - set(o)) for o, n in zip(old, new)),
+              "dropped": sum(len(set(o) - set(n)) for o, n in zip(old, new))}
+    assert (counts["dropped"], counts["added"]) == (len(DROPPED_ITEMS), 8)  # xnew0..3 and ynew0..3 are new
+    history = json.load(open(paths["training_history"]))
+    assert history["warm_start"] == {"from": day1["model"], **counts}
+    generator = json.load(open(os.path.join(_newest(root, "PseudoSequenceGen", "augmented_examples"),
+                                            "pseudo_sequence_generator", "training.json")))
+    assert generator["warm_start"]["from"] == day1["model"]
+    assert generator["warm_start"]["items"] == counts
+    old_users, new_users = day1["graph_users"], _graph_users(root)
+    assert generator["warm_start"]["users"] == {"carried": len(old_users & new_users),
+                                                "added": len(new_users - old_users),
+                                                "dropped": len(old_users - new_users)}
+    assert new_users - old_users and all(u.endswith("_day2") for u in new_users - old_users)
+    report = json.load(open(os.path.join(os.path.dirname(paths["metrics"]), "metrics.json")))
+    assert set(report["splits"]["eval"]) == {"i2vae", "popularity", "served"}
+    assert _newest_blessing(paths) == 1
+    assert paths["pushed_model"] != day1["pushed"], "blessed against the served model, so pushed"
+
+
+@pytest.mark.slow  # one more pipeline run; `make test-slow`
+def test_a_clearly_worse_run_is_not_blessed_and_the_served_model_stays(day_two):
+    _, cfg, paths = day_two
+    served = sorted(os.listdir(paths["serving_model_dir"]))
+    worse = config.load_config(overrides=SMALL + ["train.warm_start=false", "train.epochs=1"])
+    worse.data_path = cfg.data_path
+    after = run_local(worse, paths["out"])
+    report = json.load(open(os.path.join(os.path.dirname(after["metrics"]), "metrics.json")))
+    assert "served" in report["splits"]["eval"]
+    assert _newest_blessing(paths) == 0
+    assert sorted(os.listdir(paths["serving_model_dir"])) == served
 
 
 @pytest.mark.slow  # two more pipeline runs; `make test-slow`

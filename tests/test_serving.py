@@ -2,6 +2,7 @@
 
 The server and the client speak TF Serving's protocol (`tensorflow_serving.apis` protos);
 the same client works against the tensorflow/serving image."""
+import glob
 import json
 import os
 import shutil
@@ -146,3 +147,32 @@ def test_the_export_writes_warmup_requests_that_the_server_replays_on_load(serve
         out = service.model.functions["serving_default"](
             **{name: tf.constant(tf.make_ndarray(proto)) for name, proto in request.inputs.items()})
         assert np.isfinite(out["top_scores_x"].numpy()[:, 0]).all()
+
+
+@pytest.mark.slow  # two server processes; `make test-slow`
+def test_the_serving_check_passes_a_model_that_serves_and_fails_one_with_corrupted_variables(base_path, examples_root,
+                                                                                              tmp_path):
+    from components.serving_check.executor import check_serving
+
+    good = os.path.join(base_path, "1")
+    passed, message = check_serving(good, examples_root, "i2vae", 300, str(tmp_path / "good"))
+    assert passed, message
+    assert "answered 5 requests" in message
+    broken = shutil.copytree(good, tmp_path / "broken")
+    for path in glob.glob(os.path.join(broken, "variables", "variables.data-*")):
+        with open(path, "r+b") as f:
+            f.truncate(16)
+    passed, message = check_serving(str(broken), examples_root, "i2vae", 300, str(tmp_path / "bad"))
+    assert not passed and "exited" in message, message
+    assert os.path.exists(tmp_path / "bad" / "server.log")
+
+
+@pytest.mark.slow  # two server processes; `make test-slow`
+def test_the_serving_bench_times_the_first_request_with_and_without_warmup_records(base_path, tmp_path):
+    from experiments.serving_bench import first_requests
+
+    (tmp_path / "test.csv").write_text('user_id,seq_d1,seq_d2,domain_id\n1,"[1, 2]","[3]",0\n')
+    first = first_requests(base_path, str(tmp_path), "i2vae", loads=1)
+    assert set(first) == {"with", "without"}
+    assert all(first[case]["first_ms"] > 0 and first[case]["load_s"] > 0 for case in first)
+    assert os.path.exists(os.path.join(base_path, "1", "assets.extra", "tf_serving_warmup_requests"))  # copies only

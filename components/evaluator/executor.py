@@ -4,9 +4,13 @@
 It scores the eval and test splits through the SavedModel's `score_items` signature
 (what is served is what is measured), ranks each target against 999 sampled negatives
 drawn from a fixed seed (the paper's protocol) and against all unseen items (full
-ranking), per domain and user group. It blesses the model when its validation NDCG@K
-(mean of both domains, all users) beats the configured baseline; test figures are
-reported, never used for the decision.
+ranking), per domain and user group. With the served model (the pipeline's Resolver) it
+scores that model too, on the same rows (mapped to its vocabulary by raw item id,
+`models.evaluation.vocabulary_mapped_scorer`), and shows both side by side. It blesses
+the candidate when it passed the serving check, its validation NDCG@K (mean of both
+domains, all users) beats the configured baseline (popularity), and it is at least the
+served model's minus `eval.max_regression`; test figures are reported, never used for
+the decision.
 """
 import json
 import logging
@@ -17,9 +21,12 @@ import tensorflow as tf
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from models import config, data, evaluation, feature_spec, metrics
+from models import config, data, evaluation, feature_spec, metrics, warm_start
 
 logger = logging.getLogger(__name__)
+
+SERVED = "served"  # the served model's column in the report, the tables and ranks_<split>.csv
+VERDICT_FILE = "verdict.json"  # blessed or not, and the one line that says why (`i2vae run` prints it)
 
 
 def savedmodel_scorer(model_dir: str):
@@ -48,11 +55,31 @@ def leak_touched(examples_uri: str, rows) -> np.ndarray:
     return np.asarray([(r[feature_spec.USER_ID], r[feature_spec.TARGET_DOMAIN]) in touched for r in rows], bool)
 
 
-def evaluate_model(examples_uri: str, model_dir: str, splits, cfg, out_dir: str) -> dict:
-    """Evaluates the SavedModel and popularity on `splits`; writes metrics.json, metrics.md, ranks."""
+def served_model_scorer(base_model_uri: str, examples_uri: str, kind: str):
+    """The served model (a Model artifact's uri) as a scorer of this run's rows, or None when
+    its artifact has no vocabularies to map the rows by (written before warm start existed)
+    or it is another kind of model (served under its own name, so not the one replaced)."""
+    if not warm_start.has_bundle(base_model_uri):
+        logger.info(f"[evaluate] the served model {base_model_uri} has no vocabulary bundle: not compared")
+        return None
+    served_kind = warm_start.model_kind(base_model_uri)
+    if served_kind != kind:
+        logger.info(f"[evaluate] the latest blessed model is a {served_kind}, served under its own name: "
+                    f"this {kind} is not compared with it")
+        return None
+    return evaluation.vocabulary_mapped_scorer(savedmodel_scorer(path_utils.serving_model_path(base_model_uri)),
+                                               warm_start.read_vocabs(base_model_uri),
+                                               feature_spec.read_vocabs(examples_uri))
+
+
+def evaluate_model(examples_uri: str, model_dir: str, splits, cfg, out_dir: str, served_scorer=None) -> dict:
+    """Evaluates the SavedModel, popularity and, when given, the served model on `splits`;
+    writes metrics.json, metrics.md, ranks."""
     num_items = feature_spec.vocab_sizes(examples_uri)
     train_rows = data.read_split(examples_uri, "train")
     scorers = {cfg.model.kind: savedmodel_scorer(model_dir)}
+    if served_scorer is not None:
+        scorers[SERVED] = served_scorer
     if cfg.model.kind != "popularity":  # the reference every model is shown beside
         scorers["popularity"] = evaluation.popularity_scorer(evaluation.item_popularity(train_rows, num_items))
     k = cfg.eval.k
@@ -95,25 +122,59 @@ def evaluate_model(examples_uri: str, model_dir: str, splits, cfg, out_dir: str)
     return report
 
 
-def is_blessed(report: dict, cfg) -> bool:
-    """Blessed when validation NDCG@K beats the baseline (or, with no baseline, is finite and > 0)."""
+def is_blessed(report: dict, cfg) -> tuple:
+    """(blessed, one line with the figures): validation NDCG@K must beat `eval.bless_against`
+    (with "none": be finite and > 0) and, when the served model was scored, be at least its
+    figure minus `eval.max_regression`."""
     val = report["splits"].get("eval") or next(iter(report["splits"].values()))
-    ours = _mean_ndcg(val[cfg.model.kind], cfg.eval.k, cfg.eval.select_on)
+    k, protocol = cfg.eval.k, cfg.eval.select_on
+    ours = _mean_ndcg(val[cfg.model.kind], k, protocol)
+    line = f"validation NDCG@{k} {100 * ours:.2f}"
     if cfg.eval.bless_against == "none":
-        return bool(np.isfinite(ours) and ours > 0)
-    if cfg.eval.bless_against not in val:
-        raise ValueError(f"eval.bless_against={cfg.eval.bless_against!r} is not an evaluated model")
-    return bool(ours > _mean_ndcg(val[cfg.eval.bless_against], cfg.eval.k, cfg.eval.select_on))
+        if not (np.isfinite(ours) and ours > 0):
+            return False, line + " is not a positive number"
+    else:
+        if cfg.eval.bless_against not in val:
+            raise ValueError(f"eval.bless_against={cfg.eval.bless_against!r} is not an evaluated model")
+        reference = _mean_ndcg(val[cfg.eval.bless_against], k, protocol)
+        if not ours > reference:
+            return False, line + f" does not beat {cfg.eval.bless_against}'s {100 * reference:.2f}"
+        line += f" beats {cfg.eval.bless_against}'s {100 * reference:.2f}"
+    if SERVED in val:
+        served = _mean_ndcg(val[SERVED], k, protocol)
+        compared = f"the served model's {100 * served:.2f} (allowed regression {100 * cfg.eval.max_regression:.2f})"
+        if not ours >= served - cfg.eval.max_regression:
+            return False, line + f" but is below {compared}"
+        line += f" and is not below {compared}"
+    return True, line
 
 
-def evaluate_and_bless(examples_uri: str, split_names: str, model_uri: str, out_dir: str, config_json: str) -> bool:
+def evaluate_and_bless(examples_uri: str, split_names: str, model_uri: str, out_dir: str, config_json: str,
+                       serving_check=(True, ""), base_model_uri: str = "") -> bool:
     """Evaluates the Model artifact's SavedModel on every split of the Examples artifact but train,
-    writes the report to `out_dir`, and returns whether the model is blessed. `split_names` is the
-    artifact's encoded split names; `config_json` is the PipelineConfig JSON."""
+    beside the served model (`base_model_uri`, a Model artifact's uri, when there is one),
+    writes the report to `out_dir`, and returns whether the model is blessed. `split_names` is
+    the artifact's encoded split names; `config_json` is the PipelineConfig JSON;
+    `serving_check` is (passed, message) of the ServingCheck: a model that failed it is not
+    evaluated."""
     cfg = config.from_dict(json.loads(config_json))
+    passed, message = serving_check
+    if not passed:
+        line = f"it failed the serving check: {message}"
+        logger.info(f"[evaluate] model NOT blessed: {line}; nothing is pushed")
+        write_verdict(out_dir, False, line, serving_check_passed=False)
+        return False
     splits = [s for s in artifact_utils.decode_split_names(split_names) if s != "train"]
-    report = evaluate_model(examples_uri, path_utils.serving_model_path(model_uri), splits, cfg, out_dir)
-    blessed = is_blessed(report, cfg)
-    logger.info(f"[evaluate] model {'BLESSED' if blessed else 'NOT blessed'} "
-                f"(validation NDCG@{cfg.eval.k} vs {cfg.eval.bless_against})")
+    served = served_model_scorer(base_model_uri, examples_uri, cfg.model.kind) if base_model_uri else None
+    report = evaluate_model(examples_uri, path_utils.serving_model_path(model_uri), splits, cfg, out_dir, served)
+    blessed, line = is_blessed(report, cfg)
+    logger.info(f"[evaluate] model {'BLESSED' if blessed else 'NOT blessed'}: {line}"
+                + ("" if blessed else "; nothing is pushed, the served model stays"))
+    write_verdict(out_dir, blessed, line, serving_check_passed=True)
     return blessed
+
+
+def write_verdict(out_dir: str, blessed: bool, reason: str, serving_check_passed: bool) -> None:
+    tf.io.gfile.makedirs(out_dir)
+    with tf.io.gfile.GFile(os.path.join(out_dir, VERDICT_FILE), "w") as f:
+        json.dump({"blessed": blessed, "reason": reason, "serving_check_passed": serving_check_passed}, f, indent=2)

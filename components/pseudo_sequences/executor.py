@@ -14,7 +14,7 @@ import apache_beam as beam
 import numpy as np
 import tensorflow as tf
 
-from models import feature_spec, psg
+from models import feature_spec, psg, warm_start
 from models.data import read_split
 from models.lightgcn import Graph, LightGCN, normalized_adjacency, padded_item_embeddings, train_lightgcn
 from models.seeding import stable_fraction
@@ -48,14 +48,22 @@ def validation_recall(rows: List[Dict], emb_x: np.ndarray, emb_y: np.ndarray, ma
     return hits / len(rows)
 
 
-def train_generator(train_rows, eval_rows, num_items_x, num_items_y, data_cfg, cfg, out_dir: str) -> Dict:
-    """Trains LightGCN on the train graph and saves the generator's arrays under out_dir."""
+def train_generator(train_rows, eval_rows, vocab_x, vocab_y, data_cfg, cfg, out_dir: str,
+                    base_model_uri: str = "") -> Dict:
+    """Trains LightGCN on the train graph and saves the generator's arrays under out_dir.
+    With a `base_model_uri` (the served model, `train.warm_start`) whose bundle has a
+    generator, the users and items both graphs know start from its layer-0 rows."""
+    num_items_x, num_items_y = len(vocab_x), len(vocab_y)
     graph = Graph(train_rows, num_items_x, num_items_y, hold_out_targets=True)
     logger.info(f"[psg] graph: {graph.num_users} users, {num_items_x}+{num_items_y} items, {len(graph.users)} edges")
     tf.random.set_seed(cfg.seed)
     adjacency = normalized_adjacency(graph.num_users, num_items_x + num_items_y, graph.users, graph.items)
     model = LightGCN(graph.num_users, num_items_x + num_items_y, adjacency, cfg.embedding_dim, cfg.num_layers,
                      cfg.l2_reg, cfg.seed)
+    warm = warm_start.has_bundle(base_model_uri) and warm_start.warm_start_lightgcn(
+        model.embeddings.numpy(), list(graph.user_index), vocab_x, vocab_y, base_model_uri)
+    if warm:
+        model.embeddings.assign(warm[0])
 
     def validate(m):
         _, item_emb = m.propagate()
@@ -66,7 +74,10 @@ def train_generator(train_rows, eval_rows, num_items_x, num_items_y, data_cfg, c
                              log_dir=os.path.join(out_dir, "logs"))
     user_emb, item_emb = (t.numpy() for t in model.propagate())
     emb_x, emb_y = padded_item_embeddings(item_emb, num_items_x)
-    psg.save_generator(out_dir, emb_x, emb_y, list(graph.user_index), graph.neighbours(), user_emb)
+    psg.save_generator(out_dir, emb_x, emb_y, list(graph.user_index), graph.neighbours(), user_emb,
+                       model.embeddings.numpy())
+    if warm:
+        history["warm_start"] = {"from": base_model_uri, **warm[1]}
     with tf.io.gfile.GFile(os.path.join(out_dir, "training.json"), "w") as f:
         json.dump(history, f, indent=2)
     return history
@@ -155,8 +166,10 @@ def build_transform(p: beam.Pipeline, in_uri: str, out_uri: str, splits, generat
                file_name_suffix=feature_spec.RECORD_SUFFIX))
 
 
-def run_pseudo_sequence_gen(in_uri: str, out_uri: str, splits, data_cfg, lightgcn_cfg, beam_pipeline) -> dict:
-    """Trains the generator (in this process) and runs the Beam transform on `beam_pipeline`."""
+def run_pseudo_sequence_gen(in_uri: str, out_uri: str, splits, data_cfg, lightgcn_cfg, beam_pipeline,
+                            base_model_uri: str = "") -> dict:
+    """Trains the generator (in this process; warm-started from `base_model_uri`'s bundle when
+    given) and runs the Beam transform on `beam_pipeline`."""
     vocab_x, vocab_y = feature_spec.read_vocabs(in_uri)
     tf.io.gfile.makedirs(os.path.join(out_uri, feature_spec.VOCAB_DIR))
     # the vocabularies, the domain names and the leak-touched rows travel with the examples
@@ -175,8 +188,8 @@ def run_pseudo_sequence_gen(in_uri: str, out_uri: str, splits, data_cfg, lightgc
         save_untrained_generator(generator_dir, len(vocab_x), len(vocab_y), lightgcn_cfg.embedding_dim)
         history = {"pseudo_source": "random"}
     else:
-        history = train_generator(train_rows, eval_rows, len(vocab_x), len(vocab_y), data_cfg, lightgcn_cfg,
-                                  generator_dir)
+        history = train_generator(train_rows, eval_rows, vocab_x, vocab_y, data_cfg, lightgcn_cfg,
+                                  generator_dir, base_model_uri)
     with beam_pipeline as p:
         build_transform(p, in_uri, out_uri, splits, generator_dir, data_cfg, lightgcn_cfg)
     logger.info(f"[psg] pseudo-sequences ({lightgcn_cfg.pseudo_source}) written for splits {list(splits)}")

@@ -7,11 +7,13 @@ from tfx.dsl.components.base import executor_spec
 from components.pusher import executor
 
 
-def AtomicPusher(model, model_blessing, base_directory: str) -> tfx.components.Pusher:
-    """Pushes the blessed `model` to `<base_directory>/<version>/` (TF Serving's layout)."""
+def AtomicPusher(model, model_blessing, infra_blessing, base_directory: str) -> tfx.components.Pusher:
+    """Pushes the `model` blessed by the evaluator and the serving check to
+    `<base_directory>/<version>/` (TF Serving's layout)."""
     return tfx.components.Pusher(
         model=model,
         model_blessing=model_blessing,
+        infra_blessing=infra_blessing,
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=base_directory)),
         custom_executor_spec=executor_spec.ExecutorClassSpec(executor.Executor),
