@@ -49,3 +49,18 @@ def test_with_a_served_model_the_candidate_may_fall_short_of_it_by_at_most_max_r
     assert not ok and "5.00" in line and "7.00" in line  # one line with both figures
     # beating the served model does not excuse losing to popularity
     assert not blessed(report((0.05, 0.05), (0.06, 0.06), served=(0.01, 0.01)), cfg)
+
+
+def test_a_candidate_that_failed_the_serving_check_is_not_evaluated_nor_blessed(tmp_path):
+    import json
+
+    from components.evaluator.executor import VERDICT_FILE, evaluate_and_bless
+    from models import config
+
+    cfg_json = json.dumps(config.to_dict(load_config()))
+    # the examples and the model do not exist: a model that failed the check is not even loaded
+    assert not evaluate_and_bless("/nonexistent/examples", "", "/nonexistent/model", str(tmp_path), cfg_json,
+                                  serving_check=(False, "the server exited with status 1 while loading the model"))
+    verdict = json.load(open(tmp_path / VERDICT_FILE))
+    assert verdict == {"blessed": False, "serving_check_passed": False,
+                       "reason": "it failed the serving check: the server exited with status 1 while loading the model"}
