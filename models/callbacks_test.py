@@ -80,7 +80,7 @@ def test_run_fn_fails_and_exports_nothing_when_a_term_turns_inf_mid_training(tmp
     cfg = model_config("i2vae")
     cfg.train.epochs, cfg.train.batch_size, cfg.eval.num_negatives = 5, 16, 5
     fn_args = types.SimpleNamespace(
-        custom_config={"config": json.dumps(config.to_dict(cfg))}, hyperparameters=None,
+        custom_config={"config": json.dumps(config.to_dict(cfg))}, hyperparameters=None, base_model=None,
         train_files=[feature_spec.split_pattern(str(root), "train")],
         eval_files=[feature_spec.split_pattern(str(root), "eval")],
         model_run_dir=str(tmp_path / "model_run"), serving_model_dir=str(tmp_path / "model" / "Format-Serving"))

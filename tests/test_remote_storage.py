@@ -43,7 +43,7 @@ def test_trainer_and_evaluator_read_and_write_only_through_gfile(tmp_path):
                                         "model.num_blocks=1", "data.max_len=4", "data.pseudo_len=6", "train.epochs=1",
                                         "train.batch_size=64", "eval.num_negatives=5"])
     fn_args = types.SimpleNamespace(
-        custom_config={"config": json.dumps(config.to_dict(cfg))}, hyperparameters=None,
+        custom_config={"config": json.dumps(config.to_dict(cfg))}, hyperparameters=None, base_model=None,
         train_files=[feature_spec.split_pattern(root, "train")], eval_files=[feature_spec.split_pattern(root, "eval")],
         model_run_dir="ram://remote_storage/model_run", serving_model_dir="ram://remote_storage/model/Format-Serving")
     run_fn(fn_args)
