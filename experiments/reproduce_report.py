@@ -135,9 +135,11 @@ def main_table(pair, results, protocol="full", paper=False, value=None, names=No
     return "\n".join(lines) + ("\n\n" + _runs_line(results, names) if runs_line else "")
 
 
-def settings_table(pair, results, table: str, extra_first: Optional[str] = "i2vae", protocol="full") -> str:
+def settings_table(pair, results, table: str, extra_first: Optional[str] = "i2vae", protocol="full",
+                   only: Optional[List[str]] = None) -> str:
     names = ([extra_first] if extra_first in results else []) + [s.name for s in SETTINGS
-                                                                  if s.table == table and s.name in results]
+                                                                  if s.table == table and s.name in results
+                                                                  and (only is None or s.name in only)]
     label = {"i2vae": "i2VAE (full)" if table == "ablation" else "i2VAE (100%)"}
     head = "| domain | group | " + " | ".join(f"{label.get(n, BY_NAME[n].label)} HR@10 | "
                                                f"{label.get(n, BY_NAME[n].label)} NDCG@10" for n in names) + " |"
@@ -359,9 +361,14 @@ def write_report(pair: str, results_dir: str, command: str, base_config: Optiona
                   cutoffs_table(pair, results[best]), ""]
     if any(s.table == "ablation" and s.name in results for s in SETTINGS):
         ran = [s.name for s in SETTINGS if s.table == "ablation" and s.name in results]
+        # the paper's ablations change its model (the "i2vae" setting); the default's
+        # (i2vae_default_*) change the package default, beside which they are shown
+        of_default = [n for n in ran if n.startswith("i2vae_default_")]
         parts += ["## Ablations (test, full ranking)", "",
-                  "; ".join(f"{BY_NAME[n].label}: {BY_NAME[n].about}" for n in ran) + ".", "",
-                  settings_table(pair, results, "ablation"), ""]
+                  "; ".join(f"{BY_NAME[n].label}: {BY_NAME[n].about}" for n in ran) + ".", ""]
+        for group, first in ((of_default, names[0]), ([n for n in ran if n not in of_default], "i2vae")):
+            if group:
+                parts += [settings_table(pair, results, "ablation", extra_first=first, only=group), ""]
     if any(s.table == "tuning" and s.name in results for s in SETTINGS):
         parts += ["## Tuning on the validation split", "",
                   "Per model, the candidate with the best mean validation full-ranking NDCG@10 of both domains, "
