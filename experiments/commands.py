@@ -39,7 +39,8 @@ def cmd_bench(args):
     elif args.what == "retrain":
         from experiments import retrain_bench
 
-        retrain_bench.print_retrain(retrain_bench.retrain(args.data, args.work, args.day_one_share, args.set or []))
+        retrain_bench.print_retrain(retrain_bench.retrain(args.data, args.work, args.day_one_share, args.set or [],
+                                                          args.report_only))
     elif args.what == "recall":
         bench.print_recall(bench.recall([int(n) for n in args.items.split(",")], users=args.recall_users,
                                         nprobes=[int(n) for n in args.nprobe.split(",")]))
@@ -94,6 +95,7 @@ def build_parser():
     ben.add_argument("--catalogue-users", type=int, default=50000, help="scale: the fixed users of --catalogue-items")
     ben.add_argument("--train-steps", type=int, default=20, help="scale: training steps timed per size")
     ben.add_argument("--day-one-share", type=float, default=0.9, help="retrain: the share of users on day 1")
+    ben.add_argument("--report-only", action="store_true", help="retrain: print the runs already in --work")
     ben.add_argument("--set", action="append", metavar="KEY=VALUE",
                      help="retrain: a config override for every run (repeatable)")
     ben.add_argument("--items", default="10000,100000,1000000", help="recall: comma-separated catalogue sizes")
