@@ -40,20 +40,24 @@ def bundle_dir(model_uri: str) -> str:
     return os.path.join(model_uri, BUNDLE_DIR)
 
 
+def id_counts(old_ids: Sequence[str], new_ids: Sequence[str]) -> Dict[str, int]:
+    """How many ids both lists hold (carried), only the new one (added), only the old (dropped)."""
+    old, new = set(old_ids), set(new_ids)
+    return {"carried": len(old & new), "added": len(new - old), "dropped": len(old - new)}
+
+
 def carry_rows(old_rows: np.ndarray, old_ids: Sequence[str], new_rows: np.ndarray,
                new_ids: Sequence[str]) -> Tuple[np.ndarray, Dict[str, int]]:
     """`new_rows` with each row whose id is in `old_ids` replaced by that old row.
 
-    `old_ids[i]` names `old_rows[i]`, `new_ids[j]` names `new_rows[j]`; rows past the ids
-    (none, usually) are left alone. Returns the rows and the counts carried, added, dropped."""
+    `old_ids[i]` names `old_rows[i]`, `new_ids[j]` names `new_rows[j]`. Returns the rows and
+    the counts carried, added, dropped (`id_counts`)."""
     where = {raw: i for i, raw in enumerate(old_ids)}
     out = np.array(new_rows, copy=True)
     new_index = [j for j, raw in enumerate(new_ids) if raw in where]
     if new_index:
         out[new_index] = old_rows[[where[new_ids[j]] for j in new_index]]
-    known = set(new_ids)
-    return out, {"carried": len(new_index), "added": len(new_ids) - len(new_index),
-                 "dropped": sum(1 for raw in old_ids if raw not in known)}
+    return out, id_counts(old_ids, new_ids)
 
 
 def _write_npz(path: str, arrays: Dict[str, np.ndarray]) -> None:
@@ -142,11 +146,11 @@ def warm_start_model(model, cfg, examples_root: str, base_model_uri: str) -> Opt
     counts = {"carried": 0, "added": 0, "dropped": 0}
     for i, (variable, domain) in enumerate(zip(variables, domains)):
         value = weights[f"v{i}"]
-        if domain is not None:  # row 0 is padding, rows 1.. are the vocabulary's items
-            ids = ["", *old_vocabs[domain]], ["", *new_vocabs[domain]]
-            value, carried = carry_rows(value, ids[0], variable.numpy(), ids[1])
+        if domain is not None:  # row 0 is padding (kept), rows 1.. are the vocabulary's items
+            rows, carried = carry_rows(value[1:], old_vocabs[domain], variable.numpy()[1:], new_vocabs[domain])
+            value = np.concatenate([value[:1], rows])
             for key in counts:
-                counts[key] += carried[key] - (key == "carried")  # the padding row is no item
+                counts[key] += carried[key]
         variable.assign(value)
     logger.info(f"[train] warm-started from {base_model_uri}: {counts['carried']} item rows carried over, "
                 f"{counts['added']} added, {counts['dropped']} dropped; {len(variables)} weights")
@@ -172,8 +176,7 @@ def warm_start_lightgcn(layer0: np.ndarray, user_ids: Sequence[str], vocab_x: Se
     new_items = [f"x:{i}" for i in vocab_x] + [f"y:{i}" for i in vocab_y]
     rows, _ = carry_rows(saved["layer0"], [f"user:{u}" for u in old_users] + old_items, layer0,
                          [f"user:{u}" for u in new_users] + new_items)
-    counts = {kind: carry_rows(np.zeros((len(old), 1)), old, np.zeros((len(new), 1)), new)[1]
-              for kind, old, new in (("users", old_users, new_users), ("items", old_items, new_items))}
+    counts = {"users": id_counts(old_users, new_users), "items": id_counts(old_items, new_items)}
     logger.info(f"[psg] LightGCN warm-started from {base_model_uri}: users {counts['users']['carried']} carried, "
                 f"{counts['users']['added']} added, {counts['users']['dropped']} dropped; items "
                 f"{counts['items']['carried']} carried, {counts['items']['added']} added, "

@@ -14,7 +14,7 @@ from tfx import v1 as tfx
 
 from components.ingest import synthetic
 from models import config, data, feature_spec, psg
-from pipeline.local_runner import run_local
+from pipeline.local_runner import newest_output_dir, run_local
 
 COMPONENTS = {"InteractionExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "AnomaliesGate",
               "served_model_resolver", "PseudoSequenceGen", "TrainingOverrides", "Trainer", "ServingCheck",
@@ -141,11 +141,6 @@ def write_day_two(day_one_csv: str, path: str, new_users: int = 150) -> str:
     return path
 
 
-def _newest(pipeline_root: str, component: str, output: str) -> str:
-    """The newest execution's folder of a component's output (execution ids increase)."""
-    return max(glob.glob(os.path.join(pipeline_root, component, output, "*")), key=lambda p: int(os.path.basename(p)))
-
-
 def _newest_blessing(paths) -> int:
     """The `blessed` property of the newest ModelBlessing in ML Metadata."""
     store = metadata_store.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(paths["metadata"]))
@@ -155,7 +150,7 @@ def _newest_blessing(paths) -> int:
 
 def _graph_users(pipeline_root: str) -> set:
     """The users of the newest generator's LightGCN graph (train rows' users)."""
-    generator = psg.load_generator(os.path.join(_newest(pipeline_root, "PseudoSequenceGen", "augmented_examples"),
+    generator = psg.load_generator(os.path.join(newest_output_dir(pipeline_root, "PseudoSequenceGen", "augmented_examples"),
                                                 psg.GENERATOR_DIR))
     return {str(u) for u in generator["user_ids"]}
 
@@ -165,8 +160,8 @@ def day_two(run):
     """Day 2 into the same run directory (same ML Metadata): warm start, compare, push."""
     cfg, paths = run
     root = paths["pipeline_root"]
-    day1 = {"vocabs": feature_spec.read_vocabs(_newest(root, "InteractionExampleGen", "examples")),
-            "model": _newest(root, "Trainer", "model"), "pushed": paths["pushed_model"],
+    day1 = {"vocabs": feature_spec.read_vocabs(newest_output_dir(root, "InteractionExampleGen", "examples")),
+            "model": newest_output_dir(root, "Trainer", "model"), "pushed": paths["pushed_model"],
             "graph_users": _graph_users(root)}
     two = config.load_config(overrides=SMALL)
     two.data_path = write_day_two(cfg.data_path, os.path.join(paths["out"], "day2.csv"))
@@ -177,14 +172,14 @@ def day_two(run):
 def test_day_two_warm_starts_from_the_pushed_model_by_raw_id_and_is_compared_and_pushed(day_two):
     day1, cfg, paths = day_two
     root = paths["pipeline_root"]
-    old, new = day1["vocabs"], feature_spec.read_vocabs(_newest(root, "InteractionExampleGen", "examples"))
+    old, new = day1["vocabs"], feature_spec.read_vocabs(newest_output_dir(root, "InteractionExampleGen", "examples"))
     counts = {"carried": sum(len(set(o) & set(n)) for o, n in zip(old, new)),
               "added": sum(len(set(n) - set(o)) for o, n in zip(old, new)),
               "dropped": sum(len(set(o) - set(n)) for o, n in zip(old, new))}
     assert (counts["dropped"], counts["added"]) == (len(DROPPED_ITEMS), 8)  # xnew0..3 and ynew0..3 are new
     history = json.load(open(paths["training_history"]))
     assert history["warm_start"] == {"from": day1["model"], **counts}
-    generator = json.load(open(os.path.join(_newest(root, "PseudoSequenceGen", "augmented_examples"),
+    generator = json.load(open(os.path.join(newest_output_dir(root, "PseudoSequenceGen", "augmented_examples"),
                                             "pseudo_sequence_generator", "training.json")))
     assert generator["warm_start"]["from"] == day1["model"]
     assert generator["warm_start"]["items"] == counts
