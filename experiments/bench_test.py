@@ -26,3 +26,14 @@ def test_scale_bench_streams_every_row_into_training(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []  # the synthetic files are removed after each size
     bench.print_scale(results)
     assert "| 300 |" in capsys.readouterr().out
+
+
+def test_speed_report_sets_the_default_against_sasrec_as_shipped(capsys):
+    """The figures are the timer's; the printed ratio is the i2VAE's steady epoch over SASRec's."""
+    r = {"examples": "e", "train_rows": 1024, "steps_per_epoch": 2, "num_items": [10, 20], "test_rows": 5,
+         "eval_sampling_s": 0.1, "eval_scoring_ranking_s": 0.2, "peak_rss_mb": 100.0,
+         "epochs": {"padded": [9.0, 4.0], "packed": [9.0, 3.0], "default_recipe": [9.0, 6.0, 6.0],
+                    "sasrec": [5.0, 2.0, 2.0]}}
+    bench.print_speed(r)
+    out = capsys.readouterr().out
+    assert "2.0 s per training epoch; the default i2VAE's epoch is 3.00x it (target: at most 3x)" in out
