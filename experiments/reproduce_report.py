@@ -88,7 +88,8 @@ def selected_epochs(run: Dict) -> List[int]:
 
 def _epochs_text(run: Dict) -> str:
     weight = f", w {run['decoder_weight']['selected']}" if run.get("decoder_weight") else ""  # train.decoder_weight_grid
-    return f"{run['epochs_run']} ({'/'.join(map(str, selected_epochs(run)))}{weight})"
+    graph = f", g {run['graph_blend']['selected']}" if run.get("graph_blend") else ""  # train.graph_blend_grid
+    return f"{run['epochs_run']} ({'/'.join(map(str, selected_epochs(run)))}{weight}{graph})"
 
 
 def _runs_line(results, names) -> str:
@@ -375,7 +376,8 @@ def write_report(pair: str, results_dir: str, command: str, base_config: Optiona
                   "over the seeds all its candidates share and averaged over the pairs, is the package default "
                   "(a tie keeps the earlier row); the tables above show the defaults. Validation only: test is "
                   "read once, for the defaults. \"w\" after a selected "
-                  "epoch is the decoder's weight that validation kept (`train.decoder_weight_grid`).",
+                  "epoch is the decoder's weight that validation kept (`train.decoder_weight_grid`), \"g\" the "
+                  "generator graph's (`train.graph_blend_grid`).",
                   "", tuning_table(pair, results, by_pair), ""]
     for table, title, text in (
             ("density", "Training density D_s", "D_s: share of train history items kept (targets kept); "

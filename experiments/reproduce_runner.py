@@ -99,7 +99,7 @@ def run_one(pair: str, data_path: str, setting: Setting, seed: int, base_config:
         "epochs_run": history["epochs_run"], "best_epoch": history["best_epoch"],
         **({"best_epochs": history["best_epochs"]} if "best_epochs" in history else {}),
         **({"resumed_at": history["resumed_at"]} if "resumed_at" in history else {}),
-        **({"decoder_weight": history["decoder_weight"]} if "decoder_weight" in history else {}),
+        **{name: history[name] for name in ("decoder_weight", "graph_blend") if name in history},
         "max_epochs": max_epochs(cfg),
         "test": report["splits"]["test"][kind], "eval": report["splits"]["eval"][kind],
         "history": [{k: e.get(k) for k in ("epoch", "loss", "val_ndcg", "metrics", "test_metrics")}

@@ -131,6 +131,14 @@ WITH_LR_2E3 = {m: (WITH_DECODER_WEIGHT[m][0].replace("_p10", "_lr2e-3_p10"),
 SETTINGS += [Setting(f"{m}_{WITH_LR_2E3[m][0]}", (['model.kind="sasrec"'] if m == "sasrec" else []) + WITH_LR_2E3[m][1],
                      "tuning", label=f"{label} {WITH_LR_2E3[m][2]}", tunes=m)
              for m, label in (("i2vae", "i2VAE"), ("sasrec", "SASRec"))]
+# i2VAE: the generator graph's scores blended in at inference, the weight chosen on validation
+# (models/graph_blend.py; SASRec has no graph)
+WITH_GRAPH_BLEND = ("causal_residual_state_softmax_detach_drop05_dw_graph_p10",
+                    WITH_DECODER_WEIGHT["i2vae"][1] + ["train.graph_blend_grid=[0.0, 0.1, 0.2, 0.3, 0.5]"],
+                    WITH_DECODER_WEIGHT["i2vae"][2].replace(", patience", ", generator graph blended on validation, "
+                                                                          "patience"))
+SETTINGS += [Setting(f"i2vae_{WITH_GRAPH_BLEND[0]}", WITH_GRAPH_BLEND[1], "tuning",
+                     label=f"i2VAE {WITH_GRAPH_BLEND[2]}", tunes="i2vae")]
 # LightGCN as a recommender (trained on every train edge, `lightgcn.*` its size and budget,
 # `train.seed` its initialisation and negatives): a budget of the same size, one change each
 # of dimension, layers, regularisation and epochs

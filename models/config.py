@@ -276,6 +276,13 @@ class TrainConfig:
     # no calibration (the paper). An extension beyond the paper: the decoder's latents are noisy
     # samples in training and means at inference (docs/method.md). The default is the selected recipe's
     decoder_weight_grid: List[float] = dataclasses.field(default_factory=lambda: [1.0, 0.75, 0.5, 0.25])
+    # the weights w of the pseudo-sequence generator's graph in the i2VAE's scores at inference,
+    # s_i = z(h . e_i) + w z(u . g_i) with both scores standardised per row (models/graph_blend.py),
+    # tried on validation after the decoder weight, as it is: the best full-ranking NDCG@10 is
+    # kept and exported, a tie keeps the earlier listed. [0.0] = the model's scores alone. An
+    # extension beyond the paper (docs/method.md): the graph that recalls the pseudo-sequences
+    # also scores, strongest where a history is short or absent
+    graph_blend_grid: List[float] = dataclasses.field(default_factory=lambda: [0.0])
     # a train split larger than this (MB of TFRecords) streams through tf.data with a seeded
     # shuffle buffer instead of being read into memory in canonical order (0 = never stream);
     # the in-memory read gives exact repeatability whatever Beam's shard order, streaming
@@ -312,9 +319,10 @@ class TrainConfig:
         check_choice("train.reconstruction", self.reconstruction, RECONSTRUCTIONS)
         check_choice("train.distribute", self.distribute, DISTRIBUTE_STRATEGIES)
         check_at_least("train.state_loss", self.state_loss, 0.0)
-        if not self.decoder_weight_grid or min(self.decoder_weight_grid) < 0:
-            raise ConfigError(f"train.decoder_weight_grid must be a non-empty list of weights >= 0, "
-                              f"found {self.decoder_weight_grid!r}")
+        for name in ("decoder_weight_grid", "graph_blend_grid"):
+            grid = getattr(self, name)
+            if not grid or min(grid) < 0:
+                raise ConfigError(f"train.{name} must be a non-empty list of weights >= 0, found {grid!r}")
 
 
 @dataclasses.dataclass

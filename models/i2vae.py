@@ -20,6 +20,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from models import feature_spec
+from models.graph_blend import GraphBlend
 from models.latent_heads import CrossDomainAttention, CrossDomainMLP, GaussianHead, LearnablePrior
 from models.loss_terms_model import LossTermsModel
 from models.objective import DomainOutputs, I2VAEObjective, Posteriors, Targets
@@ -165,6 +166,10 @@ class I2VAE(LossTermsModel):
         # always uses 1. The trainer sets it after training from `train.decoder_weight_grid`
         # on validation; it is saved with the weights, so serving scores the same way
         self.decoder_weight = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="decoder_weight")
+        # the generator graph's weight at inference (`train.graph_blend_grid`, models/graph_blend.py):
+        # set with `attach_graph_blend` after training, on validation; saved with the weights
+        self.graph_weight = tf.Variable(0.0, trainable=False, dtype=tf.float32, name="graph_weight")
+        self.graph_blend = None
         self._make_trackers(I2VAEObjective.LOGGED)
 
     @staticmethod
@@ -336,19 +341,36 @@ class I2VAE(LossTermsModel):
     def score_all(self, features):
         """Scores of every item of each domain (column 0 is padding), at inference (means)."""
         (h_x, _), (h_y, _) = self.query_embeddings(features)
-        return (tf.matmul(h_x, self.item_emb_x.embeddings, transpose_b=True),
-                tf.matmul(h_y, self.item_emb_y.embeddings, transpose_b=True))
+        table_x, table_y = self.item_tables()
+        return tf.matmul(h_x, table_x, transpose_b=True), tf.matmul(h_y, table_y, transpose_b=True)
 
     def query_embeddings(self, features):
         """Per domain (h_u [B, d], whether the row has one): the query that `item_tables`
-        are scored against (serving's top-K layers). Every row has one."""
+        are scored against (serving's top-K layers). Every row has one. With the generator
+        graph attached, [h / sd(h), w u / sd(u)] (models/graph_blend.py)."""
         h_x, h_y, _ = self(features, training=False)
+        if self.graph_blend is not None:
+            h_x, h_y = self.graph_blend.queries((h_x, h_y), features[feature_spec.HISTORY_X],
+                                                features[feature_spec.HISTORY_Y], self.graph_weight)
         every = tf.ones_like(h_x[:, 0], tf.bool)
         return (h_x, every), (h_y, every)
 
     def item_tables(self):
-        """The item embedding table of each domain ([N + 1, d], row 0 padding)."""
-        return self.item_emb_x.embeddings, self.item_emb_y.embeddings
+        """The item embedding table of each domain ([N + 1, d], row 0 padding); with the
+        generator graph attached, each row followed by the graph's embedding of the item."""
+        tables = self.item_emb_x.embeddings, self.item_emb_y.embeddings
+        return tables if self.graph_blend is None else self.graph_blend.tables(tables)
+
+    def attach_graph_blend(self, graph_items) -> None:
+        """Scores at inference blend the generator graph's (`graph_items`: its item embeddings
+        per domain, row 0 padding) at `graph_weight`. Call once the item tables are trained:
+        the standardising covariances are taken from them now."""
+        self.graph_blend = GraphBlend(graph_items, [table.numpy() for table in
+                                                    (self.item_emb_x.embeddings, self.item_emb_y.embeddings)])
+
+    def detach_graph_blend(self) -> None:
+        self.graph_blend = None
+        self.graph_weight.assign(0.0)
 
     def losses_and_terms(self, features, training=True):
         """Returns (total loss, dict of every term) for a batch with targets."""

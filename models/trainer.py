@@ -17,7 +17,19 @@ from typing import Dict, List
 import numpy as np
 import tensorflow as tf
 
-from models import baselines, config, data, evaluation, export, feature_spec, lightgcn, metrics, retrieval, warm_start
+from models import (
+    baselines,
+    config,
+    data,
+    evaluation,
+    export,
+    feature_spec,
+    lightgcn,
+    metrics,
+    psg,
+    retrieval,
+    warm_start,
+)
 from models.backup import EpochBackup, code_fingerprint, remove_backup
 from models.callbacks import KLAnnealing, NonFiniteLossError, PosteriorHistograms, StopOnNonFiniteLoss
 from models.i2vae import I2VAE
@@ -193,23 +205,37 @@ class PerDomainSelection:
         return self.model_x.item_tables()[0], self.model_y.item_tables()[1]
 
 
-def calibrate_decoder_weight(model: I2VAE, validation: RankingValidation, grid: List[float]) -> Dict:
-    """Sets the i2VAE's inference weight of its decoder's part (`train.decoder_weight_grid`)
-    to the one with the best validation score, a tie keeping the earlier listed. Run on the
-    selected epoch's weights, after early stopping chose them with weight 1."""
+def calibrate(variable: tf.Variable, validation: RankingValidation, grid: List[float], what: str) -> Dict:
+    """Sets an inference weight of the trained model (`variable`) to the value of `grid` with
+    the best validation score, a tie keeping the earlier listed. Run on the selected epoch's
+    weights, after early stopping chose them."""
     scores = {}
     for weight in grid:
-        model.decoder_weight.assign(weight)
+        variable.assign(weight)
         scores[weight] = validation.score()[1]
     best = grid[0]
     for weight in grid[1:]:
         if scores[weight] > scores[best]:
             best = weight
-    model.decoder_weight.assign(best)
+    variable.assign(best)
     k = validation.eval_cfg.k
-    logger.info(f"[train] decoder weight {best} chosen on validation (NDCG@{k}: "
+    logger.info(f"[train] {what} {best} chosen on validation (NDCG@{k}: "
                 + ", ".join(f"{w} {100 * v:.2f}" for w, v in scores.items()) + ")")
     return {"selected": best, "val_ndcg": {str(w): v for w, v in scores.items()}}
+
+
+def calibrate_graph_blend(model: I2VAE, validation: RankingValidation, grid: List[float], examples_root: str) -> Dict:
+    """Attaches the pseudo-sequence generator's graph to the trained i2VAE and chooses its
+    weight on validation (`train.graph_blend_grid`, models/graph_blend.py); weight 0 chosen:
+    detached, so the export scores with the model alone."""
+    generator = psg.load_generator(os.path.join(examples_root, psg.GENERATOR_DIR))
+    model.attach_graph_blend((generator["item_emb_x"], generator["item_emb_y"]))
+    validation.set_model(model)  # a new scorer: the blended queries are another graph
+    chosen = calibrate(model.graph_weight, validation, grid, "generator graph weight")
+    if chosen["selected"] == 0:
+        model.detach_graph_blend()
+        validation.set_model(model)
+    return chosen
 
 
 def per_domain_model(model, validation: RankingValidation, build, features):
@@ -426,7 +452,7 @@ def train_model(train_files: List[str], eval_files: List[str], examples_root: st
         with strategy.scope():
             return build_model(num_items, cfg, popularity)
 
-    return after_training(model, validation, history, cfg, build, eval_rows), history, popularity
+    return after_training(model, validation, history, cfg, build, eval_rows, examples_root), history, popularity
 
 
 def train_lightgcn_recommender(ranker, train_rows, validation: RankingValidation, num_items, cfg, log_dir: str):
@@ -479,11 +505,12 @@ def training_callbacks(model, cfg, validation, eval_rows, num_train_rows: int, l
     return callbacks
 
 
-def after_training(model, validation, history: Dict, cfg, build, eval_rows):
+def after_training(model, validation, history: Dict, cfg, build, eval_rows, examples_root: str):
     """What selection does once training stopped: the decoder's inference weight on
-    validation (`train.decoder_weight_grid`) or, with `train.epoch_selection="per_domain"`,
-    a second copy (`build()`) so each domain scores with its own best epoch. Records both in
-    `history`; returns the model to export."""
+    validation (`train.decoder_weight_grid`), then the generator graph's
+    (`train.graph_blend_grid`), or, with `train.epoch_selection="per_domain"`, a second copy
+    (`build()`) so each domain scores with its own best epoch. Records them in `history`;
+    returns the model to export."""
     if len(cfg.train.decoder_weight_grid) > 1:
         if not (isinstance(model, I2VAE) and cfg.model.residual_state):  # the weight would scale a row's scores alike
             logger.info("[train] train.decoder_weight_grid is ignored: it weighs the decoder's part against "
@@ -492,7 +519,17 @@ def after_training(model, validation, history: Dict, cfg, build, eval_rows):
             logger.info("[train] train.decoder_weight_grid is ignored under train.epoch_selection=\"per_domain\": "
                         "each domain keeps its epoch's weights, at decoder weight 1")
         else:
-            history["decoder_weight"] = calibrate_decoder_weight(model, validation, cfg.train.decoder_weight_grid)
+            history["decoder_weight"] = calibrate(model.decoder_weight, validation, cfg.train.decoder_weight_grid,
+                                                  "decoder weight")
+    if cfg.train.graph_blend_grid != [0.0]:
+        why = ("only the i2VAE scores with its generator's graph" if not isinstance(model, I2VAE) else
+               "each domain keeps its own epoch's copy" if cfg.train.epoch_selection == "per_domain" else
+               "lightgcn.pseudo_source is not the graph" if cfg.lightgcn.pseudo_source != "lightgcn" else "")
+        if why:
+            logger.info(f"[train] train.graph_blend_grid is ignored: {why}")
+        else:
+            history["graph_blend"] = calibrate_graph_blend(model, validation, cfg.train.graph_blend_grid,
+                                                           examples_root)
     if cfg.train.epoch_selection != "per_domain":
         return model
     history["best_epochs"] = dict(validation.best_epoch_by_domain)

@@ -241,7 +241,7 @@ def test_decoder_weight_calibration_keeps_the_best_validation_weight_and_serving
         def score(self):
             return None, by_weight[float(model.decoder_weight.numpy())]
 
-    chosen = trainer.calibrate_decoder_weight(model, Validation(), [1.0, 0.5, 0.25])
+    chosen = trainer.calibrate(model.decoder_weight, Validation(), [1.0, 0.5, 0.25], "decoder weight")
     assert chosen == {"selected": 0.5, "val_ndcg": {"1.0": 0.020, "0.5": 0.025, "0.25": 0.025}}  # a tie: the earlier
     assert model.decoder_weight.numpy() == 0.5
     expected = model.score_all(inputs)
@@ -252,11 +252,44 @@ def test_decoder_weight_calibration_keeps_the_best_validation_weight_and_serving
     np.testing.assert_allclose(out["scores_y"].numpy(), expected[1].numpy(), rtol=1e-6, atol=1e-6)
 
 
+def test_graph_blend_calibration_keeps_the_best_weight_and_serving_scores_with_the_blend(examples_root, tmp_path):
+    """The generator graph's weight is chosen on validation; the export's scores are the
+    blended ones; weight 0 chosen: the model scores alone, as before it was attached."""
+    model, popularity = build("i2vae")
+    inputs = {k: tf.constant(v) for k, v in features().items()}
+    alone = [s.numpy() for s in model.score_all(inputs)]
+    by_weight = {0.0: 0.020, 0.2: 0.031, 0.5: 0.025}  # scripted validation scores
+
+    class Validation:
+        eval_cfg = config.EvalConfig()
+
+        def set_model(self, m):
+            pass
+
+        def score(self):
+            return None, by_weight[round(float(model.graph_weight.numpy()), 6)]
+
+    chosen = trainer.calibrate_graph_blend(model, Validation(), [0.0, 0.2, 0.5], examples_root)
+    assert chosen["selected"] == 0.2 and model.graph_weight.numpy() == pytest.approx(0.2)
+    blended = [s.numpy() for s in model.score_all(inputs)]
+    assert not np.allclose(np.argsort(blended[0][:, 1:]), np.argsort(alone[0][:, 1:]))
+    export_saved_model(model, examples_root, popularity, model_config("i2vae"), str(tmp_path / "saved"))
+    out = tf.saved_model.load(str(tmp_path / "saved")).signatures["score_items"](**inputs)
+    np.testing.assert_allclose(out["scores_x"].numpy(), blended[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out["scores_y"].numpy(), blended[1], rtol=1e-5, atol=1e-5)
+    by_weight = {0.0: 0.030, 0.2: 0.025}
+    assert trainer.calibrate_graph_blend(model, Validation(), [0.0, 0.2], examples_root)["selected"] == 0.0
+    assert model.graph_blend is None and model.graph_weight.numpy() == 0.0
+    np.testing.assert_allclose(model.score_all(inputs)[0].numpy(), alone[0], rtol=1e-6)
+
+
 def test_an_empty_or_negative_decoder_weight_grid_is_refused():
     with pytest.raises(config.ConfigError, match="train.decoder_weight_grid"):
         config.load_config(overrides=["train.decoder_weight_grid=[]"])
     with pytest.raises(config.ConfigError, match="train.decoder_weight_grid"):
         config.load_config(overrides=["train.decoder_weight_grid=[1.0, -0.5]"])
+    with pytest.raises(config.ConfigError, match="train.graph_blend_grid"):
+        config.load_config(overrides=["train.graph_blend_grid=[0.0, -0.5]"])
 
 
 def test_the_lightgcn_recommender_trains_on_every_train_edge_and_keeps_its_best_validation_epoch(tmp_path):
