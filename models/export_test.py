@@ -68,15 +68,21 @@ def ranked_by_every_item(model, generator, popularity, k):
 
 
 @pytest.mark.parametrize("kind, approximate", [(kind, False) for kind in config.MODEL_KINDS]
-                         + [("i2vae", True), ("sasrec", True)])
+                         + [("i2vae", True), ("sasrec", True), ("i2vae+graph", False), ("i2vae+graph", True)])
 def test_the_top_k_layer_recommends_what_ranking_every_item_would(kind, approximate, examples_root, tmp_path):
     """Serving's top-K (TFRS' BruteForce over the item table, then the history's items
     removed, popularity for rows without a query) returns the items, in order, that scoring
     every item and masking would: a normal row, a cold-start row, an empty and an unknown
     history, and a history that leaves fewer than K unseen items of a small domain. Above
     `serving.approximate_above_items` top-K and recall go through `InvertedFile`, which on
-    these few items has one cell, so it must agree too."""
+    these few items has one cell, so it must agree too. "+graph": the i2VAE with the
+    generator's graph blended in (models/graph_blend.py), searched as one dot product."""
+    kind, graph = kind.split("+")[0], kind.endswith("+graph")
     model, popularity = build(kind)
+    if graph:
+        generator = psg.load_generator(os.path.join(examples_root, psg.GENERATOR_DIR))
+        model.attach_graph_blend((generator["item_emb_x"], generator["item_emb_y"]))
+        model.graph_weight.assign(0.3)
     cfg = model_config(kind)
     cfg.serving.approximate_above_items = 1 if approximate else cfg.serving.approximate_above_items
     export_saved_model(model, examples_root, popularity, cfg, str(tmp_path / "saved"))
