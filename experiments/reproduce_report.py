@@ -362,14 +362,14 @@ def write_report(pair: str, results_dir: str, command: str, base_config: Optiona
                   cutoffs_table(pair, results[best]), ""]
     if any(s.table == "ablation" and s.name in results for s in SETTINGS):
         ran = [s.name for s in SETTINGS if s.table == "ablation" and s.name in results]
-        # the paper's ablations change its model (the "i2vae" setting); the default's
-        # (i2vae_default_*) change the package default, beside which they are shown
-        of_default = [n for n in ran if n.startswith("i2vae_default_")]
+        # the paper's ablations change its model (the "i2vae" setting); a candidate's
+        # (`Setting.base`, the i2vae_default_* ones) change that candidate, beside which they are shown
         parts += ["## Ablations (test, full ranking)", "",
                   "; ".join(f"{BY_NAME[n].label}: {BY_NAME[n].about}" for n in ran) + ".", ""]
-        for group, first in ((of_default, names[0]), ([n for n in ran if n not in of_default], "i2vae")):
-            if group:
-                parts += [settings_table(pair, results, "ablation", extra_first=first, only=group), ""]
+        bases = list(dict.fromkeys(BY_NAME[n].base or "i2vae" for n in ran))
+        for first in bases:
+            group = [n for n in ran if (BY_NAME[n].base or "i2vae") == first]
+            parts += [settings_table(pair, results, "ablation", extra_first=first, only=group), ""]
     if any(s.table == "tuning" and s.name in results for s in SETTINGS):
         parts += ["## Tuning on the validation split", "",
                   "Per model, the candidate with the best mean validation full-ranking NDCG@10 of both domains, "

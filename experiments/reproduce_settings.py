@@ -35,6 +35,7 @@ class Setting:
     label: str = ""
     tunes: str = ""  # a "tuning" candidate: the main model whose settings it varies
     about: str = ""  # what an ablation changes, for the page (every ablation has one)
+    base: str = ""  # an ablation of a tuning candidate: the candidate it changes, beside which the page shows it
 
     @property
     def data_variant(self) -> str:
@@ -157,16 +158,19 @@ TUNED_MODELS = ("i2vae", "sasrec", "lightgcn")
 # What the VAE adds: the package default (the selected candidate) without its six latents'
 # sampling and KL terms (`configs/ablations/wo_vae.json`); the encoders, state loss, cold-start
 # loss and scoring path kept
+DECODER_WEIGHT_RECIPE = f"i2vae_{WITH_DECODER_WEIGHT['i2vae'][0]}"
 SETTINGS += [Setting("i2vae_default_wo_vae", WITH_DECODER_WEIGHT["i2vae"][1] + config_file_overrides(
-    os.path.join(ABLATION_CONFIGS, "wo_vae.json")), "ablation", label="default w/o VAE",
-    about="the package default with deterministic latents and no KL term (`model.variational=false`)")]
+    os.path.join(ABLATION_CONFIGS, "wo_vae.json")), "ablation", label="w/o VAE",
+    about="the decoder-weight recipe with deterministic latents and no KL term (`model.variational=false`)",
+    base=DECODER_WEIGHT_RECIPE)]
 # What the large-catalogue loss gives away: the package default with the sampled retrieval
 # loss forced on at any catalogue size (models/retrieval.py; it switches on by itself above
 # train.full_softmax_max_items items, which the Amazon pairs are not)
 SETTINGS += [Setting("i2vae_default_sampled", WITH_DECODER_WEIGHT["i2vae"][1] + ["train.full_softmax_max_items=0"],
-                     "ablation", label="default, sampled retrieval loss",
-                     about="the package default trained with the sampled retrieval loss (in-batch and popularity-"
-                           "sampled negatives, logQ-corrected) instead of the full softmax")]
+                     "ablation", label="sampled retrieval loss",
+                     about="the decoder-weight recipe trained with the sampled retrieval loss (in-batch and "
+                           "popularity-sampled negatives, logQ-corrected) instead of the full softmax",
+                     base=DECODER_WEIGHT_RECIPE)]
 BY_NAME = {s.name: s for s in SETTINGS}
 
 
