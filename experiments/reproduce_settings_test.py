@@ -58,7 +58,7 @@ I2VAE_ONLY = {"model": ("latent_dim", "cross_encoder", "decoder_hidden", "poolin
                         "residual_state", "detach_latents", "variational", "min_scale"),
               "train": ("reconstruction", "softmax_negatives", "num_train_negatives", "lambda_t", "lambda_a", "kl_weight",
                         "kl_anneal_epochs", "noise_a", "noise_b", "prefix_targets", "cold_start_rows", "cold_start_loss",
-                        "state_loss", "decoder_weight_grid")}
+                        "state_loss", "decoder_weight_grid", "graph_blend_grid")}
 
 NOT_READ = {"i2vae": {"model": ("sasrec_negatives",)}, "sasrec": I2VAE_ONLY}
 

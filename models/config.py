@@ -202,7 +202,7 @@ ENCODERS = ("causal", "bidirectional")
 # configs/paper.json, the reproduction's base and the speed bench against the authors' code use it
 PAPER_MODEL = ('model.encoder="bidirectional"', "model.residual_state=false", "model.detach_latents=false",
                "train.state_loss=0.0", 'train.reconstruction="sampled_softmax"', "model.dropout=0.2",
-               "train.decoder_weight_grid=[1.0]")
+               "train.decoder_weight_grid=[1.0]", "train.graph_blend_grid=[0.0]")
 
 
 @dataclasses.dataclass
@@ -279,10 +279,11 @@ class TrainConfig:
     # the weights w of the pseudo-sequence generator's graph in the i2VAE's scores at inference,
     # s_i = z(h . e_i) + w z(u . g_i) with both scores standardised per row (models/graph_blend.py),
     # tried on validation after the decoder weight, as it is: the best full-ranking NDCG@10 is
-    # kept and exported, a tie keeps the earlier listed. [0.0] = the model's scores alone. An
-    # extension beyond the paper (docs/method.md): the graph that recalls the pseudo-sequences
-    # also scores, strongest where a history is short or absent
-    graph_blend_grid: List[float] = dataclasses.field(default_factory=lambda: [0.0])
+    # kept and exported, a tie keeps the earlier listed. [0.0] = the model's scores alone (the
+    # paper). An extension beyond the paper (docs/method.md): the graph that recalls the
+    # pseudo-sequences also scores, strongest where a history is short or absent. The default
+    # is the selected recipe's
+    graph_blend_grid: List[float] = dataclasses.field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3, 0.5])
     # a train split larger than this (MB of TFRecords) streams through tf.data with a seeded
     # shuffle buffer instead of being read into memory in canonical order (0 = never stream);
     # the in-memory read gives exact repeatability whatever Beam's shard order, streaming
