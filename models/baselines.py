@@ -132,8 +132,12 @@ class SASRec(LossTermsModel):
         return tuple(self._last_state(d, features[name], training=False)
                      for d, name in enumerate((feature_spec.HISTORY_X, feature_spec.HISTORY_Y)))
 
-    def item_tables(self):
+    def item_embeddings(self):
+        """The trained item table of each domain: what warm start carries over by raw id."""
         return self.item_emb[0].embeddings, self.item_emb[1].embeddings
+
+    def item_tables(self):
+        return self.item_embeddings()
 
     def call(self, features, training=False):
         return self.score_all(features)

@@ -355,18 +355,22 @@ class I2VAE(LossTermsModel):
         every = tf.ones_like(h_x[:, 0], tf.bool)
         return (h_x, every), (h_y, every)
 
+    def item_embeddings(self):
+        """The trained item table of each domain ([N + 1, d] variables, row 0 padding): what
+        warm start carries over by raw id."""
+        return self.item_emb_x.embeddings, self.item_emb_y.embeddings
+
     def item_tables(self):
-        """The item embedding table of each domain ([N + 1, d], row 0 padding); with the
-        generator graph attached, each row followed by the graph's embedding of the item."""
-        tables = self.item_emb_x.embeddings, self.item_emb_y.embeddings
+        """The table each domain's queries score ([N + 1, d], row 0 padding): the item
+        embeddings, with the generator graph attached each row followed by its graph embedding."""
+        tables = self.item_embeddings()
         return tables if self.graph_blend is None else self.graph_blend.tables(tables)
 
     def attach_graph_blend(self, graph_items) -> None:
         """Scores at inference blend the generator graph's (`graph_items`: its item embeddings
         per domain, row 0 padding) at `graph_weight`. Call once the item tables are trained:
         the standardising covariances are taken from them now."""
-        self.graph_blend = GraphBlend(graph_items, [table.numpy() for table in
-                                                    (self.item_emb_x.embeddings, self.item_emb_y.embeddings)])
+        self.graph_blend = GraphBlend(graph_items, [table.numpy() for table in self.item_embeddings()])
 
     def detach_graph_blend(self) -> None:
         self.graph_blend = None

@@ -76,11 +76,8 @@ def _read_npz(path: str) -> Dict[str, np.ndarray]:
 def _item_domains(model) -> List[Optional[int]]:
     """Per trainable variable: the domain whose item table it is (rows = item indices, row 0
     padding), or None."""
-    tables = {}
-    if hasattr(model, "item_tables"):
-        for d, table in enumerate(model.item_tables()):
-            if isinstance(table, tf.Variable):
-                tables[table.ref()] = d
+    embeddings = model.item_embeddings() if hasattr(model, "item_embeddings") else ()  # i2VAE, SASRec
+    tables = {table.ref(): d for d, table in enumerate(embeddings)}
     return [tables.get(v.ref()) for v in model.trainable_variables]
 
 

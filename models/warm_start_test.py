@@ -25,27 +25,33 @@ def _examples_root(root, vocab_x, vocab_y):
     return str(root)
 
 
-@pytest.mark.parametrize("kind", ["i2vae", "sasrec"])
+@pytest.mark.parametrize("kind", ["i2vae", "sasrec", "i2vae+graph"])
 def test_a_model_warm_starts_from_the_bundle_with_a_changed_catalogue(tmp_path, kind):
+    """"+graph": the served i2VAE scored with the generator graph blended in (its serving
+    tables are wider than its item embeddings, which are what is carried)."""
+    kind, graph = kind.split("+")[0], kind.endswith("+graph")
     old_x, old_y = [f"x{i}" for i in range(tiny_models.NX)], [f"y{i}" for i in range(tiny_models.NY)]
     model, _ = tiny_models.build(kind)
+    if graph:
+        rng = np.random.default_rng(0)
+        model.attach_graph_blend([rng.normal(size=(n + 1, 3)) for n in (tiny_models.NX, tiny_models.NY)])
     uri = str(tmp_path / "model")
     warm_start.save_bundle(model, tiny_models.model_config(kind), _examples_root(tmp_path / "day1", old_x, old_y), uri)
     # day 2: x0 and x1 are gone, two new X items; the same number of items, in another order
     new_x = ["new_a"] + old_x[2:][::-1] + ["new_b"]
     root = _examples_root(tmp_path / "day2", new_x, old_y)
     fresh, _ = tiny_models.build(kind)
-    initial = fresh.item_tables()[0].numpy()
+    initial = fresh.item_embeddings()[0].numpy()
     counts = warm_start.warm_start_model(fresh, tiny_models.model_config(kind), root, uri)
     assert counts == {"carried": tiny_models.NX - 2 + tiny_models.NY, "added": 2, "dropped": 2}
-    old_table, new_table = (m.item_tables()[0].numpy() for m in (model, fresh))
+    old_table, new_table = (m.item_embeddings()[0].numpy() for m in (model, fresh))
     for j, raw in enumerate(new_x, 1):
         if raw in old_x:
             np.testing.assert_array_equal(new_table[j], old_table[old_x.index(raw) + 1])
         else:  # keeps its fresh initialisation
             np.testing.assert_array_equal(new_table[j], initial[j])
-    np.testing.assert_array_equal(fresh.item_tables()[1].numpy(), model.item_tables()[1].numpy())
-    tables = {t.ref() for t in fresh.item_tables()}
+    np.testing.assert_array_equal(fresh.item_embeddings()[1].numpy(), model.item_embeddings()[1].numpy())
+    tables = {t.ref() for t in fresh.item_embeddings()}
     for a, b in zip(model.trainable_variables, fresh.trainable_variables):
         if b.ref() not in tables:
             np.testing.assert_array_equal(a.numpy(), b.numpy())
