@@ -521,9 +521,8 @@ def after_training(model, validation, history: Dict, cfg, build, eval_rows, exam
         else:
             history["decoder_weight"] = calibrate(model.decoder_weight, validation, cfg.train.decoder_weight_grid,
                                                   "decoder weight")
-    if cfg.train.graph_blend_grid != [0.0]:
-        why = ("only the i2VAE scores with its generator's graph" if not isinstance(model, I2VAE) else
-               "each domain keeps its own epoch's copy" if cfg.train.epoch_selection == "per_domain" else
+    if cfg.train.graph_blend_grid != [0.0] and isinstance(model, I2VAE):  # the baselines have no generator graph
+        why = ("each domain keeps its own epoch's copy" if cfg.train.epoch_selection == "per_domain" else
                "lightgcn.pseudo_source is not the graph" if cfg.lightgcn.pseudo_source != "lightgcn" else "")
         if why:
             logger.info(f"[train] train.graph_blend_grid is ignored: {why}")
