@@ -22,9 +22,9 @@ def test_plan_runs_seed_by_seed_and_the_deterministic_model_once():
                           ("i2vae_causal_residual_state_softmax_detach_drop05_p10", 1), ("sasrec_neg1024_drop05_p10", 1),
                           ("i2vae_causal_residual_state_softmax_detach_drop05_dw_p10", 1),
                           ("sasrec_softmax_drop05_p10", 1),
-                          ("i2vae_causal_residual_state_softmax_detach_drop05_dw_lr2e-3_p10", 1),
-                          ("sasrec_softmax_drop05_lr2e-3_p10", 1),
-                          ("i2vae_causal_residual_state_softmax_detach_drop05_dw_graph_p10", 1), ("lightgcn_d128", 1), ("lightgcn_layers1", 1),
+                          ("i2vae_causal_residual_state_softmax_detach_drop05_dw_graph_p10", 1),
+                          ("i2vae_causal_residual_state_softmax_detach_drop05_dw_graph_lr2e-3_p10", 1),
+                          ("sasrec_softmax_drop05_lr2e-3_p10", 1), ("lightgcn_d128", 1), ("lightgcn_layers1", 1),
                           ("lightgcn_layers2", 1), ("lightgcn_reg1e-3", 1), ("lightgcn_reg1e-5", 1),
                           ("lightgcn_lr5e-3", 1), ("lightgcn_every1_p10", 1), ("i2vae_default_wo_vae", 1),
                           ("i2vae_default_sampled", 1)]
