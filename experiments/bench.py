@@ -387,8 +387,7 @@ def catalogue_serve_one(work_dir: str, items: int, requests: int = 200, batch: i
     model.score_all({name: tf.zeros([1, 1], tf.int64) for name in (feature_spec.HISTORY_X, feature_spec.HISTORY_Y,
                                                                    feature_spec.PSEUDO_X, feature_spec.PSEUDO_Y)})
     if max(cfg.train.graph_blend_grid) > 0:  # the default blends the generator's graph in (wider tables)
-        generator = psg.load_generator(os.path.join(root, psg.GENERATOR_DIR))
-        model.attach_graph_blend((generator["item_emb_x"], generator["item_emb_y"]))
+        model.attach_graph_blend(psg.graph_item_embeddings(root))
         model.graph_weight.assign(max(cfg.train.graph_blend_grid))  # any w > 0: the cost does not depend on it
     start = time.perf_counter()
     export.export_saved_model(model, root, popularity, cfg, os.path.join(root, "model"))

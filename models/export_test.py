@@ -80,8 +80,7 @@ def test_the_top_k_layer_recommends_what_ranking_every_item_would(kind, approxim
     kind, graph = kind.split("+")[0], kind.endswith("+graph")
     model, popularity = build(kind)
     if graph:
-        generator = psg.load_generator(os.path.join(examples_root, psg.GENERATOR_DIR))
-        model.attach_graph_blend((generator["item_emb_x"], generator["item_emb_y"]))
+        model.attach_graph_blend(psg.graph_item_embeddings(examples_root))
         model.graph_weight.assign(0.3)
     cfg = model_config(kind)
     cfg.serving.approximate_above_items = 1 if approximate else cfg.serving.approximate_above_items

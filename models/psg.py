@@ -137,6 +137,13 @@ def save_generator(out_dir: str, emb_x, emb_y, user_ids: Sequence[str], neighbou
         f.write(buffer.getvalue())
 
 
+def graph_item_embeddings(examples_root: str):
+    """The generator graph's item embeddings per domain (row 0 padding), for the i2VAE's
+    `attach_graph_blend`: the graph the pseudo-sequences came from also scores at inference."""
+    generator = load_generator(os.path.join(examples_root, GENERATOR_DIR))
+    return generator["item_emb_x"], generator["item_emb_y"]
+
+
 def load_generator(out_dir: str) -> Dict:
     with tf.io.gfile.GFile(os.path.join(out_dir, "generator.npz"), "rb") as f:
         buffer = io.BytesIO(f.read())

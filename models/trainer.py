@@ -228,8 +228,7 @@ def calibrate_graph_blend(model: I2VAE, validation: RankingValidation, grid: Lis
     """Attaches the pseudo-sequence generator's graph to the trained i2VAE and chooses its
     weight on validation (`train.graph_blend_grid`, models/graph_blend.py); weight 0 chosen:
     detached, so the export scores with the model alone."""
-    generator = psg.load_generator(os.path.join(examples_root, psg.GENERATOR_DIR))
-    model.attach_graph_blend((generator["item_emb_x"], generator["item_emb_y"]))
+    model.attach_graph_blend(psg.graph_item_embeddings(examples_root))
     validation.set_model(model)  # a new scorer: the blended queries are another graph
     chosen = calibrate(model.graph_weight, validation, grid, "generator graph weight")
     if chosen["selected"] == 0:
