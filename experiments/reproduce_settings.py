@@ -154,6 +154,14 @@ LIGHTGCN_CANDIDATES = [("d128", ["lightgcn.embedding_dim=128"], "d=128"),
                         "validated every epoch, patience 10")]
 SETTINGS += [Setting(f"lightgcn_{suffix}", ['model.kind="lightgcn"'] + overrides, "tuning", label=f"LightGCN {what}",
                      tunes="lightgcn") for suffix, overrides, what in LIGHTGCN_CANDIDATES]
+# i2VAE: the pseudo-sequence generator at LightGCN's selected size (d=128), on the lr 2e-3
+# candidate: the generator's graph writes the pseudo-sequences and, blended in, scores too;
+# LightGCN trained as a recommender at d=128 more than doubled its cold-start validation
+WITH_GENERATOR_D128 = (WITH_LR_2E3["i2vae"][0].replace("_p10", "_gen128_p10"),
+                       WITH_LR_2E3["i2vae"][1] + ["lightgcn.embedding_dim=128"],
+                       WITH_LR_2E3["i2vae"][2].replace(", patience", ", generator d=128, patience"))
+SETTINGS += [Setting(f"i2vae_{WITH_GENERATOR_D128[0]}", WITH_GENERATOR_D128[1], "tuning",
+                     label=f"i2VAE {WITH_GENERATOR_D128[2]}", tunes="i2vae")]
 # the main models with tuning candidates: each one's package default is its selected candidate
 TUNED_MODELS = ("i2vae", "sasrec", "lightgcn")
 # What the VAE adds: the package default (the selected candidate) without its six latents'
