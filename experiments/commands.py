@@ -68,7 +68,7 @@ def cmd_compare(args):
 
     result = compare.compare(args.run_a, args.run_b, args.split, args.k, args.protocol, args.model_a, args.model_b,
                              args.draws, args.seed)
-    print(compare.format_comparison(result, compare.domain_names(result["a"][0])))
+    print(compare.format_comparison(result, compare.domain_names(result["a"][0].split(",")[0])))
     return 0
 
 
@@ -121,8 +121,9 @@ def build_parser():
     cmp = sub.add_parser("compare", help="two trained runs on the same rows: the paired difference of HR@K and "
                                          "NDCG@K per domain and user group, with its error",
                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    cmp.add_argument("run_a", help="a run directory (the --out of `i2vae run`) or a ranks_<split>.csv file")
-    cmp.add_argument("run_b", help="the other run, on the same data")
+    cmp.add_argument("run_a", help="a run directory (the --out of `i2vae run`) or a ranks_<split>.csv file; "
+                                   "several, comma-separated (a model's seeds): each row's values averaged over them")
+    cmp.add_argument("run_b", help="the other run (or runs), on the same data")
     cmp.add_argument("--split", default="test", choices=["test", "eval"])
     cmp.add_argument("--k", type=int, default=10, help="the cutoff K of HR@K and NDCG@K")
     cmp.add_argument("--protocol", default="full", choices=["full", "sampled"])

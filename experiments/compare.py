@@ -6,6 +6,10 @@ differences than from the two means' separate errors (the results pages show tho
 their result files keep no per-row values). The rows come from each run's RankingEvaluator
 output (`ranks_<split>.csv`, one line per row with its 0-based ranks), matched by user,
 target domain and target item; two runs on different splits are an error, not a comparison.
+
+A side may be several runs, comma-separated (the seeds of one model): each row's HR and NDCG
+are then that side's mean over its runs, so the interval is over rows of seed-averaged
+values, the paired form of a multi-seed table's cell.
 """
 from __future__ import annotations
 
@@ -63,20 +67,35 @@ def read_ranks(path: str, model: Optional[str], protocol: str) -> Tuple[str, Dic
     return model, rows
 
 
+def read_side(runs: str, split: str, model: Optional[str], protocol: str) -> Tuple[str, str, Dict[Tuple, list]]:
+    """(files, model, {row key: (ranks over the runs, row)}) of one side: `runs` is one run or several,
+    comma-separated, which must rank the same rows."""
+    paths = [ranks_file(run, split) for run in runs.split(",")]
+    name, rows = read_ranks(paths[0], model, protocol)
+    side = {key: ([rank], row) for key, (rank, row) in rows.items()}
+    for path in paths[1:]:
+        other_name, other = read_ranks(path, model, protocol)
+        if other_name != name or other.keys() != rows.keys():
+            raise config.ConfigError(f"{paths[0]} and {path} are not two runs of one model on the same rows "
+                                     f"({name} and {other_name}, {len(rows.keys() ^ other.keys())} rows in one only)")
+        for key, (rank, _) in other.items():
+            side[key][0].append(rank)
+    return ",".join(paths), name, side
+
+
 def compare(run_a: str, run_b: str, split: str = "test", k: int = 10, protocol: str = "full",
             model_a: Optional[str] = None, model_b: Optional[str] = None, draws: int = 2000,
             seed: int = 0) -> Dict:
-    """{"a", "b": (file, model), "cells": [{domain, group, metric, rows, a, b, difference,
-    standard_error, low, high}]} over the rows both runs ranked (they must be the same rows)."""
-    path_a, path_b = ranks_file(run_a, split), ranks_file(run_b, split)
-    name_a, rows_a = read_ranks(path_a, model_a, protocol)
-    name_b, rows_b = read_ranks(path_b, model_b, protocol)
+    """{"a", "b": (files, model), "cells": [{domain, group, metric, rows, a, b, difference,
+    standard_error, low, high}]} over the rows both sides ranked (they must be the same rows)."""
+    path_a, name_a, rows_a = read_side(run_a, split, model_a, protocol)
+    path_b, name_b, rows_b = read_side(run_b, split, model_b, protocol)
     only_a, only_b = rows_a.keys() - rows_b.keys(), rows_b.keys() - rows_a.keys()
     if only_a or only_b:
         raise config.ConfigError(f"{path_a} and {path_b} rank different rows ({len(only_a)} only in the first, "
                                  f"{len(only_b)} only in the second): runs on different data or splits")
     keys = sorted(rows_a)
-    ranks_a = np.array([rows_a[key][0] for key in keys])
+    ranks_a = np.array([rows_a[key][0] for key in keys])  # [rows, runs of A]
     ranks_b = np.array([rows_b[key][0] for key in keys])
     domain = np.array([int(key[1]) for key in keys])
     flags = {g: np.array([rows_a[key][1][c] == "1" for key in keys]) for g, c in GROUP_COLUMNS.items()}
@@ -85,8 +104,9 @@ def compare(run_a: str, run_b: str, split: str = "test", k: int = 10, protocol: 
         for group in ("all", "long_tailed", "cold_start"):
             rows = (domain == d) & flags.get(group, np.ones(len(keys), bool))
             for metric in ("HR", "NDCG"):
-                values_a = metrics.row_values(ranks_a[rows], metric, k)
-                values_b = metrics.row_values(ranks_b[rows], metric, k)
+                values_a, values_b = (np.mean([metrics.row_values(ranks[rows, run], metric, k)
+                                               for run in range(ranks.shape[1])], axis=0)
+                                      for ranks in (ranks_a, ranks_b))
                 cells.append(dict(domain=name, group=group, metric=f"{metric}@{k}",
                                   **metrics.paired_difference(values_a, values_b, draws, seed)))
     return {"a": (path_a, name_a), "b": (path_b, name_b), "split": split, "protocol": protocol, "cells": cells}

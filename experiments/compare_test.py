@@ -81,3 +81,19 @@ def test_the_command_prints_the_table(tmp_path, capsys):
     assert out.startswith(f"A: i2vae in {a}\nB: sasrec in {b}") and "| X | all | HR@10 | 3 |" in out
     assert cli.main(["compare", a, str(tmp_path / "none.csv")]) == 2
     assert "none.csv: no ranks_test.csv under it" in capsys.readouterr().err
+
+
+def test_a_side_of_several_seeds_averages_each_rows_values(tmp_path):
+    a1 = write_ranks(str(tmp_path / "a1" / "ranks_test.csv"), "i2vae", ROWS_A)
+    a2 = write_ranks(str(tmp_path / "a2" / "ranks_test.csv"), "i2vae", [r[:5] + (60,) for r in ROWS_A])  # no hits
+    b = write_ranks(str(tmp_path / "b" / "ranks_test.csv"), "sasrec", ROWS_B)
+    one, both = compare.compare(a1, b, draws=100), compare.compare(f"{a1},{a2}", b, draws=100)
+    twice = compare.compare(f"{a1},{a1}", b, draws=100)["cells"]  # a seed twice: the same values
+    figures = ("a", "b", "difference", "standard_error", "low", "high")
+    np.testing.assert_allclose([[c[f] for f in figures] for c in twice], [[c[f] for f in figures] for c in one["cells"]])
+    for metric in ("HR@10", "NDCG@10"):  # per row half of seed 1's value
+        assert np.isclose(cell(both, "x", "all", metric)["a"], cell(one, "x", "all", metric)["a"] / 2)
+    # X, all, HR: A's rows (0.5, 0.5, 0) against B's (1, 0, 1): differences (-0.5, 0.5, -1)
+    assert np.isclose(cell(both, "x", "all", "HR@10")["difference"], -1 / 3)
+    with pytest.raises(config.ConfigError, match="not two runs of one model on the same rows"):
+        compare.compare(f"{a1},{write_ranks(str(tmp_path / 'a3' / 'ranks_test.csv'), 'i2vae', ROWS_A[:3])}", b)
