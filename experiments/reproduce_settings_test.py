@@ -72,6 +72,8 @@ def _as_read_by(kind, cfg):
     for section, fields in NOT_READ[kind].items():
         for name in fields:
             del values[section][name]
+    if kind == "sasrec":  # nor the pseudo-sequence generator: SASRec reads the real histories only
+        del values["lightgcn"]
     return values
 
 
