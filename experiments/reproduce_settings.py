@@ -172,6 +172,12 @@ SETTINGS += [Setting("i2vae_default_wo_vae", WITH_DECODER_WEIGHT["i2vae"][1] + c
     os.path.join(ABLATION_CONFIGS, "wo_vae.json")), "ablation", label="w/o VAE",
     about="the decoder-weight recipe with deterministic latents and no KL term (`model.variational=false`)",
     base=DECODER_WEIGHT_RECIPE)]
+# the same ablation of the default since 2026-12-07 (lr 2e-3, generator d=128, graph blend)
+GENERATOR_D128_RECIPE = f"i2vae_{WITH_GENERATOR_D128[0]}"
+SETTINGS += [Setting("i2vae_gen128_wo_vae", WITH_GENERATOR_D128[1] + config_file_overrides(
+    os.path.join(ABLATION_CONFIGS, "wo_vae.json")), "ablation", label="w/o VAE",
+    about="the package default (lr 2e-3, generator d=128) with deterministic latents and no KL term "
+          "(`model.variational=false`)", base=GENERATOR_D128_RECIPE)]
 # What the large-catalogue loss gives away: the package default with the sampled retrieval
 # loss forced on at any catalogue size (models/retrieval.py; it switches on by itself above
 # train.full_softmax_max_items items, which the Amazon pairs are not)
