@@ -54,10 +54,11 @@ def config_file_overrides(path: str) -> List[str]:
                 for name, value in fields.items()]
 
 
-def ablation(name: str, label: str, about: str, base=()) -> "Setting":
-    """An ablation whose change is `configs/ablations/<name>.json`, applied on `base`."""
-    return Setting(name, list(base) + config_file_overrides(os.path.join(ABLATION_CONFIGS, f"{name}.json")),
-                   "ablation", label=label, about=about)
+def ablation(name: str, label: str, about: str, base=(), change: str = "", recipe: str = "") -> "Setting":
+    """An ablation whose change is `configs/ablations/<change or name>.json`, applied on the
+    overrides `base`; `recipe` names the tuning candidate those overrides are, if any."""
+    return Setting(name, list(base) + config_file_overrides(os.path.join(ABLATION_CONFIGS, f"{change or name}.json")),
+                   "ablation", label=label, about=about, base=recipe)
 
 
 SETTINGS = [
@@ -168,16 +169,14 @@ TUNED_MODELS = ("i2vae", "sasrec", "lightgcn")
 # sampling and KL terms (`configs/ablations/wo_vae.json`); the encoders, state loss, cold-start
 # loss and scoring path kept
 DECODER_WEIGHT_RECIPE = f"i2vae_{WITH_DECODER_WEIGHT['i2vae'][0]}"
-SETTINGS += [Setting("i2vae_default_wo_vae", WITH_DECODER_WEIGHT["i2vae"][1] + config_file_overrides(
-    os.path.join(ABLATION_CONFIGS, "wo_vae.json")), "ablation", label="w/o VAE",
-    about="the decoder-weight recipe with deterministic latents and no KL term (`model.variational=false`)",
-    base=DECODER_WEIGHT_RECIPE)]
+SETTINGS += [ablation("i2vae_default_wo_vae", "w/o VAE", "the decoder-weight recipe with deterministic latents and "
+                      "no KL term (`model.variational=false`)", WITH_DECODER_WEIGHT["i2vae"][1], "wo_vae",
+                      DECODER_WEIGHT_RECIPE)]
 # the same ablation of the default since 2026-12-07 (lr 2e-3, generator d=128, graph blend)
 GENERATOR_D128_RECIPE = f"i2vae_{WITH_GENERATOR_D128[0]}"
-SETTINGS += [Setting("i2vae_gen128_wo_vae", WITH_GENERATOR_D128[1] + config_file_overrides(
-    os.path.join(ABLATION_CONFIGS, "wo_vae.json")), "ablation", label="w/o VAE",
-    about="the package default (lr 2e-3, generator d=128) with deterministic latents and no KL term "
-          "(`model.variational=false`)", base=GENERATOR_D128_RECIPE)]
+SETTINGS += [ablation("i2vae_gen128_wo_vae", "w/o VAE", "the package default (lr 2e-3, generator d=128) with "
+                      "deterministic latents and no KL term (`model.variational=false`)", WITH_GENERATOR_D128[1],
+                      "wo_vae", GENERATOR_D128_RECIPE)]
 # What the large-catalogue loss gives away: the package default with the sampled retrieval
 # loss forced on at any catalogue size (models/retrieval.py; it switches on by itself above
 # train.full_softmax_max_items items, which the Amazon pairs are not)
