@@ -104,9 +104,8 @@ def compare(run_a: str, run_b: str, split: str = "test", k: int = 10, protocol: 
         for group in ("all", "long_tailed", "cold_start"):
             rows = (domain == d) & flags.get(group, np.ones(len(keys), bool))
             for metric in ("HR", "NDCG"):
-                values_a, values_b = (np.mean([metrics.row_values(ranks[rows, run], metric, k)
-                                               for run in range(ranks.shape[1])], axis=0)
-                                      for ranks in (ranks_a, ranks_b))
+                values_a, values_b = (metrics.row_values(ranks[rows], metric, k).mean(axis=1)
+                                      for ranks in (ranks_a, ranks_b))  # each row's mean over the side's runs
                 cells.append(dict(domain=name, group=group, metric=f"{metric}@{k}",
                                   **metrics.paired_difference(values_a, values_b, draws, seed)))
     return {"a": (path_a, name_a), "b": (path_b, name_b), "split": split, "protocol": protocol, "cells": cells}
