@@ -60,7 +60,9 @@ I2VAE_ONLY = {"model": ("latent_dim", "cross_encoder", "decoder_hidden", "poolin
                         "kl_anneal_epochs", "noise_a", "noise_b", "prefix_targets", "cold_start_rows", "cold_start_loss",
                         "state_loss", "decoder_weight_grid", "graph_blend_grid")}
 
-NOT_READ = {"i2vae": {"model": ("sasrec_negatives",)}, "sasrec": I2VAE_ONLY}
+# a section's fields, or None: none of the section (SASRec reads the real histories only, not
+# the pseudo-sequence generator)
+NOT_READ = {"i2vae": {"model": ("sasrec_negatives",)}, "sasrec": {**I2VAE_ONLY, "lightgcn": None}}
 
 
 def _as_read_by(kind, cfg):
@@ -70,10 +72,8 @@ def _as_read_by(kind, cfg):
     if kind == "lightgcn":  # the recommender reads its own section (its seed is the run's)
         return {"kind": values["model"]["kind"], "lightgcn": values["lightgcn"]}
     for section, fields in NOT_READ[kind].items():
-        for name in fields:
+        for name in fields if fields is not None else list(values[section]):
             del values[section][name]
-    if kind == "sasrec":  # nor the pseudo-sequence generator: SASRec reads the real histories only
-        del values["lightgcn"]
     return values
 
 

@@ -11,11 +11,11 @@ def test_defaults_are_the_papers():
     assert (cfg.data.max_len, cfg.data.pseudo_len) == (20, 40)
     assert (cfg.model.embedding_dim, cfg.model.num_heads) == (128, 4)
     assert cfg.train.batch_size == 512
-    # the learning rate is the selected candidate's; the paper's model restores the paper's
-    assert (cfg.train.learning_rate, config.load_config(None, list(config.PAPER_MODEL)).train.learning_rate) == (2e-3, 8e-4)
+    # the learning rate and the generator's size are the selected candidate's; the paper's model restores the paper's
+    paper = config.load_config(None, list(config.PAPER_MODEL))
+    assert (cfg.train.learning_rate, paper.train.learning_rate) == (2e-3, 8e-4)
     assert (cfg.train.lambda_t, cfg.train.lambda_a, cfg.train.noise_a, cfg.train.noise_b) == (0.001, 0.005, 0.8, 0.8)
-    assert (cfg.lightgcn.num_layers, cfg.lightgcn.embedding_dim) == (3, 128)  # the selected generator; the paper's 64:
-    assert config.load_config(None, list(config.PAPER_MODEL)).lightgcn.embedding_dim == 64
+    assert (cfg.lightgcn.num_layers, cfg.lightgcn.embedding_dim, paper.lightgcn.embedding_dim) == (3, 128, 64)
     assert cfg.eval.num_negatives == 999
 
 
