@@ -311,10 +311,6 @@ class TrainConfig:
     # a warm-started run starts trained: early stopping counts from its first epoch (no
     # early_stopping_start) with this patience, so a day's retraining costs a few epochs
     warm_start_patience: int = 3
-    # the paper's search ranges (section 4.2.3), recorded for tuning runs on the validation split
-    grid_learning_rate: List[float] = dataclasses.field(default_factory=lambda: [3e-4, 5e-4, 8e-4])
-    grid_lambda_t: List[float] = dataclasses.field(default_factory=lambda: [1e-4, 1e-3, 1e-2, 1e-1])  # lambda_t range
-    grid_lambda_a: List[float] = dataclasses.field(default_factory=lambda: [1e-4, 5e-3, 1e-2, 1e-1])  # lambda_a range
 
     def __post_init__(self):
         for name in ("epochs", "lambda_t", "lambda_a", "kl_weight", "early_stopping_patience", "early_stopping_start",

@@ -59,3 +59,19 @@ def test_xla_with_the_causal_encoder_is_refused_when_the_config_loads():
     assert str(err.value).startswith('train.jit_compile=true cannot compile the causal i2VAE (model.encoder="causal"')
     assert config.load_config(None, ["train.jit_compile=true", 'model.encoder="bidirectional"']).train.jit_compile
     assert config.load_config(None, ["train.jit_compile=true", 'model.kind="sasrec"']).train.jit_compile
+
+
+def test_every_setting_is_read_by_the_code():
+    """A setting nothing reads is a promise the product does not keep (three tuning-range fields were)."""
+    import dataclasses
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).resolve().parent.parent
+    code = "".join(path.read_text() for folder in ("components", "experiments", "models", "pipeline", "serving")
+                   for path in (root / folder).rglob("*.py")
+                   if not path.name.endswith("_test.py") and path.name != "config.py")
+    unread = [f"{section.name}.{setting.name}" for section in dataclasses.fields(config.PipelineConfig)
+              if dataclasses.is_dataclass(section.default_factory) for setting in dataclasses.fields(section.default_factory)
+              if not re.search(rf"\b{setting.name}\b", code)]
+    assert unread == []
