@@ -1,5 +1,8 @@
 """Config loading and overrides: the paper's defaults, files, `--set`, and errors naming the field."""
+import dataclasses
 import json
+import pathlib
+import re
 
 import pytest
 
@@ -63,10 +66,6 @@ def test_xla_with_the_causal_encoder_is_refused_when_the_config_loads():
 
 def test_every_setting_is_read_by_the_code():
     """A setting nothing reads is a promise the product does not keep (three tuning-range fields were)."""
-    import dataclasses
-    import pathlib
-    import re
-
     root = pathlib.Path(__file__).resolve().parent.parent
     code = "".join(path.read_text() for folder in ("components", "experiments", "models", "pipeline", "serving")
                    for path in (root / folder).rglob("*.py")
