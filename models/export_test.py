@@ -67,8 +67,11 @@ def ranked_by_every_item(model, generator, popularity, k):
     return out
 
 
+# the default suite keeps every kind exact and each approximate path once; the other two i2VAE
+# variants (about 20 s each) run in `make test-slow`
 @pytest.mark.parametrize("kind, approximate", [(kind, False) for kind in config.MODEL_KINDS]
-                         + [("i2vae", True), ("sasrec", True), ("i2vae+graph", False), ("i2vae+graph", True)])
+                         + [pytest.param("i2vae", True, marks=pytest.mark.slow), ("sasrec", True),
+                            pytest.param("i2vae+graph", False, marks=pytest.mark.slow), ("i2vae+graph", True)])
 def test_the_top_k_layer_recommends_what_ranking_every_item_would(kind, approximate, examples_root, tmp_path):
     """Serving's top-K (TFRS' BruteForce over the item table, then the history's items
     removed, popularity for rows without a query) returns the items, in order, that scoring
