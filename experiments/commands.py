@@ -68,7 +68,7 @@ def cmd_compare(args):
 
     result = compare.compare(args.run_a, args.run_b, args.split, args.k, args.protocol, args.model_a, args.model_b,
                              args.draws, args.seed)
-    print(compare.format_comparison(result, compare.domain_names(result["a"][0].split(",")[0])))
+    print(compare.format_comparison(result, compare.domain_names(result["a"][0][0])))
     return 0
 
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 import csv
 import glob
 import os
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from models import config, metrics
+from models import config, feature_spec, metrics
 
 KEY = ("user_id", "target_domain", "target_item")
 GROUP_COLUMNS = {"long_tailed": "is_long_tailed", "cold_start": "is_cold_start"}
@@ -67,7 +67,7 @@ def read_ranks(path: str, model: Optional[str], protocol: str) -> Tuple[str, Dic
     return model, rows
 
 
-def read_side(runs: str, split: str, model: Optional[str], protocol: str) -> Tuple[str, str, Dict[Tuple, list]]:
+def read_side(runs: str, split: str, model: Optional[str], protocol: str) -> Tuple[List[str], str, Dict[Tuple, list]]:
     """(files, model, {row key: (ranks over the runs, row)}) of one side: `runs` is one run or several,
     comma-separated, which must rank the same rows."""
     paths = [ranks_file(run, split) for run in runs.split(",")]
@@ -80,19 +80,19 @@ def read_side(runs: str, split: str, model: Optional[str], protocol: str) -> Tup
                                      f"({name} and {other_name}, {len(rows.keys() ^ other.keys())} rows in one only)")
         for key, (rank, _) in other.items():
             side[key][0].append(rank)
-    return ",".join(paths), name, side
+    return paths, name, side
 
 
 def compare(run_a: str, run_b: str, split: str = "test", k: int = 10, protocol: str = "full",
             model_a: Optional[str] = None, model_b: Optional[str] = None, draws: int = 2000,
             seed: int = 0) -> Dict:
-    """{"a", "b": (files, model), "cells": [{domain, group, metric, rows, a, b, difference,
+    """{"a", "b": (each side's ranks files, model), "cells": [{domain, group, metric, rows, a, b, difference,
     standard_error, low, high}]} over the rows both sides ranked (they must be the same rows)."""
-    path_a, name_a, rows_a = read_side(run_a, split, model_a, protocol)
-    path_b, name_b, rows_b = read_side(run_b, split, model_b, protocol)
+    paths_a, name_a, rows_a = read_side(run_a, split, model_a, protocol)
+    paths_b, name_b, rows_b = read_side(run_b, split, model_b, protocol)
     only_a, only_b = rows_a.keys() - rows_b.keys(), rows_b.keys() - rows_a.keys()
     if only_a or only_b:
-        raise config.ConfigError(f"{path_a} and {path_b} rank different rows ({len(only_a)} only in the first, "
+        raise config.ConfigError(f"{','.join(paths_a)} and {','.join(paths_b)} rank different rows ({len(only_a)} only in the first, "
                                  f"{len(only_b)} only in the second): runs on different data or splits")
     keys = sorted(rows_a)
     ranks_a = np.array([rows_a[key][0] for key in keys])  # [rows, runs of A]
@@ -108,13 +108,13 @@ def compare(run_a: str, run_b: str, split: str = "test", k: int = 10, protocol: 
                                       for ranks in (ranks_a, ranks_b))  # each row's mean over the side's runs
                 cells.append(dict(domain=name, group=group, metric=f"{metric}@{k}",
                                   **metrics.paired_difference(values_a, values_b, draws, seed)))
-    return {"a": (path_a, name_a), "b": (path_b, name_b), "split": split, "protocol": protocol, "cells": cells}
+    return {"a": (paths_a, name_a), "b": (paths_b, name_b), "split": split, "protocol": protocol, "cells": cells}
 
 
 def format_comparison(result: Dict, names: Tuple[str, str] = ("X", "Y")) -> str:
     """The comparison as a Markdown table, figures in %."""
-    (path_a, model_a), (path_b, model_b) = result["a"], result["b"]
-    lines = [f"A: {model_a} in {path_a}", f"B: {model_b} in {path_b}",
+    (paths_a, model_a), (paths_b, model_b) = result["a"], result["b"]
+    lines = [f"A: {model_a} in {','.join(paths_a)}", f"B: {model_b} in {','.join(paths_b)}",
              f"{result['split']} split, {result['protocol']} ranking; A - B with its paired standard error and "
              "95% bootstrap interval over rows, in %", "",
              "| domain | group | metric | rows | A | B | A - B | standard error | 95% interval |",
@@ -132,8 +132,6 @@ def format_comparison(result: Dict, names: Tuple[str, str] = ("X", "Y")) -> str:
 def domain_names(path: str) -> Tuple[str, str]:
     """The domains' display names from the run's ingest output, where the ranks file sits in a
     pipeline root; ("X", "Y") otherwise."""
-    from models import feature_spec
-
     root = path.split(os.sep + "RankingEvaluator" + os.sep)[0]
     found = sorted(glob.glob(os.path.join(root, "InteractionExampleGen", "examples", "*")))
     names = feature_spec.read_domain_names(found[-1]) if found else ("x", "y")

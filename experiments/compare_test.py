@@ -34,7 +34,7 @@ def test_rows_are_matched_by_user_and_target_and_split_by_group(tmp_path):
     a = write_ranks(str(tmp_path / "a" / "ranks_test.csv"), "i2vae", ROWS_A)
     b = write_ranks(str(tmp_path / "b" / "ranks_test.csv"), "sasrec", ROWS_B)
     result = compare.compare(a, b, draws=200)
-    assert result["a"] == (a, "i2vae") and result["b"] == (b, "sasrec")
+    assert result["a"] == ([a], "i2vae") and result["b"] == ([b], "sasrec")
     # X, all: A hits u1, u2 (ranks 0, 3); B hits u1, u3 (ranks 0, 2): per row 0, 1, -1
     hr = cell(result, "x", "all", "HR@10")
     assert hr["rows"] == 3 and np.isclose(hr["a"], 2 / 3) and np.isclose(hr["b"], 2 / 3) and hr["difference"] == 0
@@ -56,7 +56,7 @@ def test_another_column_of_the_same_file_and_a_run_directory(tmp_path):
     assert compare.ranks_file(str(tmp_path / "run"), "test") == newest  # the newest execution, not the last name
     assert compare.ranks_file(str(run / "3"), "test") == str(run / "3" / "ranks_test.csv")  # one evaluation's folder
     result = compare.compare(str(tmp_path / "run"), newest, model_b="popularity", draws=100)
-    assert result["b"] == (newest, "popularity") and cell(result, "x", "all", "HR@10")["b"] == 0
+    assert result["b"] == ([newest], "popularity") and cell(result, "x", "all", "HR@10")["b"] == 0
 
 
 def test_runs_on_other_rows_or_without_the_model_stop_with_the_file(tmp_path):
