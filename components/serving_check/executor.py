@@ -63,7 +63,9 @@ def check_serving(model_dir: str, examples_root: str, model_name: str, timeout_s
                   log_dir: str) -> Tuple[bool, str]:
     """Serves `model_dir` with `python -m serving.server` in a fresh process and sends it the
     canned requests. Returns (passed, one line saying what happened). The server's output
-    goes to `<log_dir>/server.log`."""
+    goes to `<log_dir>/server.log`. Started here, not by `serving.server.start_process`:
+    components import only models/ (pipeline/layering_test.py), and this needs a log file
+    and a load timeout."""
     base = tempfile.mkdtemp(prefix="serving_check_")
     tf.io.gfile.makedirs(log_dir)
     log_path = os.path.join(log_dir, SERVER_LOG)
