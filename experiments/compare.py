@@ -86,14 +86,15 @@ def read_side(runs: str, split: str, model: Optional[str], protocol: str) -> Tup
 def compare(run_a: str, run_b: str, split: str = "test", k: int = 10, protocol: str = "full",
             model_a: Optional[str] = None, model_b: Optional[str] = None, draws: int = 2000,
             seed: int = 0) -> Dict:
-    """{"a", "b": (each side's ranks files, model), "cells": [{domain, group, metric, rows, a, b, difference,
-    standard_error, low, high}]} over the rows both sides ranked (they must be the same rows)."""
+    """{"a", "b": (each side's ranks files, model), "cells": [{domain, group, metric, rows, a, b,
+    difference, standard_error, low, high}]} over the rows both sides ranked (they must be the same rows)."""
     paths_a, name_a, rows_a = read_side(run_a, split, model_a, protocol)
     paths_b, name_b, rows_b = read_side(run_b, split, model_b, protocol)
     only_a, only_b = rows_a.keys() - rows_b.keys(), rows_b.keys() - rows_a.keys()
     if only_a or only_b:
-        raise config.ConfigError(f"{','.join(paths_a)} and {','.join(paths_b)} rank different rows ({len(only_a)} only in the first, "
-                                 f"{len(only_b)} only in the second): runs on different data or splits")
+        raise config.ConfigError(f"{','.join(paths_a)} and {','.join(paths_b)} rank different rows "
+                                 f"({len(only_a)} only in the first, {len(only_b)} only in the second): runs on "
+                                 "different data or splits")
     keys = sorted(rows_a)
     ranks_a = np.array([rows_a[key][0] for key in keys])  # [rows, runs of A]
     ranks_b = np.array([rows_b[key][0] for key in keys])
