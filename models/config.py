@@ -86,6 +86,9 @@ class DataConfig:
                 raise ConfigError(f"data.{name} must be in [0, 1], found {getattr(self, name)!r}")
 
 
+PSEUDO_SOURCES = ("lightgcn", "random", "none")
+
+
 @dataclasses.dataclass
 class LightGCNConfig:
     """LightGCN (BPR) settings: the pseudo-sequence generator's, and the LightGCN baseline's
@@ -115,14 +118,16 @@ class LightGCNConfig:
     eval_every: int = 5  # epochs between validation recall checks
     patience: int = 3  # checks without improvement before stopping
     recall_k: int = 20  # K of the validation recall@K
-    pseudo_source: str = "lightgcn"  # "lightgcn" (the PSG) or "random" (the paper's w/o PSG ablation)
+    # "lightgcn" (the PSG), "random" (the paper's w/o PSG ablation) or "none" (the histories alone,
+    # no generator trained: what the baselines' runs use, `PipelineConfig.pseudo_sequences`)
+    pseudo_source: str = "lightgcn"
     seed: int = 42  # seed of initialisation and negative sampling
     approximate_above_items: int = 200000  # a domain with more items gets approximate recall (0 = always exact)
     approximate_nprobe: int = 128  # cells probed per query; more = higher recall, slower (docs/performance.md)
     approximate_nlist: int = 0  # k-means cells of the index; 0 = 4 x sqrt(items)
 
     def __post_init__(self):
-        check_choice("lightgcn.pseudo_source", self.pseudo_source, ("lightgcn", "random"))
+        check_choice("lightgcn.pseudo_source", self.pseudo_source, PSEUDO_SOURCES)
 
 
 @dataclasses.dataclass
@@ -417,6 +422,12 @@ class PipelineConfig:
     @property
     def serving_name(self) -> str:
         return self.model_name or self.model.kind
+
+    def pseudo_sequences(self) -> str:
+        """What fills pseudo_x / pseudo_y in this run: `lightgcn.pseudo_source` for the i2VAE,
+        "none" for the baselines. They read the histories only, so their runs train no
+        generator and recall nothing (a generator's graph can cost more than SASRec itself)."""
+        return self.lightgcn.pseudo_source if self.model.kind == "i2vae" else "none"
 
 
 def to_dict(config: PipelineConfig) -> Dict[str, Any]:

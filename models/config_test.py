@@ -38,7 +38,7 @@ def test_unknown_fields_are_named(override):
 
 
 @pytest.mark.parametrize("field, allowed", [
-    ("data.on_bad_rows", "'stop' or 'skip'"), ("lightgcn.pseudo_source", "'lightgcn' or 'random'"), ("model.kind", "one of ('i2vae', 'sasrec', "),
+    ("data.on_bad_rows", "'stop' or 'skip'"), ("lightgcn.pseudo_source", "one of ('lightgcn', 'random', 'none')"), ("model.kind", "one of ('i2vae', 'sasrec', "),
     ("model.cross_encoder", "'attention' or 'mlp'"), ("model.pooling", "one of ('mean', 'last', 'mean_last')"),
     ("train.epoch_selection", "'mean' or 'per_domain'"), ("train.reconstruction", "one of ('sampled_softmax', 'softmax', 'bce')"),
     ("train.distribute", "one of ('none', 'mirrored', 'multi_worker')"),
@@ -47,6 +47,13 @@ def test_a_value_outside_its_choices_names_the_field_and_the_choices(field, allo
     with pytest.raises(ValueError) as err:
         config.load_config(None, [f'{field}="typo"'])
     assert str(err.value).startswith(f"{field} must be {allowed}") and str(err.value).endswith("found 'typo'")
+
+
+def test_only_the_i2vae_reads_pseudo_sequences_so_only_its_run_trains_a_generator():
+    assert config.load_config(None, []).pseudo_sequences() == "lightgcn"
+    assert config.load_config(None, ['lightgcn.pseudo_source="random"']).pseudo_sequences() == "random"
+    for kind in ("sasrec", "lightgcn", "popularity"):
+        assert config.load_config(None, [f'model.kind="{kind}"']).pseudo_sequences() == "none"
 
 
 def test_no_sampled_negatives_is_refused_when_the_config_loads():

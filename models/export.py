@@ -107,7 +107,9 @@ class ServingModule(tf.Module):
         pseudo = []
         for d, hist in ((0, hx), (1, hy)):
             k = min(self.pseudo_len, int(self.gen[d].shape[0]))
-            if self.pseudo_source == "random":  # the w/o PSG ablation: random unseen items
+            if self.pseudo_source == "none":  # a baseline: the histories alone
+                recalled = tf.zeros([tf.shape(hist)[0], k], tf.int64)
+            elif self.pseudo_source == "random":  # the w/o PSG ablation: random unseen items
                 recalled = psg.top_unseen(psg.random_scores(tf.shape(hist)[0], tf.shape(self.gen[d])[0]), hist, k)
             elif self.recall[d] is not None:
                 values, recalled = _unseen_top_k(*self.recall[d](user, k=k + self.max_len), hist, k)
@@ -197,7 +199,7 @@ def export_saved_model(model, examples_root: str, popularity, cfg, export_dir: s
     vocab_x, vocab_y = feature_spec.read_vocabs(examples_root)
     generator = psg.load_generator(os.path.join(examples_root, psg.GENERATOR_DIR))
     module = ServingModule(model, vocab_x, vocab_y, generator, popularity, cfg.data.max_len, cfg.data.pseudo_len,
-                           top_k, cfg.lightgcn.pseudo_source, feature_spec.read_domain_names(examples_root),
+                           top_k, cfg.pseudo_sequences(), feature_spec.read_domain_names(examples_root),
                            cfg.serving)
     signatures = {"serving_default": module.recommend, "score_items": module.score_items,
                   "domain_names": module.domain_names}

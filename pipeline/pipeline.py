@@ -61,9 +61,11 @@ def create_pipeline(
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id("served_model_resolver")
     base_model = served.outputs["model"] if cfg.train.warm_start else None
+    # a baseline's run trains no generator: it reads the histories only (`cfg.pseudo_sequences`)
+    generator_json = json.dumps({**config.to_dict(cfg)["lightgcn"], "pseudo_source": cfg.pseudo_sequences()},
+                                sort_keys=True)
     pseudo = PseudoSequenceGen(examples=ingest.outputs["examples"], data_config=data_json,
-                               lightgcn_config=json.dumps(config.to_dict(cfg)["lightgcn"], sort_keys=True),
-                               base_model=base_model)
+                               lightgcn_config=generator_json, base_model=base_model)
     pseudo.add_upstream_node(gate)  # anomalies stop the run before LightGCN and training
     overrides = TrainingOverrides(epochs=value["epochs"], lambda_t=value["lambda_t"], lambda_a=value["lambda_a"])
     trainer = tfx.components.Trainer(

@@ -215,6 +215,10 @@ def test_baseline_runs_in_the_same_pipeline(baseline_run):
     assert set(report["splits"]["test"]) == {kind, "popularity"}
     assert 0 < report["splits"]["test"][kind]["sampled"]["x"]["all"]["NDCG@10"] <= 1
     assert paths["pushed_model"] and os.path.basename(os.path.dirname(paths["pushed_model"])) == kind
+    generator = json.load(open(os.path.join(newest_output_dir(paths["pipeline_root"], "PseudoSequenceGen",
+                                                              "augmented_examples"),
+                                            "pseudo_sequence_generator", "training.json")))
+    assert generator == {"pseudo_source": "none"}  # it reads histories only: no generator was trained
     if kind == "sasrec":  # no X history: SASRec falls back to popularity for X cold-start rows
         cold = report["splits"]["test"]
         assert cold["sasrec"]["full"]["x"]["cold_start"]["HR@10"] == cold["popularity"]["full"]["x"]["cold_start"][

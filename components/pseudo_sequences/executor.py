@@ -78,8 +78,6 @@ def train_generator(train_rows, eval_rows, vocab_x, vocab_y, data_cfg, cfg, out_
                        model.embeddings.numpy())
     if warm:
         history["warm_start"] = {"from": base_model_uri, **warm[1]}
-    with tf.io.gfile.GFile(os.path.join(out_dir, "training.json"), "w") as f:
-        json.dump(history, f, indent=2)
     return history
 
 
@@ -128,7 +126,9 @@ def add_pseudo(rows: List[Dict], gen) -> List[Dict]:
                                            (hy, gen.emb_y, feature_spec.PSEUDO_Y))):
         width = max(1, max(len(s) for s in seen[d]))
         k = min(gen.pseudo_len, emb.shape[0])
-        if gen.source == "random":
+        if gen.source == "none":  # a baseline's run: the histories alone
+            recalled = np.zeros((len(rows), k), np.int64)
+        elif gen.source == "random":
             scores = random_row_scores(rows, d, emb.shape[0], gen.seed)
             recalled = psg.top_unseen(scores, psg.left_pad(seen[d], width), k)
         else:
@@ -182,14 +182,18 @@ def run_pseudo_sequence_gen(in_uri: str, out_uri: str, splits, data_cfg, lightgc
     train_rows = read_split(in_uri, "train")
     eval_rows = read_split(in_uri, "eval") if "eval" in splits else []
     generator_dir = os.path.join(out_uri, GENERATOR_DIR)
-    if lightgcn_cfg.pseudo_source == "random":
-        # the w/o PSG ablation needs no LightGCN: keep the artifact's layout with zero embeddings
-        logger.info("[psg] pseudo_source=random (w/o PSG ablation): LightGCN is not trained")
+    if lightgcn_cfg.pseudo_source in ("random", "none"):
+        # the w/o PSG ablation and the baselines need no LightGCN: the artifact's layout, zero embeddings
+        logger.info(f"[psg] pseudo_source={lightgcn_cfg.pseudo_source} ("
+                    + ("w/o PSG ablation" if lightgcn_cfg.pseudo_source == "random" else
+                       "a baseline: the histories alone") + "): LightGCN is not trained")
         save_untrained_generator(generator_dir, len(vocab_x), len(vocab_y), lightgcn_cfg.embedding_dim)
-        history = {"pseudo_source": "random"}
+        history = {"pseudo_source": lightgcn_cfg.pseudo_source}
     else:
         history = train_generator(train_rows, eval_rows, vocab_x, vocab_y, data_cfg, lightgcn_cfg,
                                   generator_dir, base_model_uri)
+    with tf.io.gfile.GFile(os.path.join(generator_dir, "training.json"), "w") as f:
+        json.dump(history, f, indent=2)
     with beam_pipeline as p:
         build_transform(p, in_uri, out_uri, splits, generator_dir, data_cfg, lightgcn_cfg)
     logger.info(f"[psg] pseudo-sequences ({lightgcn_cfg.pseudo_source}) written for splits {list(splits)}")

@@ -55,6 +55,17 @@ def test_random_pseudo_items_are_unseen_and_repeatable_per_user():
     assert executor.add_pseudo(rows, gen)[0]["pseudo_x"] != out[0]["pseudo_x"]
 
 
+def test_a_baselines_pseudo_sequences_are_its_histories_alone():
+    """`pseudo_source="none"` (a baseline's run, which reads histories only): nothing recalled."""
+    gen = _Gen()
+    gen.source = "none"
+    rows = [{"user_id": "u1", "history_x": [1, 2], "history_y": [3], "target_item": 3, "target_domain": 0},
+            {"user_id": "u2", "history_x": [], "history_y": [2], "target_item": 1, "target_domain": 0}]
+    out = executor.add_pseudo(rows, gen)
+    assert [(r["pseudo_x"], r["pseudo_y"]) for r in out] == [([1, 2], [3]), ([], [2])]
+    assert executor.add_pseudo(rows, _Gen())[1]["pseudo_x"]  # the generator would have recalled X items
+
+
 @pytest.mark.parametrize("split_items", [[1, 2, 3]])
 def test_validation_recall_counts_hits(split_items):
     rows = [{"history_x": [1], "history_y": [], "target_item": 2, "target_domain": 0},
