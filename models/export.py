@@ -64,8 +64,10 @@ class ServingModule(tf.Module):
                    if approximate else tfrs.layers.factorized_top_k.BruteForce(k=min(top_k, len(vocab))))
             self.top_items.append(top.index(tf.convert_to_tensor(table)[1:], ids))
             # the in-graph pseudo-sequence recall: over every item, or the same approximate search
+            # (none without a trained generator: a baseline or the w/o PSG ablation recalls nothing)
             self.recall.append(InvertedFile(pseudo_len, serving_cfg.approximate_nprobe, serving_cfg.approximate_nlist
-                                            ).index(emb[1:], ids) if approximate else None)
+                                            ).index(emb[1:], ids) if approximate and pseudo_source == "lightgcn"
+                               else None)
 
     @tf.function(input_signature=[])
     def domain_names(self):
