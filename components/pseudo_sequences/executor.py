@@ -182,11 +182,10 @@ def run_pseudo_sequence_gen(in_uri: str, out_uri: str, splits, data_cfg, lightgc
     train_rows = read_split(in_uri, "train")
     eval_rows = read_split(in_uri, "eval") if "eval" in splits else []
     generator_dir = os.path.join(out_uri, GENERATOR_DIR)
-    if lightgcn_cfg.pseudo_source in ("random", "none"):
+    if lightgcn_cfg.pseudo_source != "lightgcn":
         # the w/o PSG ablation and the baselines need no LightGCN: the artifact's layout, zero embeddings
-        logger.info(f"[psg] pseudo_source={lightgcn_cfg.pseudo_source} ("
-                    + ("w/o PSG ablation" if lightgcn_cfg.pseudo_source == "random" else
-                       "a baseline: the histories alone") + "): LightGCN is not trained")
+        why = {"random": "w/o PSG ablation", "none": "a baseline: the histories alone"}[lightgcn_cfg.pseudo_source]
+        logger.info(f"[psg] pseudo_source={lightgcn_cfg.pseudo_source} ({why}): LightGCN is not trained")
         save_untrained_generator(generator_dir, len(vocab_x), len(vocab_y), lightgcn_cfg.embedding_dim)
         history = {"pseudo_source": lightgcn_cfg.pseudo_source}
     else:
